@@ -1,0 +1,110 @@
+"""Command line: `subsidy-ledger generate` and `subsidy-ledger run` (CONTRACT.md "The command")."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _date(text: str) -> str:
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="subsidy-ledger", description=__doc__)
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="write a realistic sample registry drop")
+    g.add_argument("--persons", type=int, required=True)
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("run", help="run one nightly sync")
+    r.add_argument("--sources", type=Path, required=True, help="drop folder of registry CSV files")
+    r.add_argument("--as-of", type=_date, required=True, dest="as_of")
+    r.add_argument("--warehouse", default=None, help="SQLAlchemy URL (default $SUBSIDY_LEDGER_WAREHOUSE "
+                                                     "or sqlite:///subsidy_ledger.sqlite)")
+    r.add_argument("--out", type=Path, default=Path("out"))
+    r.add_argument("--run-id", default=None, help="default cli__<as-of>")
+    r.add_argument("--policy-dir", default=None, help="extra policy version files")
+    r.add_argument("--expectations", default=None, help="GX suites folder (default expectations/)")
+    return p
+
+
+def _generate(args) -> int:
+    from .generate import generate
+
+    stats = generate(args.persons, args.seed, args.out)
+    total = sum(stats.rows.values())
+    print(f"wrote {total} rows for {args.persons} persons to {args.out}")
+    for name, n in stats.rows.items():
+        print(f"  {name:28s} {n:>10d}")
+    return 0
+
+
+def _run(args) -> int:
+    from . import pipeline, warehouse
+
+    cfg = pipeline.RunConfig(
+        sources=str(args.sources), as_of=args.as_of, warehouse=warehouse.warehouse_url(args.warehouse),
+        out=str(args.out), run_id=args.run_id or f"cli__{args.as_of}", expectations=args.expectations,
+        policy_dir=args.policy_dir)
+
+    def report(name, result, seconds):
+        print(f"{name:12s} {seconds:7.2f}s  {_brief(name, result)}", flush=True)
+
+    results = pipeline.run(cfg, on_stage=report)
+    print(f"extracts in {results['export']['extracts']}")
+    return 0
+
+
+def _brief(name: str, result: dict) -> str:
+    if name == "validate":
+        rec = result["reconciliation"].values()
+        return (f"rows in {sum(r['rows_in'] for r in rec)}, accepted {sum(r['accepted'] for r in rec)}, "
+                f"quarantined {sum(r['quarantined'] for r in rec)}")
+    if name == "decide":
+        return f"approved {result['approved']}, rejected {result['rejected']}"
+    if name == "post":
+        fen = result["net_fen"]
+        return f"{result['posted']} ledger lines, net {fen // 100 if fen >= 0 else -(-fen // 100)}.{abs(fen) % 100:02d} yuan"
+    if name == "extract":
+        return f"{sum(result['rows'].values())} rows read"
+    if name == "eligibility":
+        return f"{result['rows']} certificate claims"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; exit 0 on success, non-zero with a one-line reason otherwise."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("subsidy_ledger").setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    from .extract import DropError
+    from .policy import PolicyError
+
+    try:
+        return _generate(args) if args.command == "generate" else _run(args)
+    except DropError as exc:
+        print(f"error: {exc} (nothing was posted)", file=sys.stderr)
+        return 2
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a one-line reason, never a traceback, unless asked for
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

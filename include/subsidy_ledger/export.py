@@ -1,0 +1,131 @@
+"""Export: the extracts of CONTRACT.md under <out>/<as-of>/ (CSV with BOM for Excel, XLSX, masked ids)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import xlsxwriter
+
+from .identifiers import mask_resident_id
+from .money import fen_to_yuan_text, rate_units_to_text
+
+LEDGER_COLUMNS = ["payout_id", "entry_type", "reverses_payout_id", "posted_on", "department_code", "fund",
+                  "subsidy_type", "person_id_masked", "name", "reference", "occupation_code", "level", "amount",
+                  "uplift_rate", "rule_id", "policy_version", "run_id"]
+DECISION_COLUMNS = ["reference", "subsidy_type", "person_id_masked", "name", "decision", "reason_code", "amount",
+                    "rule_id", "department_code"]
+SUMMARY_COLUMNS = ["posted_on", "department_code", "fund", "subsidy_type", "payout_lines", "reversal_lines",
+                   "amount"]
+RECONCILIATION_COLUMNS = ["registry", "file_name", "present", "encoding", "sha256", "rows_in", "accepted",
+                          "quarantined", "gx_success"]
+QUARANTINE_COLUMNS = ["registry", "row_number", "key", "reasons"]
+NUMERIC_XLSX = {"amount"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: pd.Series) -> pd.Series:
+    """Prefix a quote to cells that a spreadsheet would run as a formula (=, +, -, @ ...)."""
+    s = text.astype("string")
+    risky = s.str.startswith(_FORMULA_START).fillna(False)
+    return s.where(~risky, "'" + s)
+
+
+def _date_text(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s).dt.strftime("%Y-%m-%d").astype("string")
+
+
+def ledger_extract(lines: pd.DataFrame) -> pd.DataFrame:
+    """Ledger lines in the contract's columns, identity numbers masked."""
+    return pd.DataFrame({
+        "payout_id": lines["payout_id"], "entry_type": lines["entry_type"],
+        "reverses_payout_id": lines["reverses_payout_id"], "posted_on": _date_text(lines["posted_on"]),
+        "department_code": lines["department_code"], "fund": lines["fund"], "subsidy_type": lines["subsidy_type"],
+        "person_id_masked": mask_resident_id(lines["person_id"]), "name": neutralise(lines["name"]),
+        "reference": neutralise(lines["reference"]), "occupation_code": neutralise(lines["occupation_code"]),
+        "level": lines["level"].astype("Int64"), "amount": fen_to_yuan_text(lines["amount_fen"]),
+        "uplift_rate": rate_units_to_text(lines["uplift_units"]), "rule_id": lines["rule_id"],
+        "policy_version": lines["policy_version"], "run_id": lines["run_id"],
+    }, columns=LEDGER_COLUMNS)
+
+
+def decisions_extract(d: pd.DataFrame) -> pd.DataFrame:
+    """Decisions in the contract's columns, identity numbers masked."""
+    d = d.sort_values(["subsidy_type", "reference", "person_id"], kind="stable")
+    return pd.DataFrame({
+        "reference": neutralise(d["reference"]), "subsidy_type": d["subsidy_type"],
+        "person_id_masked": mask_resident_id(d["person_id"]), "name": neutralise(d["name"]),
+        "decision": d["decision"], "reason_code": d["reason_code"], "amount": fen_to_yuan_text(d["amount_fen"]),
+        "rule_id": d["rule_id"], "department_code": d["department_code"],
+    }, columns=DECISION_COLUMNS)
+
+
+def summary_extract(lines: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Totals posted on the as-of date by department, fund and subsidy type."""
+    if lines.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    g = lines.assign(p=lines["entry_type"].eq("payout"), r=lines["entry_type"].eq("reversal")).groupby(
+        ["department_code", "fund", "subsidy_type"], sort=True)
+    s = pd.DataFrame({"payout_lines": g["p"].sum(), "reversal_lines": g["r"].sum(),
+                      "amount_fen": g["amount_fen"].sum()}).reset_index()
+    s.insert(0, "posted_on", as_of.isoformat())
+    s["amount"] = fen_to_yuan_text(s["amount_fen"])
+    return s[SUMMARY_COLUMNS]
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """CSV for Excel: UTF-8 with BOM, empty cells for missing values."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+
+
+def write_xlsx(frame: pd.DataFrame, path: Path, as_of: dt.date, sheet: str = "ledger") -> None:
+    """Stream a frame to XLSX; text stays text (no formulas), amounts are numbers with two decimals."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
+                                         "strings_to_numbers": False, "strings_to_urls": False})
+    # A fixed creation date keeps the bytes identical when a run is repeated.
+    wb.set_properties({"created": dt.datetime.combine(as_of, dt.time())})
+    ws = wb.add_worksheet(sheet)
+    bold, money = wb.add_format({"bold": True}), wb.add_format({"num_format": "0.00"})
+    for j, col in enumerate(frame.columns):
+        ws.write_string(0, j, col, bold)
+    cols = [frame[c].astype("string").tolist() for c in frame.columns]
+    for i in range(len(frame)):
+        for j, col in enumerate(frame.columns):
+            v = cols[j][i]
+            if v is None or v is pd.NA:
+                continue
+            if col in NUMERIC_XLSX:
+                ws.write_number(i + 1, j, float(Decimal(v)), money)
+            else:
+                ws.write_string(i + 1, j, v)
+    wb.close()
+
+
+def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
+                   decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame) -> Path:
+    """Write every extract of the run; returns the folder <out>/<as-of>."""
+    root = Path(out) / as_of.isoformat()
+    ledger = ledger_extract(lines)
+    dec = decisions_extract(decisions)
+    depts = sorted(set(departments) | set(ledger["department_code"].dropna()) | set(dec["department_code"].dropna()))
+    for dept in depts:
+        mine = ledger.loc[ledger["department_code"] == dept]
+        write_csv(mine, root / dept / "ledger.csv")
+        write_xlsx(mine, root / dept / "ledger.xlsx", as_of)
+        write_csv(dec.loc[dec["department_code"] == dept], root / dept / "decisions.csv")
+    write_csv(summary_extract(lines, as_of), root / "summary.csv")
+    write_csv(reconciliation[RECONCILIATION_COLUMNS].sort_values("registry"), root / "reconciliation.csv")
+    q = quarantine.rename(columns={"record_key": "key"}).sort_values(["registry", "row_number"])
+    q = q.assign(key=neutralise(mask_ids_in_text(q["key"])), reasons=neutralise(q["reasons"]))
+    write_csv(q[QUARANTINE_COLUMNS], root / "quarantine.csv")
+    return root
+
+
+def mask_ids_in_text(text: pd.Series) -> pd.Series:
+    """Mask anything shaped like an 18-character identity number inside free text (record keys)."""
+    return text.astype("string").str.replace(r"(?<![0-9])([0-9]{6})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9])",
+                                             r"\1********\2", regex=True)

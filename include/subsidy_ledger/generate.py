@@ -1,0 +1,328 @@
+"""Generate a realistic registry drop (CONTRACT.md) for Nanxun, deterministic for a seed.
+
+Every R1-R3 path occurs (each reason code, the uplift), plus a small share of realistic
+defects, and some files are written in GB18030 as Chinese government exports often are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from stdnum.cn import ric, uscc
+
+NANXUN = "330503"
+# 南浔区 towns and their township codes
+TOWNS = np.array(["330503100", "330503101", "330503102", "330503103", "330503104",
+                  "330503105", "330503106", "330503107", "330503108"])
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董沈")
+GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国文斌宇浩婷玉萍红梅鑫晨晓")
+# (code, name, department that usually trains it)
+OCCUPATIONS = [
+    ("4-03-02-01", "中式烹调师", "HRSS"), ("4-10-01-05", "养老护理员", "HRSS"),
+    ("4-10-01-06", "家政服务员", "COMMERCE"), ("4-10-03-01", "美容师", "HRSS"),
+    ("4-01-02-02", "电子商务师", "COMMERCE"), ("6-31-01-03", "电工", "EMERG"),
+    ("6-18-02-04", "焊工", "EMERG"), ("6-18-01-01", "车工", "ECON"),
+    ("6-20-01-01", "装配钳工", "ECON"), ("6-04-02-01", "纺织染色工", "ECON"),
+    ("5-01-01-01", "农艺工", "AGRI"), ("5-04-01-01", "水产养殖工", "AGRI"),
+    ("4-10-01-02", "育婴员", "DPF"), ("4-07-05-01", "保安员", "VETS"),
+    ("2-02-10-04", "计算机程序设计员", "EDU"),
+]
+SPECIAL = [("ZJ-NX-001", "湖羊养殖"), ("ZJ-NX-002", "鱼菜共生"), ("ZJ-NX-003", "电商直播"),
+           ("ZJ-NX-004", "木地板安装")]
+LEVEL_P = {5: 0.40, 4: 0.30, 3: 0.20, 2: 0.07, 1: 0.03}
+_USCC_ALPHA = np.array(list("0123456789ABCDEFGHJKLMNPQRTUWXY"))
+ENCODING = {  # file -> (encoding, line terminator)
+    "social_insurance": ("utf-8-sig", "\n"), "unemployment_registrations": ("utf-8", "\n"),
+    "certificates": ("utf-8-sig", "\n"), "veterans": ("gb18030", "\r\n"),
+    "low_income": ("gb18030", "\r\n"), "training_classes": ("gb18030", "\r\n"),
+    "class_enrollments": ("utf-8-sig", "\n"), "apprenticeships": ("utf-8-sig", "\n"),
+    "affected_enterprises": ("utf-8-sig", "\n"), "city_payouts": ("utf-8-sig", "\n"),
+}
+DEFECT_SHARE = 0.003
+
+
+@dataclass
+class DropStats:
+    """Row counts written per registry."""
+
+    rows: dict[str, int]
+
+
+def _dates(rng, lo: str, hi: str, n: int) -> np.ndarray:
+    a, b = np.datetime64(lo, "D"), np.datetime64(hi, "D")
+    return a + rng.integers(0, (b - a).astype(int) + 1, n).astype("timedelta64[D]")
+
+
+def _text(d: np.ndarray) -> np.ndarray:
+    out = np.datetime_as_string(d, unit="D").astype(object)
+    out[np.isnat(d)] = ""
+    return out
+
+
+def _names(rng, n: int) -> np.ndarray:
+    s = np.array(SURNAMES)[rng.integers(0, len(SURNAMES), n)].astype(object)
+    g1 = np.array(GIVEN)[rng.integers(0, len(GIVEN), n)].astype(object)
+    g2 = np.array(GIVEN)[rng.integers(0, len(GIVEN), n)].astype(object)
+    two = rng.random(n) < 0.7
+    return np.where(two, s + g1 + g2, s + g1)
+
+
+def resident_ids(rng, n: int) -> np.ndarray:
+    """n distinct valid Nanxun identity numbers of people born 1960-2002."""
+    first, last = np.datetime64("1960-01-01"), np.datetime64("2002-12-31")
+    days = (last - first).astype(int) + 1
+    picks = rng.choice(days * 999, size=n, replace=False)
+    births = first + (picks // 999).astype("timedelta64[D]")
+    seq = picks % 999 + 1
+    ymd = np.char.replace(np.datetime_as_string(births, unit="D"), "-", "")
+    body = np.char.add(np.char.add(NANXUN, ymd), np.char.zfill(seq.astype(str), 3))
+    return np.array([b + ric.calc_check_digit(b + "0") for b in body.tolist()], dtype=object)
+
+
+def credit_codes(rng, n: int) -> np.ndarray:
+    """n distinct valid unified social credit codes registered in Nanxun."""
+    chars = _USCC_ALPHA[rng.integers(0, len(_USCC_ALPHA), (n, 9))]
+    bodies = ["91" + NANXUN + "".join(row) for row in chars.tolist()]
+    codes = list(dict.fromkeys(b + uscc.calc_check_digit(b + "0") for b in bodies))
+    return np.array(codes, dtype=object)
+
+
+def _pick(rng, values, n, p=None):
+    values = np.asarray(values, dtype=object)
+    return values[rng.choice(len(values), n, p=p)]
+
+
+def _build(rng, n: int) -> dict[str, pd.DataFrame]:
+    pid = resident_ids(rng, n)
+    name = _names(rng, n)
+    town = TOWNS[rng.integers(0, len(TOWNS), n)]
+    frames: dict[str, pd.DataFrame] = {}
+
+    # employers: mostly enterprises; a few staffed public institutions (R1 check 3)
+    n_emp = max(30, n // 40)
+    emp_code = credit_codes(rng, n_emp)
+    n_emp = len(emp_code)
+    emp_name = np.array([f"湖州南浔{i:05d}{k}" for i, k in
+                         zip(range(n_emp), _pick(rng, ["纺织有限公司", "木业有限公司", "电梯股份有限公司",
+                                                        "机械有限公司", "街道社区服务中心", "中学"], n_emp),
+                             strict=True)], dtype=object)
+    emp_cat = _pick(rng, ["enterprise", "public_institution_staffed", "public_institution_contract",
+                          "individual"], n_emp, p=[0.84, 0.05, 0.05, 0.06])
+
+    # social insurance: 72% insured, 15% of those with an earlier, closed episode too
+    ins = np.flatnonzero(rng.random(n) < 0.72)
+    again = ins[rng.random(len(ins)) < 0.15]
+    person = np.concatenate([ins, again])
+    m = len(person)
+    emp = rng.integers(0, n_emp, m)
+    start = _dates(rng, "2008-01-01", "2021-06-30", m)
+    first_part = len(ins)
+    end = np.full(m, np.datetime64("NaT"), dtype="datetime64[D]")
+    closes = rng.random(m) < 0.2
+    end[closes] = start[closes] + rng.integers(30, 1500, closes.sum()).astype("timedelta64[D]")
+    # the second episode of a person is an earlier, finished job
+    end[first_part:] = start[:first_part][np.searchsorted(ins, again)] - np.timedelta64(1, "D")
+    start[first_part:] = end[first_part:] - rng.integers(200, 2000, m - first_part).astype("timedelta64[D]")
+    frames["social_insurance"] = pd.DataFrame({
+        "record_id": [f"SI{i:08d}" for i in range(m)], "person_id": pid[person], "name": name[person],
+        "employer_credit_code": emp_code[emp], "employer_name": emp_name[emp],
+        "employer_category": emp_cat[emp], "start_date": _text(start), "end_date": _text(end),
+        "town_code": town[person],
+    })
+
+    # unemployment registrations (城乡失业人员), veterans, low-income households: the R2 groups
+    un = np.flatnonzero(rng.random(n) < 0.07)
+    reg_on = _dates(rng, "2017-01-01", "2021-10-31", len(un))
+    ended = np.where(rng.random(len(un)) < 0.5,
+                     reg_on + rng.integers(30, 700, len(un)).astype("timedelta64[D]"), np.datetime64("NaT"))
+    frames["unemployment_registrations"] = pd.DataFrame({
+        "record_id": [f"UR{i:08d}" for i in range(len(un))], "person_id": pid[un], "name": name[un],
+        "registered_on": _text(reg_on), "ended_on": _text(ended.astype("datetime64[D]")),
+        "area": _pick(rng, ["urban", "rural"], len(un), p=[0.45, 0.55]), "town_code": town[un],
+    })
+    vet = np.flatnonzero(rng.random(n) < 0.02)
+    frames["veterans"] = pd.DataFrame({
+        "record_id": [f"VT{i:07d}" for i in range(len(vet))], "person_id": pid[vet], "name": name[vet],
+        "discharged_on": _text(_dates(rng, "1998-01-01", "2021-09-30", len(vet))), "town_code": town[vet],
+    })
+    li = np.flatnonzero(rng.random(n) < 0.05)
+    vf = _dates(rng, "2016-01-01", "2021-06-30", len(li))
+    vt = np.where(rng.random(len(li)) < 0.4, vf + rng.integers(180, 1200, len(li)).astype("timedelta64[D]"),
+                  np.datetime64("NaT")).astype("datetime64[D]")
+    frames["low_income"] = pd.DataFrame({
+        "record_id": [f"LI{i:08d}" for i in range(len(li))], "person_id": pid[li], "name": name[li],
+        "household_id": [f"HH{h:07d}" for h in rng.integers(0, max(1, n // 3), len(li))],
+        "category": _pick(rng, ["low_income_rural_household", "urban_minimum_living",
+                                "zero_employment_family", "employment_difficulty", "disabled"],
+                          len(li), p=[0.35, 0.2, 0.1, 0.25, 0.1]),
+        "valid_from": _text(vf), "valid_to": _text(vt),
+    })
+
+    # training classes: filed before they start, except a few (五: 开班备案 first)
+    n_cls = max(12, n // 120)
+    occ_i = rng.integers(0, len(OCCUPATIONS), n_cls)
+    cls_start = _dates(rng, "2018-09-01", "2022-03-31", n_cls)
+    cls_end = cls_start + rng.integers(5, 60, n_cls).astype("timedelta64[D]")
+    late = rng.random(n_cls) < 0.05
+    filed = cls_start - rng.integers(1, 30, n_cls).astype("timedelta64[D]")
+    filed[late] = cls_start[late] + rng.integers(0, 3, late.sum()).astype("timedelta64[D]")
+    cls_dept = np.where(rng.random(n_cls) < 0.7, np.array([o[2] for o in OCCUPATIONS], dtype=object)[occ_i], "HRSS")
+    cls_level = rng.choice(list(LEVEL_P), n_cls, p=list(LEVEL_P.values()))
+    class_ids = np.array([f"NX{d.astype(object).year}-{i:05d}" for i, d in enumerate(cls_start)], dtype=object)
+    frames["training_classes"] = pd.DataFrame({
+        "class_id": class_ids, "department_code": cls_dept,
+        "institution_name": _pick(rng, ["南浔区职业技能培训中心", "湖州南浔技工学校", "南浔区农民田间学校",
+                                        "南浔区成人文化技术学校"], n_cls),
+        "occupation_code": np.array([o[0] for o in OCCUPATIONS], dtype=object)[occ_i],
+        "level": cls_level.astype(str), "training_kind": _pick(rng, ["skill_upgrade", "employment_skill",
+                                                                     "safety", "entrepreneurship"], n_cls),
+        "filed_on": _text(filed), "start_date": _text(cls_start), "end_date": _text(cls_end),
+        "town_code": TOWNS[rng.integers(0, len(TOWNS), n_cls)],
+    })
+
+    # certificates: 35% of people hold 1-5; multiple ones exercise the cap and the one-per-level rule
+    holders = np.flatnonzero(rng.random(n) < 0.35)
+    per = rng.choice([1, 2, 3, 4, 5], len(holders), p=[0.70, 0.17, 0.07, 0.04, 0.02])
+    cp = np.repeat(holders, per)
+    k = len(cp)
+    rank = np.arange(k) - np.repeat(np.cumsum(per) - per, per)
+    ctype = _pick(rng, ["vocational_qualification", "skill_level", "special_ability"], k, p=[0.4, 0.5, 0.1])
+    occ = rng.integers(0, len(OCCUPATIONS), k)
+    occ_code = np.array([o[0] for o in OCCUPATIONS], dtype=object)[occ]
+    occ_name = np.array([o[1] for o in OCCUPATIONS], dtype=object)[occ]
+    level = rng.choice(list(LEVEL_P), k, p=list(LEVEL_P.values())).astype(object).astype(str)
+    issued = _dates(rng, "2018-06-01", "2022-06-30", k)
+    cls = np.full(k, "", dtype=object)
+    in_class = (rng.random(k) < 0.55) & (ctype != "special_ability")
+    ci = rng.integers(0, n_cls, k)
+    cls[in_class] = class_ids[ci[in_class]]
+    occ_code[in_class] = frames["training_classes"]["occupation_code"].to_numpy()[ci[in_class]]
+    level[in_class] = cls_level[ci[in_class]].astype(str)
+    issued[in_class] = cls_end[ci[in_class]] + rng.integers(7, 45, in_class.sum()).astype("timedelta64[D]")
+    sp = ctype == "special_ability"
+    spi = rng.integers(0, len(SPECIAL), k)
+    occ_code[sp] = np.array([s[0] for s in SPECIAL], dtype=object)[spi[sp]]
+    occ_name[sp] = np.array([s[1] for s in SPECIAL], dtype=object)[spi[sp]]
+    level[sp] = ""
+    # people with 4-5 certificates earn them within one year: R1 check 9 (annual cap)
+    busy = np.repeat(per >= 4, per)
+    first_of = np.repeat(np.cumsum(per) - per, per)
+    issued[busy & ~in_class] = (issued[first_of][busy & ~in_class].astype("datetime64[Y]")
+                                + rng.integers(0, 330, (busy & ~in_class).sum()).astype("timedelta64[D]"))
+    # some repeat an earlier occupation and level: R1 check 8
+    dup = (rank > 0) & (rng.random(k) < 0.12) & ~in_class & ~sp & ~sp[np.maximum(np.arange(k) - 1, 0)]
+    prev = np.flatnonzero(dup) - 1
+    occ_code[dup], occ_name[dup], level[dup] = occ_code[prev], occ_name[prev], level[prev]
+    status = np.where(rng.random(k) < 0.02, "revoked", "valid")
+    cert_no = np.array([f"{d.astype(object).year % 100:02d}3305{i:09d}" for i, d in enumerate(issued)],
+                       dtype=object)
+    frames["certificates"] = pd.DataFrame({
+        "certificate_no": cert_no, "person_id": pid[cp], "name": name[cp], "certificate_type": ctype,
+        "occupation_code": occ_code, "occupation_name": occ_name, "level": level, "issued_on": _text(issued),
+        "issuer": np.where(sp, "湖州市南浔区人力资源和社会保障局", "湖州市职业技能鉴定中心"),
+        "training_class_id": cls, "status": status,
+    })
+
+    # rosters (实名制): most class certificate holders passed; some are missing or failed (R1 check 6)
+    wc = np.flatnonzero(in_class)
+    on_roster = wc[rng.random(len(wc)) < 0.94]
+    roster = pd.DataFrame({"class_id": cls[on_roster], "person_id": pid[cp[on_roster]],
+                           "name": name[cp[on_roster]],
+                           "passed": np.where(rng.random(len(on_roster)) < 0.96, "true", "false")})
+    # trainees who earned no certificate (yet), some from low-income households
+    extra_n = max(10, n // 25)
+    extra_p = np.where(rng.random(extra_n) < 0.3, li[rng.integers(0, max(1, len(li)), extra_n)] if len(li) else 0,
+                       rng.integers(0, n, extra_n))
+    extra = pd.DataFrame({"class_id": class_ids[rng.integers(0, n_cls, extra_n)], "person_id": pid[extra_p],
+                          "name": name[extra_p], "passed": np.where(rng.random(extra_n) < 0.6, "true", "false")})
+    roster = pd.concat([roster, extra], ignore_index=True).drop_duplicates(["class_id", "person_id"])
+    roster.insert(3, "attendance_days", rng.integers(3, 45, len(roster)).astype(str))
+    frames["class_enrollments"] = roster.reset_index(drop=True)
+
+    # the city already paid a few (R1 check 7): by certificate number or by occupation and level
+    paid = np.flatnonzero((rng.random(k) < 0.03) & ~sp)
+    same_no = rng.random(len(paid)) < 0.5
+    frames["city_payouts"] = pd.DataFrame({
+        "person_id": pid[cp[paid]], "occupation_code": occ_code[paid], "level": level[paid],
+        "certificate_no": np.where(same_no, cert_no[paid], np.array([f"HZ{i:010d}" for i in range(len(paid))],
+                                                                    dtype=object)),
+        "paid_on": _text(issued[paid] + np.timedelta64(20, "D")),
+        "amount": _pick(rng, ["1000.00", "1500.00", "2000.00"], len(paid)),
+    })
+
+    # employers hurt by the trade friction (R3); some leave the rate blank (default applies)
+    aff = rng.choice(n_emp, max(3, n_emp // 15), replace=False)
+    frames["affected_enterprises"] = pd.DataFrame({
+        "employer_credit_code": emp_code[aff], "employer_name": emp_name[aff],
+        "listed_on": _text(_dates(rng, "2018-10-01", "2020-12-31", len(aff))),
+        "uplift_rate": _pick(rng, ["", "0.10", "0.15", "0.20", "0.30", "0.125"], len(aff)),
+    })
+
+    # apprenticeship agreements (R4/R5)
+    ap = rng.choice(n, max(6, n // 150), replace=False)
+    kind = _pick(rng, ["employee", "student"], len(ap), p=[0.6, 0.4])
+    ap_start = _dates(rng, "2018-07-01", "2022-03-31", len(ap))
+    ap_end = ap_start + rng.integers(200, 1300, len(ap)).astype("timedelta64[D]")
+    ap_end[rng.random(len(ap)) < 0.3] = np.datetime64("NaT")
+    allowance = np.where(kind == "student", _pick(rng, ["1800.00", "2200.00", "2500.00", "300.00"], len(ap)), "")
+    frames["apprenticeships"] = pd.DataFrame({
+        "agreement_id": [f"AP{i:06d}" for i in range(len(ap))], "person_id": pid[ap], "name": name[ap],
+        "employer_credit_code": emp_code[rng.integers(0, n_emp, len(ap))],
+        "school_name": _pick(rng, ["湖州南浔技工学校", "湖州交通技师学院", "湖州职业技术学院"], len(ap)),
+        "apprentice_kind": kind, "start_date": _text(ap_start), "end_date": _text(ap_end),
+        "monthly_allowance": allowance, "department_code": _pick(rng, ["HRSS", "ECON", "EDU"], len(ap)),
+    })
+    return frames
+
+
+def _defects(rng, name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Inject the defects real registries have: bad check characters, unknown codes, impossible dates, dup keys."""
+    n = len(df)
+    if n < 20:
+        return df
+    df = df.copy()
+    k = max(1, int(n * DEFECT_SHARE))
+    if "person_id" in df:
+        rows = rng.choice(n, k, replace=False)
+        ids = df["person_id"].to_numpy().copy()
+        for r in rows.tolist():
+            v = ids[r]
+            ids[r] = v[:17] + ("0" if v[17] != "0" else "1")
+        df["person_id"] = ids
+    enum_col = next((c for c in ("employer_category", "category", "certificate_type", "area", "status",
+                                 "department_code", "apprentice_kind") if c in df), None)
+    if enum_col:
+        rows = rng.choice(n, k, replace=False)
+        df.loc[rows, enum_col] = _pick(rng, ["其他", "unknown", "enterprize"], k)
+    date_col = next((c for c in ("issued_on", "start_date", "registered_on", "discharged_on", "valid_from",
+                                 "listed_on", "paid_on") if c in df), None)
+    if date_col:
+        rows = rng.choice(n, k, replace=False)
+        df.loc[rows, date_col] = _pick(rng, ["2021-02-30", "2020-13-01", "20200101", "2019/05/06"], k)
+    key = {"class_enrollments": None, "affected_enterprises": None}.get(name, df.columns[0])
+    if key and name != "city_payouts":
+        src = rng.choice(n, k, replace=False)
+        dst = rng.choice(n, k, replace=False)
+        df.loc[dst, key] = df.loc[src, key].to_numpy()
+    return df
+
+
+def generate(persons: int, seed: int, out: Path) -> DropStats:
+    """Write a drop of every registry for `persons` people; same seed, same bytes."""
+    if persons < 100:
+        raise ValueError("--persons must be at least 100")
+    rng = np.random.default_rng(seed)
+    frames = _build(rng, persons)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name, df in frames.items():
+        df = _defects(rng, name, df)
+        enc, eol = ENCODING[name]
+        with open(out / f"{name}.csv", "w", encoding=enc, newline="") as fh:
+            df.to_csv(fh, index=False, lineterminator=eol)
+        rows[name] = len(df)
+    return DropStats(rows)

@@ -1,0 +1,70 @@
+"""Identity numbers (GB 11643) and unified social credit codes (GB 32100), via python-stdnum."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from stdnum import numdb
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError
+
+_RIC_SHAPE = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
+_USCC_SHAPE = re.compile(r"[0-9]{8}[0-9A-HJ-NPQRTUWXY]{10}", re.ASCII)
+
+
+@lru_cache(maxsize=8192)
+def area_code_known(area: str) -> bool:
+    """True if the 6-digit division code appears in stdnum's division list at any time.
+
+    Decided in CONTRACT.md: unlike ric.validate, the code need not have existed in the birth year.
+    """
+    return any(props.get("county") for _, props in numdb.get("cn/loc").info(area))
+
+
+def resident_id_problem(value: str, latest_birth: dt.date) -> str | None:
+    """Why an identity number is invalid (None when valid): shape, check character, birth date, area."""
+    if not isinstance(value, str) or not _RIC_SHAPE.fullmatch(value):
+        return "format"
+    if ric.calc_check_digit(value) != value[17]:
+        return "check_character"
+    try:
+        birth = ric.get_birth_date(value)
+    except ValidationError:
+        return "birth_date"
+    if birth > latest_birth or birth.year < 1900:
+        return "birth_date"
+    if not area_code_known(value[:6]):
+        return "area_code"
+    return None
+
+
+def resident_id_valid(values: pd.Series, latest_birth: dt.date) -> pd.Series:
+    """Vector check of identity numbers; each distinct value is checked once."""
+    uniq = pd.unique(values.dropna())
+    ok = {v: resident_id_problem(v, latest_birth) is None for v in uniq}
+    return values.map(ok).fillna(False).astype(bool)
+
+
+def credit_code_valid(values: pd.Series) -> pd.Series:
+    """Vector check of unified social credit codes (shape and check character)."""
+    uniq = pd.unique(values.dropna())
+    ok = {v: isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v) for v in uniq}
+    return values.map(ok).fillna(False).astype(bool)
+
+
+def compact_resident_id(values: pd.Series) -> pd.Series:
+    """Normalise identity numbers as stdnum's compact does (strip separators, upper-case the X)."""
+    uniq = pd.unique(values.dropna())
+    table = {v: ric.compact(v) for v in uniq}
+    return values.map(table).astype("string")
+
+
+def mask_resident_id(values: pd.Series) -> pd.Series:
+    """Mask identity numbers for department extracts: first 6 and last 4 kept, 8 '*' between."""
+    s = values.astype("string")
+    masked = s.str.slice(0, 6) + "********" + s.str.slice(-4)
+    return masked.where(s.str.len() == 18, np.nan).astype("string")

@@ -1,0 +1,105 @@
+"""Ledger: post the difference between what decisions say is owed and what the ledger holds.
+
+Lines are only ever appended (the database refuses UPDATE and DELETE). A changed claim gets a
+reversal of its active payout and a new payout; a claim no longer payable gets a reversal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from .decide import CLAIM_KEY
+from .warehouse import insert_frame, ledger_lines, read_frame
+
+LINE_ATTRS = ["department_code", "fund", "subsidy_type", "person_id", "name", "reference", "occupation_code",
+              "level", "uplift_units", "rule_id", "policy_version"]
+
+
+class LedgerInvariantError(RuntimeError):
+    """The ledger after posting would not equal what the decisions say is owed."""
+
+
+def payout_id(subsidy_type: str, reference: str, person_id: str, ordinal: int) -> str:
+    """Deterministic line id: the claim and the line's ordinal within the claim."""
+    digest = hashlib.sha256(f"{subsidy_type}|{reference}|{person_id}|{ordinal}".encode()).hexdigest()
+    return "PO" + digest[:22].upper()
+
+
+def claim_state(conn, subsidy_types: list[str]) -> pd.DataFrame:
+    """Per claim in the ledger: net amount, number of lines, and its active (unreversed) payout line."""
+    lines = read_frame(conn, ledger_lines, ledger_lines.c.subsidy_type.in_(subsidy_types))
+    if lines.empty:
+        cols = [*CLAIM_KEY, "net_fen", "n_lines", "active_id", "active_amount", *[f"active_{a}" for a in
+                                                                                  LINE_ATTRS if a not in CLAIM_KEY]]
+        return pd.DataFrame(columns=cols)
+    g = lines.groupby(CLAIM_KEY, sort=False)
+    state = pd.DataFrame({"net_fen": g["amount_fen"].sum(), "n_lines": g.size()}).reset_index()
+    reversed_ids = set(lines["reverses_payout_id"].dropna())
+    active = lines.loc[(lines["entry_type"] == "payout") & ~lines["payout_id"].isin(reversed_ids)]
+    active = active.sort_values("seq").groupby(CLAIM_KEY, sort=False).tail(1)
+    keep = [a for a in LINE_ATTRS if a not in CLAIM_KEY]
+    active = active[[*CLAIM_KEY, "payout_id", "amount_fen", *keep]].rename(
+        columns={"payout_id": "active_id", "amount_fen": "active_amount", **{a: f"active_{a}" for a in keep}})
+    return state.merge(active, on=CLAIM_KEY, how="left")
+
+
+def plan_postings(decisions: pd.DataFrame, state: pd.DataFrame, posted_on: dt.date, run_id: str) -> pd.DataFrame:
+    """The lines that bring every claim's ledger sum to what it is owed now (none if already equal)."""
+    owed = decisions.loc[decisions["decision"] == "approved"]
+    m = state.merge(owed, on=CLAIM_KEY, how="outer")
+    m["owed"] = m["amount_fen"].fillna(0).astype("int64")
+    has_active = m["active_id"].notna()
+    amount_changed = (m["active_amount"].astype("Int64") != m["owed"]).fillna(True).astype(bool)
+    dept_changed = (m["active_department_code"].astype("string") != m["department_code"].astype("string"))
+    reverse = has_active & (amount_changed | dept_changed.fillna(True).astype(bool))
+    pay = (m["owed"] > 0) & (~has_active | reverse)
+    n = m["n_lines"].fillna(0).astype("int64")
+
+    keep = [a for a in LINE_ATTRS if a not in CLAIM_KEY]
+    rev = m.loc[reverse, [*CLAIM_KEY, "active_id", "active_amount", *[f"active_{a}" for a in keep]]]
+    rev = rev.rename(columns={f"active_{a}": a for a in keep})
+    rev = rev.assign(entry_type="reversal", reverses_payout_id=rev["active_id"],
+                     amount_fen=-rev["active_amount"].astype("int64"), ordinal=n[reverse])
+    new = m.loc[pay, [*CLAIM_KEY, *keep, "owed"]].rename(columns={"owed": "amount_fen"})
+    new = new.assign(entry_type="payout", reverses_payout_id=pd.NA,
+                     ordinal=n[pay] + reverse[pay].astype("int64"))
+    lines = pd.concat([rev.drop(columns=["active_id", "active_amount"]), new], ignore_index=True)
+    # Reversals first, then payouts, each in claim order: a stable, replayable posting order.
+    lines["_kind"] = np.where(lines["entry_type"] == "reversal", 0, 1)
+    lines = lines.sort_values(["_kind", *CLAIM_KEY], kind="stable").drop(columns="_kind")
+    lines["payout_id"] = [payout_id(s, r, p, int(o)) for s, r, p, o in
+                          zip(lines["subsidy_type"], lines["reference"], lines["person_id"], lines["ordinal"],
+                              strict=True)]
+    lines["posted_on"] = pd.Timestamp(posted_on)
+    lines["run_id"] = run_id
+    return lines.drop(columns="ordinal").reset_index(drop=True)
+
+
+def check_claim_sums(conn, decisions: pd.DataFrame, subsidy_types: list[str]) -> None:
+    """Invariant: for every claim of these subsidy types, the ledger sum equals the amount owed."""
+    state = claim_state(conn, subsidy_types)
+    owed = decisions.loc[decisions["decision"] == "approved", [*CLAIM_KEY, "amount_fen"]]
+    m = state[[*CLAIM_KEY, "net_fen"]].merge(owed, on=CLAIM_KEY, how="outer")
+    bad = m.loc[m["net_fen"].fillna(0).astype("int64") != m["amount_fen"].fillna(0).astype("int64")]
+    if len(bad):
+        raise LedgerInvariantError(f"{len(bad)} claim(s) whose ledger sum differs from what is owed, "
+                                   f"e.g. {bad.iloc[0][['subsidy_type', 'reference']].tolist()}")
+
+
+def post(conn, decisions: pd.DataFrame, subsidy_types: list[str], posted_on: dt.date, run_id: str) -> pd.DataFrame:
+    """Append the difference to the ledger inside the caller's transaction and check the invariant."""
+    lines = plan_postings(decisions, claim_state(conn, subsidy_types), posted_on, run_id)
+    insert_frame(conn, ledger_lines, lines)
+    check_claim_sums(conn, decisions, subsidy_types)
+    return lines
+
+
+def lines_posted_on(conn, posted_on: dt.date) -> pd.DataFrame:
+    """Every ledger line posted on a date, in posting order."""
+    lines = read_frame(conn, ledger_lines, ledger_lines.c.posted_on == sa.literal(posted_on, sa.Date))
+    return lines.sort_values("seq").reset_index(drop=True)

@@ -1,0 +1,145 @@
+"""Dated policy versions: the parameters of POLICY.md, read from YAML files, chosen by event date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .money import rate_to_units, yuan_to_fen
+
+POLICY_DIR_ENV = "SUBSIDY_LEDGER_POLICY_DIR"
+
+
+class PolicyError(ValueError):
+    """A policy file is malformed or versions overlap."""
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    """One dated version of the policy parameters."""
+
+    version: str
+    effective_from: dt.date
+    effective_to: dt.date
+    params: dict[str, Any] = field(repr=False)
+    departments: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def level_amount_fen(self, level: int) -> int:
+        """R1: skill-upgrade amount for a certificate level (1-5), in fen."""
+        return yuan_to_fen(self.params["skill_upgrade_amount_by_level"][int(level)])
+
+    @property
+    def special_ability_cap_fen(self) -> int:
+        """R1: the most a special-ability certificate can earn, in fen."""
+        return yuan_to_fen(self.params["special_ability_cap"])
+
+    @property
+    def annual_cap(self) -> int:
+        """R1 check 9: certificate subsidies per person per calendar year."""
+        return int(self.params["certificates_per_person_per_year"])
+
+    @property
+    def default_uplift_units(self) -> int:
+        """R3: uplift rate used where the affected-enterprise list leaves it blank."""
+        return rate_to_units(self.params["uplift"]["default_rate"])
+
+    @property
+    def uplift_last_issue_date(self) -> dt.date:
+        """R3: certificates issued after this date get no uplift."""
+        return _as_date(self.params["uplift"]["last_issue_date"])
+
+    @property
+    def civil_servant_categories(self) -> list[str]:
+        """R1 check 3: employer categories that exclude a person."""
+        return list(self.params["civil_servant_categories"])
+
+    @property
+    def department_without_class(self) -> str:
+        """Department charged for certificates claimed without a training class."""
+        return str(self.params["department_without_class"])
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def _check_params(version: str, params: dict[str, Any]) -> None:
+    levels = params.get("skill_upgrade_amount_by_level") or {}
+    if sorted(int(k) for k in levels) != [1, 2, 3, 4, 5]:
+        raise PolicyError(f"policy {version}: skill_upgrade_amount_by_level must give levels 1-5")
+    for amount in levels.values():
+        yuan_to_fen(amount)
+    yuan_to_fen(params["special_ability_cap"])
+    rate_to_units(params["uplift"]["default_rate"])
+    int(params["certificates_per_person_per_year"])
+
+
+def load_version(path: Path) -> PolicyVersion:
+    """Read and check one policy YAML file."""
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    try:
+        version = str(doc["version"])
+        start, end = _as_date(doc["effective_from"]), _as_date(doc["effective_to"])
+        params = dict(doc["parameters"])
+        _check_params(version, params)
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise PolicyError(f"policy file {path.name} is malformed: {exc!r}") from exc
+    if end < start:
+        raise PolicyError(f"policy {version}: effective_to is before effective_from")
+    return PolicyVersion(version, start, end, params, dict(doc.get("departments") or {}))
+
+
+class PolicyBook:
+    """All policy versions, non-overlapping, ordered by start date."""
+
+    def __init__(self, versions: list[PolicyVersion]):
+        if not versions:
+            raise PolicyError("no policy version found")
+        self.versions = sorted(versions, key=lambda v: v.effective_from)
+        for a, b in zip(self.versions, self.versions[1:], strict=False):
+            if b.effective_from <= a.effective_to:
+                raise PolicyError(f"policy versions {a.version} and {b.version} overlap")
+        self.by_name = {v.version: v for v in self.versions}
+
+    @classmethod
+    def load(cls, extra_dir: str | Path | None = None) -> PolicyBook:
+        """Load the packaged versions plus any in extra_dir (or $SUBSIDY_LEDGER_POLICY_DIR)."""
+        paths = sorted(Path(str(p)) for p in resources.files(__package__).joinpath("policies").iterdir()
+                       if str(p).endswith(".yaml"))
+        extra = extra_dir or os.environ.get(POLICY_DIR_ENV)
+        if extra:
+            paths += sorted(Path(extra).glob("*.yaml"))
+        return cls([load_version(p) for p in paths])
+
+    @property
+    def departments(self) -> list[str]:
+        """Every department code any version names, in a stable order."""
+        return sorted({d for v in self.versions for d in v.departments})
+
+    def version_of(self, dates: pd.Series) -> pd.Series:
+        """Name of the version in force on each date (NA where none is: outside the policy window)."""
+        starts = np.array([np.datetime64(v.effective_from, "D") for v in self.versions])
+        ends = np.array([np.datetime64(v.effective_to, "D") for v in self.versions])
+        names = np.array([v.version for v in self.versions], dtype=object)
+        d = dates.to_numpy(dtype="datetime64[D]")
+        idx = np.searchsorted(starts, d, side="right") - 1
+        ok = (idx >= 0) & ~np.isnat(d)
+        idx_c = np.clip(idx, 0, None)
+        ok &= d <= ends[idx_c]
+        return pd.Series(np.where(ok, names[idx_c], None), index=dates.index, dtype="string")
+
+    def per_version(self, versions: pd.Series, getter) -> pd.Series:
+        """Map each row's version name to a parameter value (getter(version) -> value)."""
+        table = {name: getter(v) for name, v in self.by_name.items()}
+        return versions.map(table)

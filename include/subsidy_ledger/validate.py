@@ -1,0 +1,166 @@
+"""Validate: run each registry's Great Expectations suite, quarantine failing rows, type the accepted ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import great_expectations as gx
+import pandas as pd
+
+from . import gx_expectations  # noqa: F401  (registers the custom expectations the suites name)
+from .extract import PARSE_ERROR_COL, ROW_COL, RawRegistry
+from .identifiers import compact_resident_id
+from .registries import Registry
+
+EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
+QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons"]
+log = logging.getLogger(__name__)
+
+
+def default_expectations_dir() -> Path:
+    """The suites folder: $SUBSIDY_LEDGER_EXPECTATIONS, else expectations/ at the project root."""
+    env = os.environ.get(EXPECTATIONS_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "expectations"
+
+
+def load_suite(expectations_dir: Path, registry: Registry) -> gx.ExpectationSuite:
+    """Read one registry's suite from its JSON file."""
+    path = Path(expectations_dir) / f"{registry.name}.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return gx.ExpectationSuite(**doc)
+
+
+@dataclass
+class Validated:
+    """A registry after validation: typed accepted rows, quarantined rows, and the GX verdict."""
+
+    registry: Registry
+    accepted: pd.DataFrame
+    quarantine: pd.DataFrame
+    rows_in: int
+    gx_summary: dict = field(default_factory=dict)
+
+    @property
+    def reconciliation(self) -> dict:
+        """Rows in, accepted and quarantined for this registry."""
+        return {"registry": self.registry.name, "rows_in": self.rows_in,
+                "accepted": len(self.accepted), "quarantined": len(self.quarantine)}
+
+
+def _gx_context():
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except (ImportError, AttributeError):  # the bars are cosmetic; older layouts just keep them
+        pass
+    return ctx
+
+
+def record_keys(frame: pd.DataFrame, registry: Registry) -> pd.Series:
+    """The registry key of each row as text ('A+B' for compound keys)."""
+    parts = [frame[c].astype("string").fillna("") for c in registry.key]
+    key = parts[0]
+    for p in parts[1:]:
+        key = key + "+" + p
+    return key
+
+
+def failing_rows(result, registry: Registry) -> list[tuple[int, str]]:
+    """(row number, reason) pairs from a GX validation result."""
+    pairs: list[tuple[int, str]] = []
+    for r in result.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        reason = (cfg.meta or {}).get("reason") or f"{cfg.type}:{cfg.kwargs.get('column', '')}"
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            # An expectation that could not run means the suite is broken, not the rows.
+            raise RuntimeError(f"expectation {cfg.type} on {registry.name} failed to run: "
+                               f"{r.exception_info.get('exception_message')}")
+        for item in r.result.get("unexpected_index_list") or []:
+            pairs.append((int(item[ROW_COL]), reason))
+    return pairs
+
+
+def _decimal_units(text: pd.Series, places: int) -> pd.Series:
+    """Exact 'W.FF' decimal strings to integer units of 10**-places (NA stays NA)."""
+    parts = text.astype("string").str.extract(rf"^([0-9]+)(?:\.([0-9]{{1,{places}}}))?$")
+    whole = parts[0].astype("Int64")
+    frac = parts[1].fillna("0").str.ljust(places, "0").astype("Int64")
+    return (whole * 10**places + frac).astype("Int64")
+
+
+def type_frame(frame: pd.DataFrame, registry: Registry) -> pd.DataFrame:
+    """Convert validated string columns to dates, integers and fen."""
+    out = frame.copy()
+    for c in registry.dates:
+        out[c] = pd.to_datetime(out[c], format="%Y-%m-%d", errors="raise").astype("datetime64[s]")
+    for c in registry.integers:
+        out[c] = out[c].astype("Int64")
+    for c in registry.money:
+        out[c] = _decimal_units(out[c], 2)
+    if "attendance_days" in out:
+        out["attendance_days"] = out["attendance_days"].astype("Int64")
+    if "passed" in out:
+        out["passed"] = out["passed"].eq("true").astype(bool)
+    if "uplift_rate" in out:
+        out["uplift_rate"] = _decimal_units(out["uplift_rate"], 4)
+    return out
+
+
+def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: dt.date) -> Validated:
+    """Validate one raw registry with its suite; every row ends accepted or quarantined."""
+    reg = raw.registry
+    frame = raw.frame
+    if "person_id" in frame:
+        frame = frame.assign(person_id=compact_resident_id(frame["person_id"]))
+    cols = [*reg.columns, ROW_COL]
+    ds = ctx.data_sources.add_pandas(f"drop_{reg.name}")
+    batch = ds.add_dataframe_asset(reg.name).add_batch_definition_whole_dataframe("snapshot").get_batch(
+        batch_parameters={"dataframe": frame[cols]})
+    result = batch.validate(
+        suite, expectation_parameters={"as_of": as_of.isoformat()},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COL]},
+    )
+    pairs = failing_rows(result, reg)
+    parse_bad = frame[PARSE_ERROR_COL].notna()
+    pairs += [(int(r), "malformed_record") for r in frame.loc[parse_bad, ROW_COL]]
+    bad = pd.DataFrame(pairs, columns=[ROW_COL, "reason"])
+    bad = bad.drop_duplicates().groupby(ROW_COL, sort=True)["reason"].agg(";".join)
+    is_bad = frame[ROW_COL].isin(bad.index)
+    rejected = frame.loc[is_bad]
+    quarantine = pd.DataFrame({
+        "registry": reg.name,
+        "row_number": rejected[ROW_COL].astype("int64").to_numpy(),
+        "record_key": record_keys(rejected, reg).to_numpy(),
+        "reasons": bad.reindex(rejected[ROW_COL]).to_numpy(),
+    }, columns=QUARANTINE_COLUMNS)
+    accepted = type_frame(frame.loc[~is_bad, cols].reset_index(drop=True), reg)
+    stats = result.statistics
+    summary = {"success": bool(result.success), "evaluated": int(stats["evaluated_expectations"]),
+               "successful": int(stats["successful_expectations"]), "suite": suite.name}
+    log.info("validated %s: %d in, %d accepted, %d quarantined", reg.name, len(frame), len(accepted),
+             len(quarantine))
+    return Validated(reg, accepted, quarantine, len(frame), summary)
+
+
+def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date,
+                  expectations_dir: Path | None = None) -> dict[str, Validated]:
+    """Validate every registry of a drop with its GX suite."""
+    exp_dir = Path(expectations_dir) if expectations_dir else default_expectations_dir()
+    ctx = _gx_context()
+    out = {}
+    for name, raw in raws.items():
+        out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of)
+        v = out[name]
+        assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
+    return out

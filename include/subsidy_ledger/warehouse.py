@@ -1,0 +1,226 @@
+"""The warehouse: SQLAlchemy Core tables by layer (staging, intermediate, decisions, ledger), and bulk I/O."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .registries import REGISTRIES, Registry
+
+WAREHOUSE_ENV = "SUBSIDY_LEDGER_WAREHOUSE"
+DEFAULT_WAREHOUSE = "sqlite:///subsidy_ledger.sqlite"
+RUN_ID = sa.String(250)
+
+metadata = sa.MetaData()
+
+
+def _staging_table(reg: Registry) -> sa.Table:
+    cols = [sa.Column("run_id", RUN_ID, nullable=False), sa.Column("source_row", sa.Integer, nullable=False)]
+    for c in reg.columns:
+        if c in reg.dates:
+            typ = sa.Date
+        elif c in reg.money:
+            typ = sa.BigInteger  # fen
+        elif c in reg.integers or c in ("attendance_days", "uplift_rate"):
+            typ = sa.Integer  # uplift_rate in parts per 10,000
+        elif c == "passed":
+            typ = sa.Boolean
+        else:
+            typ = sa.Text
+        cols.append(sa.Column(c, typ))
+    return sa.Table(reg.table, metadata, *cols)
+
+
+STAGING = {name: _staging_table(reg) for name, reg in REGISTRIES.items()}
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("run_id", RUN_ID, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("sources", sa.Text, nullable=False),
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("logical_date", sa.String(64)),
+    sa.Column("status", sa.String(20), nullable=False),
+)
+
+reconciliation = sa.Table(
+    "reconciliation", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("registry", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("present", sa.Boolean, nullable=False),
+    sa.Column("encoding", sa.String(20)),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("rows_in", sa.Integer, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("gx_success", sa.Boolean, nullable=False),
+    sa.Column("gx_evaluated", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "registry"),
+)
+
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("registry", sa.String(64), nullable=False),
+    sa.Column("row_number", sa.Integer, nullable=False),
+    sa.Column("record_key", sa.Text),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "registry", "row_number"),
+)
+
+certificate_eligibility = sa.Table(
+    "int_certificate_eligibility", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("certificate_no", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("certificate_type", sa.String(40), nullable=False),
+    sa.Column("occupation_code", sa.Text, nullable=False),
+    sa.Column("level", sa.Integer),
+    sa.Column("issued_on", sa.Date, nullable=False),
+    sa.Column("training_class_id", sa.Text),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("civil_servant", sa.Boolean, nullable=False),
+    sa.Column("insured", sa.Boolean, nullable=False),
+    sa.Column("key_group", sa.Boolean, nullable=False),
+    sa.Column("class_filed_in_advance", sa.Boolean),
+    sa.Column("on_roster", sa.Boolean),
+    sa.Column("paid_by_city", sa.Boolean, nullable=False),
+    sa.Column("uplift_units", sa.Integer, nullable=False),
+    sa.Column("catalog_amount_fen", sa.BigInteger),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "certificate_no"),
+)
+
+decisions = sa.Table(
+    "decisions", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("subsidy_type", sa.String(40), nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("decision", sa.String(10), nullable=False),
+    sa.Column("reason_code", sa.String(64)),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("base_amount_fen", sa.BigInteger),
+    sa.Column("uplift_units", sa.Integer, nullable=False),
+    sa.Column("cap_place", sa.Integer),
+    sa.Column("rule_id", sa.String(8), nullable=False),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("fund", sa.String(40), nullable=False),
+    sa.Column("occupation_code", sa.Text),
+    sa.Column("level", sa.Integer),
+    sa.Column("event_date", sa.Date),
+    sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference", "person_id"),
+)
+
+ledger_lines = sa.Table(
+    "ledger_lines", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("payout_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("entry_type", sa.String(10), nullable=False),
+    sa.Column("reverses_payout_id", sa.String(40)),
+    sa.Column("posted_on", sa.Date, nullable=False),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("fund", sa.String(40), nullable=False),
+    sa.Column("subsidy_type", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("occupation_code", sa.Text),
+    sa.Column("level", sa.Integer),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("uplift_units", sa.Integer, nullable=False),
+    sa.Column("rule_id", sa.String(8), nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.CheckConstraint("entry_type IN ('payout', 'reversal')", name="ck_ledger_entry_type"),
+    sa.CheckConstraint("(entry_type = 'payout' AND amount_fen > 0 AND reverses_payout_id IS NULL) OR "
+                       "(entry_type = 'reversal' AND amount_fen < 0 AND reverses_payout_id IS NOT NULL)",
+                       name="ck_ledger_sign"),
+)
+sa.Index("ix_ledger_claim", ledger_lines.c.subsidy_type, ledger_lines.c.reference, ledger_lines.c.person_id)
+sa.Index("ix_ledger_posted_on", ledger_lines.c.posted_on)
+
+
+def warehouse_url(url: str | None = None) -> str:
+    """The warehouse URL: the argument, else $SUBSIDY_LEDGER_WAREHOUSE, else an SQLite file here."""
+    return url or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE
+
+
+def connect(url: str | None = None) -> Engine:
+    """Create an engine for the warehouse and bring its schema to the latest migration."""
+    url = warehouse_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the warehouse schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _sql_values(frame: pd.DataFrame, table: sa.Table) -> list[dict]:
+    out = frame[[c.name for c in table.columns if c.name in frame.columns]].copy()
+    for col in table.columns:
+        if col.name not in out:
+            continue
+        if isinstance(col.type, sa.Date):
+            out[col.name] = pd.to_datetime(out[col.name]).dt.date
+        out[col.name] = out[col.name].astype(object).where(out[col.name].notna(), None)
+    return out.to_dict("records")
+
+
+def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 50_000) -> int:
+    """Bulk-insert a frame's rows (executemany in chunks); returns the row count."""
+    records = _sql_values(frame, table)
+    for i in range(0, len(records), chunk):
+        conn.execute(table.insert(), records[i:i + chunk])
+    return len(records)
+
+
+def read_frame(conn, table: sa.Table, where: sa.ColumnElement | None = None) -> pd.DataFrame:
+    """Read a table into a frame with dates as datetime64, integers as Int64 and text as string."""
+    stmt = sa.select(table)
+    if where is not None:
+        stmt = stmt.where(where)
+    compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
+    # The raw driver path skips per-value SQLAlchemy type processing; types are restored vectorised.
+    frame = pd.read_sql_query(sa.text(str(compiled)), conn)
+    for col in table.columns:
+        s = frame[col.name]
+        if isinstance(col.type, sa.Date):
+            frame[col.name] = pd.to_datetime(s).astype("datetime64[s]")
+        elif isinstance(col.type, sa.Boolean):
+            frame[col.name] = s.astype("boolean")
+        elif isinstance(col.type, sa.Integer):
+            frame[col.name] = s.astype("Int64")
+        else:
+            frame[col.name] = s.astype("string")
+    return frame
