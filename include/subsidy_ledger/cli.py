@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .money import decimal_yuan
 
 
 def _date(text: str) -> str:
@@ -74,8 +75,7 @@ def _brief(name: str, result: dict) -> str:
     if name == "decide":
         return f"approved {result['approved']}, rejected {result['rejected']}"
     if name == "post":
-        fen = result["net_fen"]
-        return f"{result['posted']} ledger lines, net {fen // 100 if fen >= 0 else -(-fen // 100)}.{abs(fen) % 100:02d} yuan"
+        return f"{result['posted']} ledger lines, net {decimal_yuan(result['net_fen'])} yuan"
     if name == "extract":
         return f"{sum(result['rows'].values())} rows read"
     if name == "eligibility":

@@ -1,7 +1,6 @@
 """Alembic environment: runs migrations on the connection handed over by warehouse.migrate()."""
 
 from alembic import context
-
 from subsidy_ledger.warehouse import metadata
 
 config = context.config

@@ -1,0 +1,45 @@
+"""Glue between Airflow's run context and the pipeline's RunConfig, kept free of Airflow imports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from .pipeline import RunConfig
+from .warehouse import warehouse_url
+
+TIMEZONE = "Asia/Shanghai"
+
+
+def as_of_for(logical_date: dt.datetime, tz: str = TIMEZONE) -> str:
+    """The as-of date of a scheduled run: its logical date's calendar day in Nanxun's time zone."""
+    from zoneinfo import ZoneInfo
+
+    return logical_date.astimezone(ZoneInfo(tz)).date().isoformat()
+
+
+def sqlalchemy_url(uri: str | None, extra: dict[str, Any] | None = None) -> str | None:
+    """An SQLAlchemy URL from an Airflow connection: extra['sqlalchemy_url'] wins, else its URI."""
+    if extra and extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    if not uri:
+        return None
+    if uri.startswith("postgres://"):  # Airflow's scheme for PostgreSQL; SQLAlchemy wants postgresql
+        return "postgresql+psycopg2://" + uri.removeprefix("postgres://")
+    return uri
+
+
+def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date: dt.datetime | None,
+                 connection_url: str | None) -> RunConfig:
+    """RunConfig of one DAG run: params override, else the logical date and the warehouse connection."""
+    if not params.get("as_of") and logical_date is None:
+        raise ValueError("a run without a logical date needs params.as_of")
+    as_of = params.get("as_of") or as_of_for(logical_date)
+    return RunConfig(
+        sources=str(params["sources"]), as_of=str(as_of), out=str(params["out"]),
+        warehouse=params.get("warehouse") or connection_url or warehouse_url(None),
+        run_id=run_id, dag_id=dag_id, logical_date=logical_date.isoformat() if logical_date else None,
+        expectations=params.get("expectations") or os.environ.get("SUBSIDY_LEDGER_EXPECTATIONS"),
+        policy_dir=params.get("policy_dir") or os.environ.get("SUBSIDY_LEDGER_POLICY_DIR"),
+    )

@@ -1,0 +1,47 @@
+"""DAG integrity: the DAG imports cleanly, has its tasks, owner, schedule and guard rails."""
+
+import pytest
+
+from tests.dags.conftest import REPO, run_airflow_script
+
+SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dags = {}
+for dag_id, dag in bag.dags.items():
+    dags[dag_id] = {
+        "tasks": sorted(t.task_id for t in dag.tasks),
+        "edges": sorted([t.task_id, d] for t in dag.tasks for d in t.downstream_task_ids),
+        "owners": sorted({t.owner for t in dag.tasks}),
+        "schedule": str(dag.timetable.expression),
+        "timezone": str(getattr(dag.timetable.timezone, "name", dag.timetable.timezone)),
+        "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+        "retries": sorted({t.retries for t in dag.tasks}), "doc": bool(dag.doc_md),
+        "params": sorted(dag.params.keys()),
+    }
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags}))
+"""
+
+
+@pytest.fixture(scope="module")
+def bag(airflow_home):
+    return run_airflow_script(airflow_home, SCRIPT, str(REPO / "dags"))
+
+
+def test_dags_import_without_errors(bag):
+    assert bag["errors"] == {}
+    assert list(bag["dags"]) == ["nightly_subsidy_sync"]
+
+
+def test_nightly_sync_shape(bag):
+    d = bag["dags"]["nightly_subsidy_sync"]
+    assert d["tasks"] == ["build_eligibility", "configure", "decide", "export", "extract", "post_ledger", "validate"]
+    chain = ["configure", "extract", "validate", "build_eligibility", "decide", "post_ledger", "export"]
+    for a, b in zip(chain, chain[1:], strict=False):
+        assert [a, b] in d["edges"]
+    assert d["owners"] == ["subsidy-ledger"]
+    assert d["schedule"] == "0 2 * * *" and d["timezone"] == "Asia/Shanghai"
+    assert d["catchup"] is False and d["max_active_runs"] == 1
+    assert min(d["retries"]) >= 2 and d["doc"]
+    assert {"sources", "out", "as_of", "warehouse"} <= set(d["params"])

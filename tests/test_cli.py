@@ -1,0 +1,113 @@
+"""`subsidy-ledger run` end to end on a generated drop, on SQLite and PostgreSQL (CONTRACT.md)."""
+
+import csv
+import hashlib
+import re
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+from subsidy_ledger.cli import main
+from subsidy_ledger.policy import PolicyBook
+
+AS_OF = "2022-06-30"
+FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])")
+
+
+def read_csv(path: Path) -> list[dict]:
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf"), f"{path} has no BOM"
+    return list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def ran(small_drop, warehouse_url, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "--sources", str(small_drop), "--as-of", AS_OF, "--warehouse", warehouse_url,
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    return out / AS_OF, warehouse_url, out
+
+
+def test_extracts_per_contract(ran, small_drop):
+    root, url, _ = ran
+    depts = PolicyBook.load().departments
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == depts
+    all_lines = []
+    for dept in depts:
+        lines = read_csv(root / dept / "ledger.csv")
+        decisions = read_csv(root / dept / "decisions.csv")
+        assert {r["department_code"] for r in lines} <= {dept} and {r["department_code"] for r in decisions} <= {dept}
+        text = "".join((root / dept / f).read_text("utf-8-sig") for f in ("ledger.csv", "decisions.csv"))
+        assert not FULL_ID.search(text), "an unmasked identity number in a department extract"
+        assert all(re.fullmatch(r"330503\*{8}[0-9]{3}[0-9X]", r["person_id_masked"]) for r in lines)
+        wb = openpyxl.load_workbook(root / dept / "ledger.xlsx", read_only=True)
+        rows = list(wb.active.iter_rows(values_only=True))
+        assert len(rows) == len(lines) + 1 and list(rows[0]) == list(lines[0].keys() if lines else rows[0])
+        all_lines += lines
+    assert all_lines and all(r["posted_on"] == AS_OF and r["entry_type"] == "payout" for r in all_lines)
+    summary = read_csv(root / "summary.csv")
+    assert sum(Decimal(r["amount"]) for r in summary) == sum(Decimal(r["amount"]) for r in all_lines)
+    assert sum(int(r["payout_lines"]) for r in summary) == len(all_lines)
+    # rows in = accepted + quarantined, and rows in = the records in each file
+    rec = read_csv(root / "reconciliation.csv")
+    quarantine = read_csv(root / "quarantine.csv")
+    for r in rec:
+        assert int(r["rows_in"]) == int(r["accepted"]) + int(r["quarantined"])
+        assert sum(q["registry"] == r["registry"] for q in quarantine) == int(r["quarantined"])
+        if r["present"] == "True":
+            with open(small_drop / r["file_name"], encoding={"gb18030": "gb18030"}.get(r["encoding"], "utf-8-sig"),
+                      newline="") as fh:
+                assert int(r["rows_in"]) == sum(1 for _ in csv.reader(fh)) - 1
+    assert {r["encoding"] for r in rec if r["present"] == "True"} == {"utf-8", "utf-8-bom", "gb18030"}
+    assert not FULL_ID.search((root / "quarantine.csv").read_text("utf-8-sig"))
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        n = c.execute(sa.text("select count(*), sum(amount_fen) from ledger_lines")).one()
+    engine.dispose()
+    assert n[0] == len(all_lines) and Decimal(n[1]) / 100 == sum(Decimal(r["amount"]) for r in all_lines)
+
+
+def test_rerun_posts_nothing_and_rewrites_identical_extracts(ran, small_drop):
+    root, url, out = ran
+    before = digest(root)
+    assert main(["run", "--sources", str(small_drop), "--as-of", AS_OF, "--warehouse", url, "--out", str(out)]) == 0
+    assert digest(root) == before
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(distinct run_id) from ledger_lines")).scalar() == 1
+    engine.dispose()
+
+
+def test_unreadable_registry_stops_before_posting(small_drop, tmp_path, capsys):
+    drop = tmp_path / "drop"
+    shutil.copytree(small_drop, drop)
+    text = (drop / "certificates.csv").read_text("utf-8-sig").replace("issued_on", "issue_date", 1)
+    (drop / "certificates.csv").write_text(text, "utf-8-sig")
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    code = main(["run", "--sources", str(drop), "--as-of", AS_OF, "--warehouse", url, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "certificates.csv: missing required column(s) issued_on" in err and "Traceback" not in err
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        tables = sa.inspect(c).get_table_names()
+        assert "ledger_lines" not in tables or c.execute(sa.text("select count(*) from ledger_lines")).scalar() == 0
+    engine.dispose()
+    assert not (tmp_path / "o" / AS_OF).exists()
+
+
+def test_missing_drop_folder_and_bad_date(tmp_path, capsys):
+    assert main(["run", "--sources", str(tmp_path / "nope"), "--as-of", AS_OF, "--out", str(tmp_path)]) == 2
+    assert "drop folder does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--sources", str(tmp_path), "--as-of", "2022-02-30"])
+    assert exc.value.code == 2
