@@ -62,3 +62,14 @@ def test_credit_codes():
 def test_masking_keeps_first_six_and_last_four():
     masked = mask_resident_id(pd.Series(["33050319700101001X"]))
     assert masked[0] == "330503********001X"
+
+
+def test_vector_and_scalar_checks_agree():
+    good = list(resident_ids(np.random.default_rng(3), 20))
+    bad = [g[:17] + ("0" if g[17] != "0" else "1") for g in good[:5]]
+    odd = [with_check("33050319810230123"), with_check("99999919800101123"), with_check("33050320270101123"),
+           "abc", "33050319700101001x", None]
+    values = good + bad + odd
+    vector = resident_id_valid(pd.Series(values, dtype="string"), TODAY).tolist()
+    assert vector == [v is not None and resident_id_problem(v, TODAY) is None for v in values]
+    assert sum(vector) == 20

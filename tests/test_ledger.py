@@ -105,3 +105,18 @@ def test_invariant_violation_rolls_back_everything(engine, monkeypatch):
     with pytest.raises(ledger.LedgerInvariantError):
         post(engine, decisions(("C1", "P1", 150000, "HRSS"), ("C2", "P2", 100000, "HRSS")), D1)
     assert all_lines(engine).empty
+
+
+def test_bulk_load_keeps_awkward_text_and_nulls(engine):
+    from subsidy_ledger.warehouse import STAGING, insert_frame, read_frame
+
+    t = STAGING["veterans"]
+    names = ["tab\\there", "new\nline", "back\\\\slash \\N", None, "=HYPERLINK(\"x\")", "普通"]
+    frame = pd.DataFrame({"run_id": "r", "source_row": range(2, 8), "record_id": [f"V{i}" for i in range(6)],
+                          "name": names, "discharged_on": pd.to_datetime(["2020-01-01"] * 5 + [None])})
+    with engine.begin() as conn:
+        insert_frame(conn, t, frame)
+    with engine.connect() as conn:
+        back = read_frame(conn, t).sort_values("source_row")
+    assert [None if pd.isna(v) else v for v in back["name"]] == names
+    assert back["discharged_on"].isna().tolist() == [False] * 5 + [True]

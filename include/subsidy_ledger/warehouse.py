@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -186,23 +187,67 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def _sql_values(frame: pd.DataFrame, table: sa.Table) -> list[dict]:
-    out = frame[[c.name for c in table.columns if c.name in frame.columns]].copy()
+def _driver_columns(frame: pd.DataFrame, table: sa.Table) -> tuple[list[str], list[list]]:
+    """Column names and per-column Python lists in the form every DB-API driver accepts."""
+    names, cols = [], []
     for col in table.columns:
-        if col.name not in out:
+        if col.name not in frame.columns:
             continue
+        s = frame[col.name]
         if isinstance(col.type, sa.Date):
-            out[col.name] = pd.to_datetime(out[col.name]).dt.date
-        out[col.name] = out[col.name].astype(object).where(out[col.name].notna(), None)
-    return out.to_dict("records")
+            s = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
+        elif isinstance(col.type, sa.Boolean):
+            s = s.astype("boolean")
+        elif isinstance(col.type, sa.Integer):
+            s = s.astype("Int64")
+        values = s.astype(object).where(s.notna(), None).tolist()
+        names.append(col.name)
+        cols.append(values)
+    return names, cols
 
 
-def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 50_000) -> int:
-    """Bulk-insert a frame's rows (executemany in chunks); returns the row count."""
-    records = _sql_values(frame, table)
-    for i in range(0, len(records), chunk):
-        conn.execute(table.insert(), records[i:i + chunk])
-    return len(records)
+def _copy_text(values: list) -> pd.Series:
+    """One column in COPY's text format: \\N for NULL, backslash escapes for the special characters."""
+    s = pd.Series(values, dtype=object)
+    null = s.isna()
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, bool):
+        s = s.map({True: "t", False: "f"})
+    text = s.astype("string")
+    for raw, esc in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        text = text.str.replace(raw, esc, regex=False)
+    return text.where(~null, "\\N")
+
+
+def _copy_postgres(conn, table: sa.Table, names: list[str], cols: list[list]) -> None:
+    """COPY ... FROM STDIN: PostgreSQL's bulk load, far faster than INSERTs."""
+    lines = _copy_text(cols[0])
+    for values in cols[1:]:
+        lines = lines + "\t" + _copy_text(values)
+    buf = io.StringIO("\n".join(lines.tolist()) + "\n")
+    cols_sql = ", ".join(f'"{n}"' for n in names)
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.copy_expert(f'COPY "{table.name}" ({cols_sql}) FROM STDIN', buf)
+
+
+def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 100_000) -> int:
+    """Bulk-load a frame's rows: COPY on PostgreSQL, driver executemany elsewhere; returns the row count."""
+    if frame.empty:
+        return 0
+    names, cols = _driver_columns(frame, table)
+    if conn.dialect.name == "postgresql":
+        _copy_postgres(conn, table, names, cols)
+    elif conn.dialect.name == "sqlite":
+        stmt = table.insert().compile(dialect=conn.dialect, column_keys=names)
+        order = [names.index(p) for p in stmt.positiontup]
+        rows = list(zip(*[cols[k] for k in order], strict=True))
+        for i in range(0, len(rows), chunk):
+            conn.exec_driver_sql(str(stmt), rows[i:i + chunk])
+    else:  # any other SQLAlchemy dialect: portable executemany
+        records = [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+        for i in range(0, len(records), chunk):
+            conn.execute(table.insert(), records[i:i + chunk])
+    return len(frame)
 
 
 def read_frame(conn, table: sa.Table, where: sa.ColumnElement | None = None) -> pd.DataFrame:
