@@ -1,13 +1,20 @@
 """The sample-drop generator: deterministic, contract-shaped, exercising every R1 path."""
 
+import csv
 import hashlib
 
+from subsidy_ledger.cli import main
 from subsidy_ledger.generate import generate
 from subsidy_ledger.registries import REGISTRIES
+from subsidy_ledger.rules import r1_skill_upgrade as r1
 
 
 def _hashes(path):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())}
+
+
+def _rows(path):
+    return list(csv.DictReader(path.read_text("utf-8-sig").splitlines()))
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
@@ -22,3 +29,20 @@ def test_every_required_registry_file_is_written(small_drop):
     names = {p.stem for p in small_drop.glob("*.csv")}
     assert {n for n, r in REGISTRIES.items() if r.required} <= names
     assert names <= set(REGISTRIES)
+
+
+def test_small_drop_exercises_every_r1_path_and_each_kind_of_defect(small_drop, tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-30",
+                 "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
+    root = out / "2022-06-30"
+    decisions = [r for p in root.glob("*/decisions.csv") for r in _rows(p)]
+    assert {r["reason_code"] for r in decisions} == {"", *r1.REASON_CODES}
+    assert {r["subsidy_type"] for r in decisions} == {"skill_upgrade", "special_ability"}
+    lines = [r for p in root.glob("*/ledger.csv") for r in _rows(p)]
+    rates = {r["uplift_rate"] for r in lines}
+    assert "0" in rates and len(rates - {"0"}) >= 2, rates  # R3: listed rates and the default for blanks
+    reasons = {x.split(":")[0] for r in _rows(root / "quarantine.csv")
+               for x in r["reasons"].split(";")}
+    assert {"duplicate_key", "invalid_person_id", "unknown_employer_category", "unknown_certificate_type"} <= reasons
+    assert any(x.startswith("invalid_") and x.endswith("_on") for x in reasons), reasons  # impossible dates

@@ -167,6 +167,9 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
     cls_start = _dates(rng, "2018-09-01", "2022-03-31", n_cls)
     cls_end = cls_start + rng.integers(5, 60, n_cls).astype("timedelta64[D]")
     late = rng.random(n_cls) < 0.05
+    # at least one late filing inside the window, so even a small drop exercises R1 check 5
+    in_window = (cls_start >= np.datetime64("2019-01-01")) & (cls_start <= np.datetime64("2021-10-31"))
+    late[np.flatnonzero(in_window)[:1]] = True
     filed = cls_start - rng.integers(1, 30, n_cls).astype("timedelta64[D]")
     filed[late] = cls_start[late] + rng.integers(0, 3, late.sum()).astype("timedelta64[D]")
     cls_dept = np.where(rng.random(n_cls) < 0.7, np.array([o[2] for o in OCCUPATIONS], dtype=object)[occ_i], "HRSS")
