@@ -19,7 +19,8 @@ DOC = """
 ### Nightly subsidy sync (南浔区职业技能提升补贴)
 Reads the registry drop in **params.sources**, validates each registry with its Great Expectations
 suite (failing rows are quarantined with reasons), joins the registries into eligibility tables,
-decides every certificate claim under POLICY.md R1-R3, posts the difference to the append-only ledger,
+decides every claim under POLICY.md R1-R6 (certificates, apprentices,
+living allowances), posts the difference to the append-only ledger,
 and writes department extracts to **params.out**/`<as-of>/`.
 
 * as-of date: the logical date's day in Asia/Shanghai, unless **params.as_of** is set.

@@ -58,3 +58,47 @@ def decide_all(stg: dict[str, pd.DataFrame], as_of: str = "2022-06-30", paid: li
     elig = eligibility.build_certificate_eligibility(stg, dt.date.fromisoformat(as_of), book)
     already = pd.DataFrame(list(paid), columns=decide.CLAIM_KEY)
     return decide.decide_certificates(elig, book, already).set_index("reference", drop=False)
+
+
+def agreement(aid: str, person: str, kind: str, start: str, end: str | None = None, allowance: str | None = None,
+              dept: str = "ECON") -> dict:
+    """An apprenticeship agreement row."""
+    return {"agreement_id": aid, "person_id": person, "name": "学徒", "employer_credit_code": EMPLOYERS[0],
+            "school_name": "湖州南浔技工学校", "apprentice_kind": kind, "start_date": start, "end_date": end,
+            "monthly_allowance": allowance, "department_code": dept}
+
+
+def training_class(cid: str, start: str, end: str, filed: str | None = None, dept: str = "AGRI") -> dict:
+    """A filed training class (filed ten days before it starts unless told)."""
+    filed = filed or (dt.date.fromisoformat(start) - dt.timedelta(days=10)).isoformat()
+    return {"class_id": cid, "department_code": dept, "institution_name": "南浔区农民田间学校",
+            "occupation_code": "5-01-02-01", "level": "5", "training_kind": "employment_skill",
+            "filed_on": filed, "start_date": start, "end_date": end}
+
+
+def enrolled(cid: str, person: str, days: str = "10", passed: str = "true") -> dict:
+    """A roster entry."""
+    return {"class_id": cid, "person_id": person, "name": "学员", "attendance_days": days, "passed": passed}
+
+
+def low_income(person: str, category: str = "low_income_rural_household", start: str = "2015-01-01",
+               end: str | None = None) -> dict:
+    """A low-income / hardship record."""
+    return {"record_id": f"LI-{person[-6:]}-{category}-{start}", "person_id": person, "name": "困难人员",
+            "household_id": "HH1", "category": category, "valid_from": start, "valid_to": end}
+
+
+def decide_apprentices(stg, as_of: str = "2022-06-30", book: PolicyBook | None = None) -> pd.DataFrame:
+    """Eligibility and R4/R5 on staged registries; decisions indexed by reference."""
+    book = book or PolicyBook.load()
+    when = dt.date.fromisoformat(as_of)
+    elig = eligibility.build_apprentice_eligibility(stg, when, book)
+    return decide.decide_apprentices(elig, book, when).set_index("reference", drop=False)
+
+
+def decide_living(stg, as_of: str = "2022-06-30", book: PolicyBook | None = None) -> pd.DataFrame:
+    """Eligibility and R6 on staged registries; decisions indexed by (class id, person)."""
+    book = book or PolicyBook.load()
+    when = dt.date.fromisoformat(as_of)
+    elig = eligibility.build_living_allowance_eligibility(stg, when, book)
+    return decide.decide_living_allowances(elig, book, when).set_index(["reference", "person_id"], drop=False)

@@ -111,3 +111,29 @@ def test_missing_drop_folder_and_bad_date(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--sources", str(tmp_path), "--as-of", "2022-02-30"])
     assert exc.value.code == 2
+
+
+def test_a_new_policy_version_file_prices_later_events_with_no_code_change(small_drop, tmp_path, capsys):
+    example = Path(__file__).parents[1] / "docs/examples/policies"
+    out = tmp_path / "out"
+    code = main(["run", "--sources", str(small_drop), "--as-of", "2023-06-30", "--warehouse",
+                 f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out), "--policy-dir", str(example)])
+    assert code == 0, capsys.readouterr().err
+    lines = [r for p in (out / "2023-06-30").glob("*/ledger.csv") for r in read_csv(p)]
+    by_version = {}
+    for r in lines:
+        by_version.setdefault(r["policy_version"], set()).add(r["rule_id"])
+    assert by_version["nanxun-2019"] == {"R1", "R4", "R5", "R6"}
+    assert {"R1", "R4"} <= by_version["nanxun-2022"]  # R6 under 2022 is covered in tests/test_policy.py
+    # the 2022 amounts: R4 5000.00 a year, the 2022 level amounts for R1 (uplift ended with 2021)
+    assert {r["amount"] for r in lines if r["rule_id"] == "R4" and r["policy_version"] == "nanxun-2022"} == {"5000.00"}
+    r1_2022 = {r["amount"] for r in lines if r["subsidy_type"] == "skill_upgrade"
+               and r["policy_version"] == "nanxun-2022"}
+    assert r1_2022 and r1_2022 <= {"1200.00", "1800.00", "2400.00", "4500.00", "6500.00", "1100.00", "1650.00"}
+    assert all(Decimal(r["amount"]) % 30 == 0 for r in lines if r["rule_id"] == "R6"
+               and r["policy_version"] == "nanxun-2019")
+    summary = read_csv(out / "2023-06-30" / "summary.csv")
+    assert {(r["fund"], r["subsidy_type"]) for r in summary} == {
+        ("skills_upgrade_account", t) for t in ("skill_upgrade", "special_ability", "apprentice_employee",
+                                                "apprentice_student")} | {("employment_subsidy_fund",
+                                                                           "living_allowance")}

@@ -74,6 +74,7 @@ def test_optional_registries_may_be_absent(small_drop, tmp_path):
     drop = tmp_path / "drop"
     shutil.copytree(small_drop, drop)
     (drop / "city_payouts.csv").unlink()
+    (drop / "subsidy_catalog.csv").unlink()
     raws = extract_drop(drop)
     assert not raws["city_payouts"].present and len(raws["city_payouts"].frame) == 0
-    assert not raws["subsidy_catalog"].present
+    assert not raws["subsidy_catalog"].present and raws["certificates"].present

@@ -7,6 +7,9 @@ from subsidy_ledger.cli import main
 from subsidy_ledger.generate import generate
 from subsidy_ledger.registries import REGISTRIES
 from subsidy_ledger.rules import r1_skill_upgrade as r1
+from subsidy_ledger.rules import r4_employee_apprentice as r4
+from subsidy_ledger.rules import r5_student_apprentice as r5
+from subsidy_ledger.rules import r6_living_allowance as r6
 
 
 def _hashes(path):
@@ -31,14 +34,21 @@ def test_every_required_registry_file_is_written(small_drop):
     assert names <= set(REGISTRIES)
 
 
-def test_small_drop_exercises_every_r1_path_and_each_kind_of_defect(small_drop, tmp_path):
+def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop, tmp_path):
     out = tmp_path / "out"
     assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-30",
                  "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
     root = out / "2022-06-30"
     decisions = [r for p in root.glob("*/decisions.csv") for r in _rows(p)]
-    assert {r["reason_code"] for r in decisions} == {"", *r1.REASON_CODES}
-    assert {r["subsidy_type"] for r in decisions} == {"skill_upgrade", "special_ability"}
+    seen = {(r["subsidy_type"], r["reason_code"]) for r in decisions}
+    by_type = {"skill_upgrade": r1.REASON_CODES, "apprentice_employee": r4.REASON_CODES,
+               "apprentice_student": r5.REASON_CODES, "living_allowance": r6.REASON_CODES}
+    # max_years_reached needs a second policy version with fewer years: covered in tests/rules only
+    wanted = {(t, c) for t, codes in by_type.items() for c in ("", *codes) if c != "max_years_reached"}
+    assert wanted - seen == set()
+    assert ("special_ability", "") in seen
+    paid = {(r["subsidy_type"], r["amount"]) for r in decisions if r["decision"] == "approved"}
+    assert {("skill_upgrade", "1100.00"), ("skill_upgrade", "1650.00"), ("special_ability", "600.00")} <= paid
     lines = [r for p in root.glob("*/ledger.csv") for r in _rows(p)]
     rates = {r["uplift_rate"] for r in lines}
     assert "0" in rates and len(rates - {"0"}) >= 2, rates  # R3: listed rates and the default for blanks

@@ -49,3 +49,55 @@ def test_sub_fen_amounts_are_refused(tmp_path):
     _write(tmp_path, "bad", "2023-01-01", "2023-12-31", amount="1000.005")
     with pytest.raises(PolicyError, match="malformed"):
         PolicyBook.load(tmp_path)
+
+
+EXAMPLE = Path(__file__).parents[1] / "docs/examples/policies"
+
+
+def test_the_documented_example_version_prices_every_rule_from_its_start_date():
+    from tests.scenario import (
+        PEOPLE,
+        agreement,
+        certificate,
+        decide_all,
+        decide_apprentices,
+        decide_living,
+        enrolled,
+        insured,
+        low_income,
+        staged,
+        training_class,
+    )
+
+    book = PolicyBook.load(EXAMPLE)
+    a = PEOPLE[5]
+    stg = staged(
+        social_insurance=[insured(a)], low_income=[low_income(a)],
+        certificates=[certificate("C1", a, "2021-12-31", level="5"),
+                      certificate("C2", a, "2022-01-01", level="5", occupation="6-31-01-03")],
+        apprenticeships=[agreement("E1", a, "employee", "2020-12-20"), agreement("E2", a, "employee", "2021-01-05"),
+                         agreement("S1", a, "student", "2022-01-01", allowance="400.00")],
+        training_classes=[training_class("K1", "2021-12-31", "2022-01-09"),
+                          training_class("K2", "2022-01-01", "2022-01-10")],
+        class_enrollments=[enrolled("K1", a, "5"), enrolled("K2", a, "5")])
+    certs = decide_all(stg, as_of="2023-06-30", book=book)
+    assert certs.loc["C1", ["amount_fen", "policy_version"]].tolist() == [100000, "nanxun-2019"]
+    assert certs.loc["C2", ["amount_fen", "policy_version"]].tolist() == [120000, "nanxun-2022"]
+    ap = decide_apprentices(stg, as_of="2023-06-30", book=book)
+    # year 2 of E1 begins 2021-12-20 (old price); year 2 of E2 begins 2022-01-05 (new price)
+    assert ap.loc["E1#2", ["amount_fen", "policy_version"]].tolist() == [400000, "nanxun-2019"]
+    assert ap.loc["E2#2", ["amount_fen", "policy_version"]].tolist() == [500000, "nanxun-2022"]
+    assert ap.loc["E2#3", "reason_code"] == "outside_policy_window"  # begins 2023-01-05: no version then
+    assert ap.loc["S1#1", ["amount_fen", "policy_version"]].tolist() == [360000, "nanxun-2022"]  # 12 x 400 capped
+    la = decide_living(stg, as_of="2023-06-30", book=book)
+    assert la.loc[("K1", a), "amount_fen"] == 15000 and la.loc[("K2", a), "amount_fen"] == 20000
+    assert la.loc[("K2", a), "policy_version"] == "nanxun-2022"
+
+
+@pytest.mark.parametrize("key", ["max_years", "months_counted"])
+def test_counts_below_one_are_refused(tmp_path, key):
+    text = (EXAMPLE / "nanxun-2022.yaml").read_text("utf-8")
+    (tmp_path / "v.yaml").write_text(text.replace(f"{key}: 3", f"{key}: 0").replace(f"{key}: 12", f"{key}: 0"),
+                                     "utf-8")
+    with pytest.raises(PolicyError, match=key):
+        PolicyBook.load(tmp_path)

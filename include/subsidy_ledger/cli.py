@@ -79,7 +79,9 @@ def _brief(name: str, result: dict) -> str:
     if name == "extract":
         return f"{sum(result['rows'].values())} rows read"
     if name == "eligibility":
-        return f"{result['rows']} certificate claims"
+        r = result["rows"]
+        return (f"{r['int_certificate_eligibility']} certificate claims, {r['int_apprentice_eligibility']} apprentice "
+                f"claims, {r['int_living_allowance_eligibility']} living-allowance claims")
     return ""
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .money import apply_uplift
 from .policy import PolicyBook
 from .rules import r1_skill_upgrade as r1
+from .rules import r4_employee_apprentice as r4
+from .rules import r5_student_apprentice as r5
+from .rules import r6_living_allowance as r6
 
+# Funds named in CONTRACT.md: the skills-upgrade account pays all but R6 (就业补助资金).
 SKILLS_ACCOUNT = "skills_upgrade_account"
+EMPLOYMENT_FUND = "employment_subsidy_fund"
+SUBSIDY_TYPES = ["skill_upgrade", "special_ability", r4.SUBSIDY_TYPE, r5.SUBSIDY_TYPE, r6.SUBSIDY_TYPE]
 DECISION_COLUMNS = [
     "subsidy_type", "reference", "person_id", "name", "decision", "reason_code", "amount_fen",
     "base_amount_fen", "uplift_units", "cap_place", "rule_id", "policy_version", "department_code", "fund",
@@ -54,3 +61,50 @@ def decide_certificates(e: pd.DataFrame, book: PolicyBook, already_paid: pd.Data
         "department_code": e["department_code"], "fund": SKILLS_ACCOUNT,
         "occupation_code": e["occupation_code"], "level": e["level"], "event_date": e["issued_on"],
     })[DECISION_COLUMNS]
+
+
+def _frame(f: pd.DataFrame, reason: pd.Series, amount: pd.Series, base: pd.Series, rule_id: pd.Series | str,
+           fund: str, event_date: pd.Series, **cols) -> pd.DataFrame:
+    approved = reason.isna()
+    return pd.DataFrame({
+        "subsidy_type": f["subsidy_type"], "reference": f["reference"], "person_id": f["person_id"],
+        "name": f["name"], "decision": approved.map({True: "approved", False: "rejected"}).astype("string"),
+        "reason_code": reason, "amount_fen": amount, "base_amount_fen": base.astype("Int64"), "uplift_units": 0,
+        "cap_place": pd.Series(pd.NA, index=f.index, dtype="Int64"), "rule_id": rule_id,
+        "policy_version": f["policy_version"], "department_code": f["department_code"], "fund": fund,
+        "event_date": event_date, **cols,
+    })[DECISION_COLUMNS]
+
+
+def decide_apprentices(f: pd.DataFrame, book: PolicyBook, as_of) -> pd.DataFrame:
+    """R4 for employee agreement years and R5 for student agreements."""
+    f = f.reset_index(drop=True)
+    when = pd.Timestamp(as_of)
+    version = f["policy_version"]
+    employee = (f["subsidy_type"] == r4.SUBSIDY_TYPE).to_numpy(dtype=bool)
+    max_years = book.per_version(version, lambda v: v.apprentice_max_years)
+    reason = r4.reasons(f, max_years, when).where(employee, r5.reasons(f, when))
+    approved = reason.isna()
+    per_year = book.per_version(version, lambda v: v.apprentice_year_amount_fen)
+    cap = book.per_version(version, lambda v: v.student_cap_fen)
+    student_base = r5.amount_fen(pd.Series(True, index=f.index), f["months_served"], f["monthly_allowance_fen"], cap)
+    base = pd.Series(np.where(employee, per_year.fillna(0), student_base), index=f.index)
+    amount = pd.Series(np.where(employee, r4.amount_fen(approved, per_year),
+                                r5.amount_fen(approved, f["months_served"], f["monthly_allowance_fen"], cap)),
+                       index=f.index).astype("int64")
+    rule = pd.Series(np.where(employee, r4.RULE_ID, r5.RULE_ID), index=f.index, dtype="string")
+    return _frame(f, reason, amount, base, rule, SKILLS_ACCOUNT, f["period_start"],
+                  occupation_code=pd.NA, level=pd.NA)
+
+
+def decide_living_allowances(f: pd.DataFrame, book: PolicyBook, as_of) -> pd.DataFrame:
+    """R6 for every roster entry in the living-allowance eligibility table."""
+    f = f.reset_index(drop=True).assign(subsidy_type=r6.SUBSIDY_TYPE)
+    f["reference"] = f["class_id"]
+    days = r6.paid_days(f["attendance_days"], f["class_days"])
+    reason = r6.reasons(f.assign(paid_days=days), pd.Timestamp(as_of))
+    per_day = book.per_version(f["policy_version"], lambda v: v.living_allowance_per_day_fen)
+    base = r6.amount_fen(pd.Series(True, index=f.index), days, per_day)
+    amount = r6.amount_fen(reason.isna(), days, per_day)
+    return _frame(f, reason, amount, base, r6.RULE_ID, EMPLOYMENT_FUND, f["start_date"],
+                  occupation_code=f["occupation_code"], level=f["level"])

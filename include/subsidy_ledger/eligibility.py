@@ -10,9 +10,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from .intervals import covering
+from .intervals import add_months, covering, full_months
 from .policy import PolicyBook
 from .rules import r2_key_groups, r3_uplift
+from .rules import r4_employee_apprentice as r4
+from .rules import r5_student_apprentice as r5
 
 ELIGIBILITY_COLUMNS = [
     "certificate_no", "person_id", "name", "certificate_type", "occupation_code", "level", "issued_on",
@@ -98,3 +100,86 @@ def build_certificate_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, 
     )
     out = pd.concat([out, _class_facts(certs, stg["training_classes"], stg["class_enrollments"], book)], axis=1)
     return out[ELIGIBILITY_COLUMNS]
+
+
+APPRENTICE_COLUMNS = [
+    "subsidy_type", "reference", "agreement_id", "year", "person_id", "name", "period_start", "period_end",
+    "agreement_end", "policy_version", "months_served", "monthly_allowance_fen", "department_code",
+]
+
+
+def _employee_years(agreements: pd.DataFrame, as_of: pd.Timestamp, book: PolicyBook) -> pd.DataFrame:
+    """R4: one row per agreement year that has begun by as_of and before the agreement ended."""
+    emp = agreements.loc[agreements["apprentice_kind"] == r4.KIND]
+    most = max(v.apprentice_max_years for v in book.versions)
+    years = []
+    for k in range(1, most + 1):
+        start = add_months(emp["start_date"], 12 * (k - 1))
+        years.append(emp.assign(year=k, period_start=start, period_end=add_months(emp["start_date"], 12 * k)))
+    y = pd.concat(years, ignore_index=True)
+    begun = (y["period_start"] <= as_of) & ~(y["period_start"] >= y["end_date"]).fillna(False)
+    y = y.loc[begun].reset_index(drop=True)
+    return y.assign(subsidy_type=r4.SUBSIDY_TYPE, reference=r4.reference(y["agreement_id"], y["year"]),
+                    policy_version=book.version_of(y["period_start"]), months_served=pd.NA)
+
+
+def _student_agreements(agreements: pd.DataFrame, as_of: pd.Timestamp, book: PolicyBook) -> pd.DataFrame:
+    """R5: one row per student agreement begun by as_of, with its counted period and months served."""
+    st = agreements.loc[(agreements["apprentice_kind"] == r5.KIND) & (agreements["start_date"] <= as_of)]
+    st = st.reset_index(drop=True)
+    version = book.version_of(st["start_date"])
+    # The counted period's length comes from the version pricing the agreement (the latest one outside it).
+    months = book.per_version(version, lambda v: v.student_months_counted).fillna(
+        book.versions[-1].student_months_counted).astype("int64")
+    counted_end = add_months(st["start_date"], months)
+    end = counted_end.where(~(st["end_date"] < counted_end).fillna(False), st["end_date"])
+    return st.assign(subsidy_type=r5.SUBSIDY_TYPE, reference=st["agreement_id"] + "#1", year=1,
+                     period_start=st["start_date"], period_end=end, policy_version=version,
+                     months_served=full_months(st["start_date"], end))
+
+
+def build_apprentice_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> pd.DataFrame:
+    """One row of R4/R5 facts per apprentice claim (employee agreement year, or student agreement)."""
+    a = stg["apprenticeships"]
+    when = pd.Timestamp(as_of)
+    out = pd.concat([_employee_years(a, when, book), _student_agreements(a, when, book)], ignore_index=True)
+    out = out.rename(columns={"end_date": "agreement_end", "monthly_allowance": "monthly_allowance_fen"})
+    out["year"] = out["year"].astype("int64")
+    out["months_served"] = out["months_served"].astype("Int64")
+    return out[APPRENTICE_COLUMNS]
+
+
+LIVING_COLUMNS = [
+    "class_id", "person_id", "name", "department_code", "occupation_code", "level", "filed_in_advance",
+    "start_date", "end_date", "policy_version", "attendance_days", "class_days", "qualifying_group",
+]
+
+
+def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date,
+                                       book: PolicyBook) -> pd.DataFrame:
+    """One row of R6 facts per roster entry whose person has ever had a qualifying low_income record.
+
+    Other trainees make no living-allowance claim at all (decided here: they would only add noise).
+    """
+    categories = sorted({c for v in book.versions for c in v.living_allowance_categories})
+    low = stg["low_income"]
+    low = low.loc[low["category"].isin(categories)]
+    roster = stg["class_enrollments"]
+    roster = roster.loc[roster["person_id"].isin(low["person_id"])]
+    cls = stg["training_classes"].drop(columns=["run_id", "source_row", "town_code"], errors="ignore")
+    f = roster[["class_id", "person_id", "name", "attendance_days"]].merge(cls, on="class_id", how="left")
+    f = f.loc[~(f["start_date"] > pd.Timestamp(as_of)).fillna(False)].reset_index(drop=True)
+    f["policy_version"] = book.version_of(f["start_date"])
+    f["filed_in_advance"] = (f["filed_on"] < f["start_date"]).fillna(False).astype(bool)
+    f["class_days"] = ((f["end_date"] - f["start_date"]).dt.days + 1).astype("Int64")
+    # the categories that qualify are those of the version in force on the class start date
+    pairs = covering(f, "start_date", low, "valid_from", "valid_to", keep=("category",))
+    pairs = pairs.assign(policy_version=f["policy_version"].reindex(pairs["event"]).to_numpy())
+    allowed = pd.DataFrame([(v.version, c) for v in book.versions for c in v.living_allowance_categories],
+                           columns=["policy_version", "category"])
+    hit = pairs.merge(allowed, on=["policy_version", "category"])["event"].unique()
+    f["qualifying_group"] = f.index.isin(hit)
+    fallback = book.versions[0].department_without_class
+    f["department_code"] = f["department_code"].fillna(
+        f["policy_version"].map({v.version: v.department_without_class for v in book.versions})).fillna(fallback)
+    return f[LIVING_COLUMNS]

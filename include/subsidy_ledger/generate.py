@@ -1,6 +1,6 @@
 """Generate a realistic registry drop (CONTRACT.md) for Nanxun, deterministic for a seed.
 
-Every R1-R3 path occurs (each reason code, the uplift), plus a small share of realistic
+Every R1-R6 path occurs (each reason code, the uplift, catalog rows), plus a small share of realistic
 defects, and some files are written in GB18030 as Chinese government exports often are.
 """
 
@@ -40,6 +40,7 @@ ENCODING = {  # file -> (encoding, line terminator)
     "low_income": ("gb18030", "\r\n"), "training_classes": ("gb18030", "\r\n"),
     "class_enrollments": ("utf-8-sig", "\n"), "apprenticeships": ("utf-8-sig", "\n"),
     "affected_enterprises": ("utf-8-sig", "\n"), "city_payouts": ("utf-8-sig", "\n"),
+    "subsidy_catalog": ("utf-8-sig", "\n"),
 }
 DEFECT_SHARE = 0.003
 
@@ -166,6 +167,9 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
     occ_i = rng.integers(0, len(OCCUPATIONS), n_cls)
     cls_start = _dates(rng, "2018-09-01", "2022-03-31", n_cls)
     cls_end = cls_start + rng.integers(5, 60, n_cls).astype("timedelta64[D]")
+    long_cls = rng.random(n_cls) < 0.08
+    cls_end[long_cls] = cls_start[long_cls] + rng.integers(200, 400, long_cls.sum()).astype("timedelta64[D]")
+    cls_end[np.argmax(cls_start)] = cls_start.max() + np.timedelta64(300, "D")  # at least one ends late
     late = rng.random(n_cls) < 0.05
     # at least one late filing inside the window, so even a small drop exercises R1 check 5
     in_window = (cls_start >= np.datetime64("2019-01-01")) & (cls_start <= np.datetime64("2021-10-31"))
@@ -242,7 +246,12 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
     extra = pd.DataFrame({"class_id": class_ids[rng.integers(0, n_cls, extra_n)], "person_id": pid[extra_p],
                           "name": name[extra_p], "passed": np.where(rng.random(extra_n) < 0.6, "true", "false")})
     roster = pd.concat([roster, extra], ignore_index=True).drop_duplicates(["class_id", "person_id"])
-    roster.insert(3, "attendance_days", rng.integers(3, 45, len(roster)).astype(str))
+    attendance = rng.integers(3, 45, len(roster))
+    attendance[rng.random(len(roster)) < 0.03] = 0  # enrolled, never came (R6 no_attendance)
+    roster.insert(3, "attendance_days", attendance.astype(str))
+    # a few roster entries name a class that was never filed (R6 class_not_filed_in_advance)
+    ghost = rng.random(len(roster)) < 0.01
+    roster.loc[ghost, "class_id"] = [f"NX2020-9{i:04d}" for i in range(int(ghost.sum()))]
     frames["class_enrollments"] = roster.reset_index(drop=True)
 
     # the city already paid a few (R1 check 7): by certificate number or by occupation and level
@@ -264,21 +273,48 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
         "uplift_rate": _pick(rng, ["", "0.10", "0.15", "0.20", "0.30", "0.125"], len(aff)),
     })
 
-    # apprenticeship agreements (R4/R5)
-    ap = rng.choice(n, max(6, n // 150), replace=False)
-    kind = _pick(rng, ["employee", "student"], len(ap), p=[0.6, 0.4])
-    ap_start = _dates(rng, "2018-07-01", "2022-03-31", len(ap))
-    ap_end = ap_start + rng.integers(200, 1300, len(ap)).astype("timedelta64[D]")
-    ap_end[rng.random(len(ap)) < 0.3] = np.datetime64("NaT")
-    allowance = np.where(kind == "student", _pick(rng, ["1800.00", "2200.00", "2500.00", "300.00"], len(ap)), "")
+    # apprenticeship agreements (R4/R5): every path, including years ending exactly on the end date
+    n_ap = max(40, n // 150)
+    ap = rng.choice(n, n_ap, replace=False)
+    kind = _pick(rng, ["employee", "student"], n_ap, p=[0.6, 0.4])
+    ap_start = _dates(rng, "2018-07-01", "2022-03-31", n_ap)
+    ap_end = ap_start + rng.integers(200, 1300, n_ap).astype("timedelta64[D]")
+    shape = rng.random(n_ap)
+    ap_end[shape < 0.25] = np.datetime64("NaT")
+    exact = (shape >= 0.25) & (shape < 0.40)  # ends on an anniversary: the last year completes on the end date
+    years = rng.integers(1, 4, n_ap)
+    ap_end[exact] = np.array([_anniversary(d, y) for d, y in zip(ap_start[exact], years[exact], strict=True)],
+                             dtype="datetime64[D]")
+    short = (shape >= 0.40) & (shape < 0.50)  # students who left within the first weeks
+    kind[short] = "student"
+    ap_end[short] = ap_start[short] + rng.integers(10, 70, short.sum()).astype("timedelta64[D]")
+    allowance = np.where(kind == "student", _pick(rng, ["1800.00", "2200.00", "2500.00", "300.00", "0.00", ""],
+                                                  n_ap, p=[0.3, 0.25, 0.2, 0.15, 0.05, 0.05]), "")
     frames["apprenticeships"] = pd.DataFrame({
-        "agreement_id": [f"AP{i:06d}" for i in range(len(ap))], "person_id": pid[ap], "name": name[ap],
-        "employer_credit_code": emp_code[rng.integers(0, n_emp, len(ap))],
-        "school_name": _pick(rng, ["湖州南浔技工学校", "湖州交通技师学院", "湖州职业技术学院"], len(ap)),
+        "agreement_id": [f"AP{i:06d}" for i in range(n_ap)], "person_id": pid[ap], "name": name[ap],
+        "employer_credit_code": emp_code[rng.integers(0, n_emp, n_ap)],
+        "school_name": _pick(rng, ["湖州南浔技工学校", "湖州交通技师学院", "湖州职业技术学院"], n_ap),
         "apprentice_kind": kind, "start_date": _text(ap_start), "end_date": _text(ap_end),
-        "monthly_allowance": allowance, "department_code": _pick(rng, ["HRSS", "ECON", "EDU"], len(ap)),
+        "monthly_allowance": allowance, "department_code": _pick(rng, ["HRSS", "ECON", "EDU"], n_ap),
     })
+
+    # the subsidy catalog (补贴目录清单): a few occupations re-priced from mid-2020, special abilities too
+    cat = []
+    for code, _, _ in OCCUPATIONS[:4]:
+        for ctype in ("vocational_qualification", "skill_level"):
+            for lvl, amount in (("5", "1100.00"), ("4", "1650.00")):
+                cat.append((code, ctype, lvl, amount, "2020-07-01", ""))
+    for (code, _), amount in zip(SPECIAL, ["600.00", "1000.00", "800.00", "500.00"], strict=True):
+        cat.append((code, "special_ability", "", amount, "2019-01-01", "2021-06-30"))
+    frames["subsidy_catalog"] = pd.DataFrame(cat, columns=["occupation_code", "certificate_type", "level", "amount",
+                                                           "effective_from", "effective_to"])
     return frames
+
+
+def _anniversary(start: np.datetime64, years: int) -> np.datetime64:
+    """start + years calendar years (29 February falls back to the 28th)."""
+    d = pd.Timestamp(start)
+    return np.datetime64((d + pd.DateOffset(years=int(years))).date(), "D")
 
 
 def _defects(rng, name: str, df: pd.DataFrame) -> pd.DataFrame:

@@ -131,31 +131,53 @@ def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
     return out
 
 
+ELIGIBILITY = (  # intermediate table, builder
+    (warehouse.certificate_eligibility, eligibility.build_certificate_eligibility),
+    (warehouse.apprentice_eligibility, eligibility.build_apprentice_eligibility),
+    (warehouse.living_allowance_eligibility, eligibility.build_living_allowance_eligibility),
+)
+
+
 def stage_eligibility(cfg: RunConfig) -> dict:
-    """Join the staged registries into int_certificate_eligibility."""
+    """Join the staged registries into the intermediate eligibility tables (one per claim kind)."""
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
+    rows = {}
     with engine.begin() as conn:
         stg = load_staging(conn, cfg.run_id)
-        elig = eligibility.build_certificate_eligibility(stg, cfg.as_of_date, book)
-        conn.execute(warehouse.certificate_eligibility.delete())
-        warehouse.insert_frame(conn, warehouse.certificate_eligibility, elig.assign(run_id=cfg.run_id))
+        for table, build in ELIGIBILITY:
+            frame = build(stg, cfg.as_of_date, book)
+            conn.execute(table.delete())
+            warehouse.insert_frame(conn, table, frame.assign(run_id=cfg.run_id))
+            rows[table.name] = len(frame)
     engine.dispose()
-    return {"table": warehouse.certificate_eligibility.name, "rows": len(elig)}
+    return {"rows": rows}
+
+
+def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()) -> pd.DataFrame:
+    frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
+    for c in flags:
+        frame[c] = frame[c].fillna(False).astype(bool)
+    return frame
 
 
 def stage_decide(cfg: RunConfig) -> dict:
-    """Decide every claim; store this run's decisions."""
+    """Decide every claim (R1-R6); store this run's decisions."""
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
-    t = warehouse.certificate_eligibility
     with engine.begin() as conn:
-        elig = warehouse.read_frame(conn, t, t.c.run_id == cfg.run_id)
-        for c in ("civil_servant", "insured", "key_group", "paid_by_city"):
-            elig[c] = elig[c].fillna(False).astype(bool)
+        certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
+                             ("civil_servant", "insured", "key_group", "paid_by_city"))
         state = ledger.claim_state(conn, CERTIFICATE_TYPES)
         paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
-        d = decide.decide_certificates(elig, book, paid)
+        d = pd.concat([
+            decide.decide_certificates(certs, book, paid),
+            decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id),
+                                      book, cfg.as_of_date),
+            decide.decide_living_allowances(
+                _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
+                             ("filed_in_advance", "qualifying_group")), book, cfg.as_of_date),
+        ], ignore_index=True)
         conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
         warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
     engine.dispose()
@@ -173,7 +195,8 @@ def stage_post(cfg: RunConfig) -> dict:
     """Post the difference to the ledger, all lines in one transaction."""
     engine = _engine(cfg)
     with engine.begin() as conn:
-        lines = ledger.post(conn, _decisions(conn, cfg.run_id), CERTIFICATE_TYPES, cfg.as_of_date, cfg.run_id)
+        lines = ledger.post(conn, _decisions(conn, cfg.run_id), decide.SUBSIDY_TYPES, cfg.as_of_date,
+                            cfg.run_id)
     engine.dispose()
     return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0}
 

@@ -62,6 +62,36 @@ class PolicyVersion:
         return list(self.params["civil_servant_categories"])
 
     @property
+    def apprentice_year_amount_fen(self) -> int:
+        """R4: amount per completed employee-apprentice agreement year, in fen."""
+        return yuan_to_fen(self.params["employee_apprentice"]["amount_per_year"])
+
+    @property
+    def apprentice_max_years(self) -> int:
+        """R4: agreement years paid at most."""
+        return int(self.params["employee_apprentice"]["max_years"])
+
+    @property
+    def student_cap_fen(self) -> int:
+        """R5: the most a student apprentice is paid, in fen."""
+        return yuan_to_fen(self.params["student_apprentice"]["cap"])
+
+    @property
+    def student_months_counted(self) -> int:
+        """R5: the served months counted run from the start for this many months."""
+        return int(self.params["student_apprentice"]["months_counted"])
+
+    @property
+    def living_allowance_per_day_fen(self) -> int:
+        """R6: allowance per attended training day, in fen."""
+        return yuan_to_fen(self.params["living_allowance"]["per_day"])
+
+    @property
+    def living_allowance_categories(self) -> list[str]:
+        """R6: low_income categories that qualify a trainee."""
+        return list(self.params["living_allowance"]["categories"])
+
+    @property
     def department_without_class(self) -> str:
         """Department charged for certificates claimed without a training class."""
         return str(self.params["department_without_class"])
@@ -82,6 +112,14 @@ def _check_params(version: str, params: dict[str, Any]) -> None:
     yuan_to_fen(params["special_ability_cap"])
     rate_to_units(params["uplift"]["default_rate"])
     int(params["certificates_per_person_per_year"])
+    yuan_to_fen(params["employee_apprentice"]["amount_per_year"])
+    yuan_to_fen(params["student_apprentice"]["cap"])
+    yuan_to_fen(params["living_allowance"]["per_day"])
+    for section, key in (("employee_apprentice", "max_years"), ("student_apprentice", "months_counted")):
+        if int(params[section][key]) < 1:
+            raise PolicyError(f"policy {version}: {section}.{key} must be at least 1")
+    if not list(params["living_allowance"]["categories"]):
+        raise PolicyError(f"policy {version}: living_allowance.categories is empty")
 
 
 def load_version(path: Path) -> PolicyVersion:

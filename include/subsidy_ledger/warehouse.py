@@ -99,6 +99,44 @@ certificate_eligibility = sa.Table(
     sa.PrimaryKeyConstraint("run_id", "certificate_no"),
 )
 
+apprentice_eligibility = sa.Table(
+    "int_apprentice_eligibility", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("subsidy_type", sa.String(40), nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("agreement_id", sa.Text, nullable=False),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("agreement_end", sa.Date),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("months_served", sa.Integer),
+    sa.Column("monthly_allowance_fen", sa.BigInteger),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference"),
+)
+
+living_allowance_eligibility = sa.Table(
+    "int_living_allowance_eligibility", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("class_id", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("occupation_code", sa.Text),
+    sa.Column("level", sa.Integer),
+    sa.Column("filed_in_advance", sa.Boolean, nullable=False),
+    sa.Column("start_date", sa.Date),
+    sa.Column("end_date", sa.Date),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("attendance_days", sa.Integer, nullable=False),
+    sa.Column("class_days", sa.Integer),
+    sa.Column("qualifying_group", sa.Boolean, nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "class_id", "person_id"),
+)
+
 decisions = sa.Table(
     "decisions", metadata,
     sa.Column("run_id", RUN_ID, nullable=False),

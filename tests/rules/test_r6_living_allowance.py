@@ -1,0 +1,91 @@
+"""R6 scenarios: filing, window, completion, qualifying categories on the start date, days and amount."""
+
+import pytest
+
+from tests.scenario import PEOPLE, decide_living, enrolled, low_income, staged, training_class
+
+A, B = PEOPLE[2], PEOPLE[3]
+
+
+def decided(klass=None, roster=None, records=None, as_of="2022-06-30"):
+    stg = staged(training_classes=[klass or training_class("K1", "2020-05-01", "2020-05-20")],
+                 class_enrollments=roster or [enrolled("K1", A, "10")],
+                 low_income=[low_income(A)] if records is None else records)
+    d = decide_living(stg, as_of)
+    if len(d) == 0:
+        return None
+    row = d.iloc[0]
+    assert row["rule_id"] == "R6" and row["subsidy_type"] == "living_allowance"
+    assert row["fund"] == "employment_subsidy_fund"
+    return row["decision"], row["reason_code"] if row["decision"] == "rejected" else None, int(row["amount_fen"])
+
+
+def test_attended_days_times_thirty_yuan_passed_or_not():
+    stg = staged(training_classes=[training_class("K1", "2020-05-01", "2020-05-20", dept="AGRI")],
+                 class_enrollments=[enrolled("K1", A, "10", passed="false")], low_income=[low_income(A)])
+    d = decide_living(stg)
+    row = d.loc[("K1", A)]
+    assert (row["decision"], int(row["amount_fen"]), row["department_code"]) == ("approved", 30000, "AGRI")
+    assert row["policy_version"] == "nanxun-2019"
+
+
+@pytest.mark.parametrize("category", ["low_income_rural_household", "urban_minimum_living",
+                                      "zero_employment_family", "employment_difficulty"])
+def test_each_qualifying_category(category):
+    assert decided(records=[low_income(A, category)]) == ("approved", None, 30000)
+
+
+def test_other_trainees_make_no_claim():
+    assert decided(records=[low_income(A, "disabled")]) is None
+    assert decided(records=[]) is None
+
+
+@pytest.mark.parametrize("valid_from,valid_to,ok", [("2020-05-01", None, True), ("2020-05-02", None, False),
+                                                    ("2019-01-01", "2020-04-30", False),
+                                                    ("2019-01-01", "2020-05-01", True)])
+def test_record_valid_on_the_class_start_date(valid_from, valid_to, ok):
+    got = decided(records=[low_income(A, start=valid_from, end=valid_to)])
+    assert got == (("approved", None, 30000) if ok else ("rejected", "not_eligible_group", 0))
+
+
+@pytest.mark.parametrize("filed,ok", [("2020-04-30", True), ("2020-05-01", False), ("2020-05-03", False)])
+def test_a_class_filed_on_its_start_day_is_not_filed_in_advance(filed, ok):
+    got = decided(klass=training_class("K1", "2020-05-01", "2020-05-20", filed=filed))
+    assert got == (("approved", None, 30000) if ok else ("rejected", "class_not_filed_in_advance", 0))
+
+
+def test_an_unknown_class_is_not_filed_and_charged_to_hrss():
+    stg = staged(training_classes=[], class_enrollments=[enrolled("K9", A, "10")], low_income=[low_income(A)])
+    row = decide_living(stg).loc[("K9", A)]
+    assert (row["reason_code"], row["department_code"]) == ("class_not_filed_in_advance", "HRSS")
+
+
+@pytest.mark.parametrize("start,end,ok", [("2018-12-31", "2019-01-20", False), ("2019-01-01", "2019-01-20", True),
+                                          ("2021-12-31", "2022-01-20", True), ("2022-01-01", "2022-01-20", False)])
+def test_window_by_class_start(start, end, ok):
+    got = decided(klass=training_class("K1", start, end))
+    assert got == (("approved", None, 30000) if ok else ("rejected", "outside_policy_window", 0))
+
+
+@pytest.mark.parametrize("end,ok", [("2022-06-30", True), ("2022-07-01", False)])
+def test_paid_once_the_class_has_ended(end, ok):
+    got = decided(klass=training_class("K1", "2021-12-01", end))
+    assert got == (("approved", None, 30000) if ok else ("rejected", "not_completed_yet", 0))
+
+
+def test_a_class_not_started_by_the_as_of_date_makes_no_claim():
+    assert decided(klass=training_class("K1", "2022-07-01", "2022-07-20")) is None
+
+
+def test_no_attendance_and_attendance_beyond_the_class_length():
+    assert decided(roster=[enrolled("K1", A, "0")]) == ("rejected", "no_attendance", 0)
+    # a 20-day class pays at most 20 days (decided here), whatever the roster says
+    assert decided(roster=[enrolled("K1", A, "45")]) == ("approved", None, 60000)
+
+
+def test_each_trainee_is_a_separate_claim():
+    stg = staged(training_classes=[training_class("K1", "2020-05-01", "2020-05-20")],
+                 class_enrollments=[enrolled("K1", A, "10"), enrolled("K1", B, "3")],
+                 low_income=[low_income(A), low_income(B, "employment_difficulty")])
+    d = decide_living(stg)
+    assert d.loc[("K1", A), "amount_fen"] == 30000 and d.loc[("K1", B), "amount_fen"] == 9000
