@@ -1,6 +1,7 @@
 """`subsidy-ledger run` end to end on a generated drop, on SQLite and PostgreSQL (CONTRACT.md)."""
 
 import csv
+import datetime as dt
 import hashlib
 import re
 import shutil
@@ -137,3 +138,44 @@ def test_a_new_policy_version_file_prices_later_events_with_no_code_change(small
         ("skills_upgrade_account", t) for t in ("skill_upgrade", "special_ability", "apprentice_employee",
                                                 "apprentice_student")} | {("employment_subsidy_fund",
                                                                            "living_allowance")}
+
+
+def test_corrected_roster_and_shortened_agreement_post_reversals_next_night(ran, small_drop, tmp_path):
+    root, url, out = ran
+    paid = {(r["subsidy_type"], r["reference"]): r for p in root.glob("*/ledger.csv") for r in read_csv(p)}
+    living = next(r for k, r in paid.items() if k[0] == "living_allowance" and Decimal(r["amount"]) > 30)
+    year2 = next(k[1] for k in paid if k[0] == "apprentice_employee" and k[1].endswith("#2"))
+    drop = tmp_path / "drop2"
+    shutil.copytree(small_drop, drop)
+    # the class's roster is corrected to one attended day for every trainee
+    enr = (drop / "class_enrollments.csv").read_text("utf-8-sig").splitlines()
+    head = enr[0].split(",")
+    ci, di = head.index("class_id"), head.index("attendance_days")
+    fixed = [",".join(f if i != di or c.split(",")[ci] != living["reference"] else "1"
+                      for i, f in enumerate(c.split(","))) for c in enr[1:]]
+    (drop / "class_enrollments.csv").write_text("\n".join([enr[0], *fixed]) + "\n", "utf-8-sig")
+    # the agreement is found to have ended after its first year
+    ap = (drop / "apprenticeships.csv").read_text("utf-8-sig").splitlines()
+    head = ap[0].split(",")
+    ai, si, ei = head.index("agreement_id"), head.index("start_date"), head.index("end_date")
+    agreement_id = year2.split("#")[0]
+    rows = []
+    for line in ap[1:]:
+        f = line.split(",")
+        if f[ai] == agreement_id:
+            start = dt.date.fromisoformat(f[si])
+            f[ei] = (start.replace(year=start.year + 1) + dt.timedelta(days=30)).isoformat()
+        rows.append(",".join(f))
+    (drop / "apprenticeships.csv").write_text("\n".join([ap[0], *rows]) + "\n", "utf-8-sig")
+
+    assert main(["run", "--sources", str(drop), "--as-of", "2022-07-01", "--warehouse", url, "--out", str(out)]) == 0
+    lines = [r for p in (out / "2022-07-01").glob("*/ledger.csv") for r in read_csv(p)]
+    mine = [r for r in lines if r["reference"] == living["reference"] and r["subsidy_type"] == "living_allowance"
+            and r["person_id_masked"] == living["person_id_masked"]]
+    assert [(r["entry_type"], r["amount"]) for r in mine] == [("reversal", f"-{living['amount']}"),
+                                                                ("payout", "30.00")]
+    assert mine[0]["reverses_payout_id"] == living["payout_id"]
+    gone = [r for r in lines if r["reference"] == year2]
+    assert [(r["entry_type"], r["amount"], r["reverses_payout_id"]) for r in gone] == [
+        ("reversal", "-4000.00", paid[("apprentice_employee", year2)]["payout_id"])]
+    assert not [r for r in lines if r["reference"] == year2.replace("#2", "#1")]  # year 1 stands on its own
