@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--persons", type=int, required=True)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("change", help="copy a drop with a share of its rows edited, deleted or added")
+    c.add_argument("--sources", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--share", type=float, default=0.01)
+    c.add_argument("--seed", type=int, default=1)
     r = sub.add_parser("run", help="run one nightly sync")
     r.add_argument("--sources", type=Path, required=True, help="drop folder of registry CSV files")
     r.add_argument("--as-of", type=_date, required=True, dest="as_of")
@@ -37,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", default=None, help="default cli__<as-of>")
     r.add_argument("--policy-dir", default=None, help="extra policy version files")
     r.add_argument("--expectations", default=None, help="GX suites folder (default expectations/)")
+    r.add_argument("--full", action="store_true",
+                   help="re-validate and re-decide everything instead of only what changed since the last run")
     return p
 
 
@@ -51,13 +58,21 @@ def _generate(args) -> int:
     return 0
 
 
+def _change(args) -> int:
+    from .generate import change
+
+    changed = change(args.sources, args.out, args.share, args.seed)
+    print(f"changed {sum(changed.values())} rows ({args.share:.1%} of each registry) into {args.out}")
+    return 0
+
+
 def _run(args) -> int:
     from . import pipeline, warehouse
 
     cfg = pipeline.RunConfig(
         sources=str(args.sources), as_of=args.as_of, warehouse=warehouse.warehouse_url(args.warehouse),
         out=str(args.out), run_id=args.run_id or f"cli__{args.as_of}", expectations=args.expectations,
-        policy_dir=args.policy_dir)
+        policy_dir=args.policy_dir, incremental=not args.full)
 
     def report(name, result, seconds):
         print(f"{name:12s} {seconds:7.2f}s  {_brief(name, result)}", flush=True)
@@ -71,17 +86,22 @@ def _brief(name: str, result: dict) -> str:
     if name == "validate":
         rec = result["reconciliation"].values()
         return (f"rows in {sum(r['rows_in'] for r in rec)}, accepted {sum(r['accepted'] for r in rec)}, "
-                f"quarantined {sum(r['quarantined'] for r in rec)}")
+                f"quarantined {sum(r['quarantined'] for r in rec)} ({result['mode']}: "
+                f"{result['gx_rows_checked']} rows checked by GX)")
     if name == "decide":
         return f"approved {result['approved']}, rejected {result['rejected']}"
     if name == "post":
+        if result.get("replay"):
+            return "replay of an earlier date: nothing posted"
         return f"{result['posted']} ledger lines, net {decimal_yuan(result['net_fen'])} yuan"
     if name == "extract":
         return f"{sum(result['rows'].values())} rows read"
     if name == "eligibility":
         r = result["rows"]
-        return (f"{r['int_certificate_eligibility']} certificate claims, {r['int_apprentice_eligibility']} apprentice "
-                f"claims, {r['int_living_allowance_eligibility']} living-allowance claims")
+        scoped = "" if result.get("scoped_persons") is None else f" (of {result['scoped_persons']} changed persons)"
+        return (f"{r['int_certificate_eligibility']} certificate claims{scoped}, "
+                f"{r['int_apprentice_eligibility']} apprentice claims, "
+                f"{r['int_living_allowance_eligibility']} living-allowance claims")
     return ""
 
 
@@ -94,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from .policy import PolicyError
 
     try:
-        return _generate(args) if args.command == "generate" else _run(args)
+        return {"generate": _generate, "change": _change, "run": _run}[args.command](args)
     except DropError as exc:
         print(f"error: {exc} (nothing was posted)", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from stdnum.cn import ric, uscc
 
+from .registries import REGISTRIES
+
 NANXUN = "330503"
 # 南浔区 towns and their township codes
 TOWNS = np.array(["330503100", "330503101", "330503102", "330503103", "330503104",
@@ -365,3 +367,47 @@ def generate(persons: int, seed: int, out: Path) -> DropStats:
             df.to_csv(fh, index=False, lineterminator=eol)
         rows[name] = len(df)
     return DropStats(rows)
+
+
+def _shift_dates(rng, values: pd.Series, days: int = 60) -> pd.Series:
+    d = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+    moved = d + pd.to_timedelta(rng.integers(-days, days + 1, len(d)), unit="D")
+    return moved.dt.strftime("%Y-%m-%d").astype("string").where(d.notna(), values)
+
+
+def change(sources: Path, out: Path, share: float, seed: int) -> dict[str, int]:
+    """Write a copy of a drop in which `share` of each registry's rows changed: half edited (a date moved,
+    a status or name changed), a quarter deleted, a quarter arriving late (new records). Same seed, same bytes."""
+    from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, read_registry
+
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    changed = {}
+    for name, reg in REGISTRIES.items():
+        path = Path(sources) / reg.filename
+        if not path.is_file():
+            continue
+        raw = read_registry(path, reg)
+        df = raw.frame.drop(columns=[HASH_COL, PARSE_ERROR_COL, ROW_COL])
+        n = len(df)
+        k = int(round(n * share))
+        picks = rng.permutation(n)
+        edit, drop, late = picks[: k // 2], picks[k // 2: k // 2 + k // 4], picks[k // 2 + k // 4: k]
+        date_cols = [c for c in reg.dates if c in df and c not in ("end_date", "valid_to", "ended_on")]
+        if "status" in df:
+            df.loc[df.index[edit], "status"] = np.where(df["status"].iloc[edit] == "valid", "revoked", "valid")
+        elif date_cols:
+            col = date_cols[0]
+            df.loc[df.index[edit], col] = _shift_dates(rng, df[col].iloc[edit]).to_numpy()
+        elif "name" in df:
+            df.loc[df.index[edit], "name"] = df["name"].iloc[edit].fillna("") + "（更正）"
+        extra = df.iloc[late].copy()
+        key = reg.key[0]
+        extra[key] = extra[key].fillna("") + "-L" + pd.Series(range(len(extra)), index=extra.index).astype(str)
+        df = pd.concat([df.drop(df.index[drop]), extra], ignore_index=True)
+        encoding = {"gb18030": "gb18030", "utf-8-bom": "utf-8-sig"}.get(raw.encoding or "", "utf-8")
+        with open(out / reg.filename, "w", encoding=encoding, newline="") as fh:
+            df.to_csv(fh, index=False, lineterminator="\n")
+        changed[name] = k
+    return changed

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .decide import CLAIM_KEY
-from .warehouse import insert_frame, ledger_lines, read_frame
+from .warehouse import insert_frame, ledger_lines, ledger_lock, read_frame
 
 LINE_ATTRS = ["department_code", "fund", "subsidy_type", "person_id", "name", "reference", "occupation_code",
               "level", "uplift_units", "rule_id", "policy_version"]
@@ -22,6 +22,37 @@ LINE_ATTRS = ["department_code", "fund", "subsidy_type", "person_id", "name", "r
 
 class LedgerInvariantError(RuntimeError):
     """The ledger after posting would not equal what the decisions say is owed."""
+
+
+class LedgerBusyError(RuntimeError):
+    """Another run holds the posting lock for longer than this run will wait."""
+
+
+def acquire_lock(conn, run_id: str, timeout_s: float = 120.0) -> None:
+    """Take the warehouse's posting lock for the rest of this transaction; other posters queue behind it.
+
+    The lock is the single ledger_lock row, updated as the transaction's first write: PostgreSQL holds
+    its row lock until commit; SQLite allows one writing transaction at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'")
+    try:
+        conn.execute(sa.update(ledger_lock).where(ledger_lock.c.name == "ledger").values(
+            holder=run_id, acquired_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+    except sa.exc.OperationalError as exc:
+        raise LedgerBusyError(f"another run is posting to the ledger and held the lock for over {timeout_s:.0f} s; "
+                              "try again when it has finished") from exc
+
+
+def high_water(conn) -> int:
+    """The ledger's last line sequence number (0 when empty): it moves whenever anything is posted."""
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(ledger_lines.c.seq), 0))).scalar_one())
+
+
+def last_posted_on(conn) -> dt.date | None:
+    """The latest posting date in the ledger, or None."""
+    value = conn.execute(sa.select(sa.func.max(ledger_lines.c.posted_on))).scalar_one()
+    return dt.date.fromisoformat(str(value)[:10]) if value is not None else None
 
 
 def payout_id(subsidy_type: str, reference: str, person_id: str, ordinal: int) -> str:

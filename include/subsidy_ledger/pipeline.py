@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, ledger, validate, warehouse
+from . import decide, eligibility, export, extract, ledger, scope, validate, warehouse
 from .policy import PolicyBook
 from .registries import REGISTRIES
 
@@ -39,6 +40,7 @@ class RunConfig:
     logical_date: str | None = None
     expectations: str | None = None
     policy_dir: str | None = None
+    incremental: bool = True  # compare with the last accepted snapshot; False re-validates and re-decides all
 
     @property
     def as_of_date(self) -> dt.date:
@@ -60,6 +62,19 @@ def _engine(cfg: RunConfig):
     return warehouse.connect(cfg.warehouse)
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _set_run(conn, run_id: str, **values) -> None:
+    conn.execute(sa.update(warehouse.runs).where(warehouse.runs.c.run_id == run_id).values(**values))
+
+
+def _run_row(conn, run_id: str) -> dict:
+    row = conn.execute(sa.select(warehouse.runs).where(warehouse.runs.c.run_id == run_id)).mappings().first()
+    return dict(row) if row else {}
+
+
 def stage_extract(cfg: RunConfig) -> dict:
     """Read the drop (stops with DropError if a file cannot be read) and park raw frames as parquet."""
     raws = extract.extract_drop(Path(cfg.sources))
@@ -77,7 +92,7 @@ def stage_extract(cfg: RunConfig) -> dict:
         conn.execute(warehouse.runs.delete().where(warehouse.runs.c.run_id == cfg.run_id))
         conn.execute(warehouse.runs.insert().values(
             run_id=cfg.run_id, as_of=cfg.as_of_date, sources=str(cfg.sources), dag_id=cfg.dag_id,
-            logical_date=cfg.logical_date, status="running"))
+            logical_date=cfg.logical_date, status="running", started_at=_now()))
     engine.dispose()
     return {"manifest": str(cfg.work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
 
@@ -95,18 +110,55 @@ def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
     return raws
 
 
-def stage_validate(cfg: RunConfig) -> dict:
-    """Validate every registry with GX; stage accepted rows, record quarantine and reconciliation."""
-    raws = _load_raw(cfg)
+def _fingerprint(cfg: RunConfig, book: PolicyBook) -> str:
     exp_dir = Path(cfg.expectations) if cfg.expectations else None
-    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir)
+    return hashlib.sha256(f"{validate.suites_fingerprint(exp_dir)}|{book.fingerprint}".encode()).hexdigest()
+
+
+def _base_run(conn, cfg: RunConfig, fingerprint: str) -> dict | None:
+    """The snapshot an incremental run compares against: the latest succeeded run with the same suites and
+    policy, on or before this as-of date, after which nothing else was posted."""
+    if not cfg.incremental:
+        return None
+    r = warehouse.runs
+    row = conn.execute(
+        sa.select(r).where(r.c.status == "succeeded", r.c.run_id != cfg.run_id, r.c.as_of <= cfg.as_of_date,
+                           r.c.fingerprint == fingerprint, r.c.mode != "replay")
+        .order_by(r.c.finished_at.desc()).limit(1)).mappings().first()
+    if row is None or row["ledger_seq_after_post"] != ledger.high_water(conn):
+        return None
+    return dict(row)
+
+
+def _previous_hashes(conn, base_run: str) -> dict[str, set[str]]:
+    out = {}
+    for name, table in warehouse.STAGING.items():
+        rows = conn.execute(sa.select(table.c.row_hash).where(table.c.run_id == base_run)).scalars()
+        out[name] = set(rows)
+    return out
+
+
+def stage_validate(cfg: RunConfig) -> dict:
+    """Validate every registry with GX (only changed rows when a base snapshot exists); stage accepted rows,
+    record quarantine and reconciliation."""
+    raws = _load_raw(cfg)
+    book = PolicyBook.load(cfg.policy_dir)
+    fingerprint = _fingerprint(cfg, book)
     engine = _engine(cfg)
+    with engine.connect() as conn:
+        base = _base_run(conn, cfg, fingerprint)
+        previous = _previous_hashes(conn, base["run_id"]) if base else None
+    exp_dir = Path(cfg.expectations) if cfg.expectations else None
+    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, previous)
+    accepted_dir = cfg.work / "accepted"
+    accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
         for name, v in results.items():
             table = warehouse.STAGING[name]
-            conn.execute(table.delete())
-            staged = v.accepted.rename(columns={extract.ROW_COL: "source_row"}).assign(run_id=cfg.run_id)
-            warehouse.insert_frame(conn, table, staged)
+            conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
+            staged = v.accepted.rename(columns={extract.ROW_COL: "source_row", extract.HASH_COL: "row_hash"})
+            warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
+            v.accepted.to_parquet(accepted_dir / f"{name}.parquet", index=False)
         for t in (warehouse.quarantine, warehouse.reconciliation):
             conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
         q = pd.concat([v.quarantine for v in results.values()], ignore_index=True).assign(run_id=cfg.run_id)
@@ -116,8 +168,12 @@ def stage_validate(cfg: RunConfig) -> dict:
                              "gx_success": v.gx_summary["success"], "gx_evaluated": v.gx_summary["evaluated"],
                              "run_id": cfg.run_id} for n, v in results.items()])
         warehouse.insert_frame(conn, warehouse.reconciliation, rec)
+        _set_run(conn, cfg.run_id, fingerprint=fingerprint, base_run=base["run_id"] if base else None,
+                 mode="incremental" if base else "full")
     engine.dispose()
-    return {"reconciliation": {n: v.reconciliation for n, v in results.items()}}
+    return {"reconciliation": {n: v.reconciliation for n, v in results.items()},
+            "mode": "incremental" if base else "full",
+            "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
 
 
 def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
@@ -127,8 +183,40 @@ def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
         frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
         if "passed" in frame:
             frame["passed"] = frame["passed"].fillna(False).astype(bool)
-        out[name] = frame
+        out[name] = frame.rename(columns={"row_hash": extract.HASH_COL})
     return out
+
+
+def _accepted(cfg: RunConfig, conn) -> dict[str, pd.DataFrame]:
+    """This run's accepted rows: the parquet the validate task left, else the warehouse staging tables."""
+    folder = cfg.work / "accepted"
+    if not all((folder / f"{n}.parquet").is_file() for n in REGISTRIES):
+        return load_staging(conn, cfg.run_id)
+    return {n: pd.read_parquet(folder / f"{n}.parquet") for n in REGISTRIES}
+
+
+def _base_links(conn, base_run: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, table in warehouse.STAGING.items():
+        cols = [table.c.row_hash, *[table.c[c] for c in scope.LINK_COLUMNS if c in table.c]]
+        out[name] = pd.read_sql_query(sa.select(*cols).where(table.c.run_id == base_run), conn)
+    return out
+
+
+def _certificate_scope(conn, cfg: RunConfig, stg: dict[str, pd.DataFrame]) -> tuple[set[str] | None, dict]:
+    """(persons to re-decide, base run) for an incremental run; (None, {}) decides everyone."""
+    run = _run_row(conn, cfg.run_id)
+    if run.get("mode") != "incremental" or not run.get("base_run"):
+        return None, {}
+    base = _run_row(conn, run["base_run"])
+    if not base or base.get("ledger_seq_after_post") != ledger.high_water(conn):
+        return None, {}
+    persons = scope.changed_persons(stg, _base_links(conn, base["run_id"]), base["as_of"], cfg.as_of_date)
+    return persons, base
+
+
+def _only(stg: dict[str, pd.DataFrame], persons: set[str]) -> dict[str, pd.DataFrame]:
+    return {n: (f.loc[f["person_id"].isin(persons)] if "person_id" in f else f) for n, f in stg.items()}
 
 
 ELIGIBILITY = (  # intermediate table, builder
@@ -138,20 +226,35 @@ ELIGIBILITY = (  # intermediate table, builder
 )
 
 
+def _build_eligibility(conn, cfg: RunConfig, book: PolicyBook, full: bool) -> dict:
+    stg = _accepted(cfg, conn)
+    persons, base = (None, {}) if full else _certificate_scope(conn, cfg, stg)
+    rows = {}
+    for table, build in ELIGIBILITY:
+        scoped = persons is not None and table is warehouse.certificate_eligibility
+        frame = build(_only(stg, persons) if scoped else stg, cfg.as_of_date, book)
+        conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
+        warehouse.insert_frame(conn, table, frame.assign(run_id=cfg.run_id))
+        rows[table.name] = len(frame)
+    scope_file = cfg.work / "scope.parquet"
+    if persons is None:
+        _set_run(conn, cfg.run_id, mode="full", base_run=None)
+        scope_file.unlink(missing_ok=True)
+    else:
+        pd.DataFrame({"person_id": sorted(persons)}, dtype="string").to_parquet(scope_file, index=False)
+    return {"rows": rows, "scoped_persons": None if persons is None else len(persons),
+            "base_run": base.get("run_id")}
+
+
 def stage_eligibility(cfg: RunConfig) -> dict:
-    """Join the staged registries into the intermediate eligibility tables (one per claim kind)."""
+    """Join the accepted registries into the intermediate eligibility tables (one per claim kind); an
+    incremental run joins certificate facts only for the persons whose inputs changed."""
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
-    rows = {}
     with engine.begin() as conn:
-        stg = load_staging(conn, cfg.run_id)
-        for table, build in ELIGIBILITY:
-            frame = build(stg, cfg.as_of_date, book)
-            conn.execute(table.delete())
-            warehouse.insert_frame(conn, table, frame.assign(run_id=cfg.run_id))
-            rows[table.name] = len(frame)
+        out = _build_eligibility(conn, cfg, book, full=False)
     engine.dispose()
-    return {"rows": rows}
+    return out
 
 
 def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -161,25 +264,46 @@ def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()
     return frame
 
 
+def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
+    """Decide every claim from this run's eligibility tables (R1 of unchanged persons: the base run's)."""
+    run = _run_row(conn, cfg.run_id)
+    scope_file = cfg.work / "scope.parquet"
+    if run.get("mode") == "incremental" and not scope_file.is_file():
+        # the scope did not survive (work folder lost): decide everyone
+        _build_eligibility(conn, cfg, book, full=True)
+        run = _run_row(conn, cfg.run_id)
+    certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
+                         ("civil_servant", "insured", "key_group", "paid_by_city"))
+    state = ledger.claim_state(conn, CERTIFICATE_TYPES)
+    paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
+    parts = [decide.decide_certificates(certs, book, paid)]
+    if run.get("mode") == "incremental":
+        t = warehouse.decisions
+        kept = warehouse.read_frame(conn, t, (t.c.run_id == run["base_run"]) & t.c.subsidy_type.in_(CERTIFICATE_TYPES))
+        scoped = pd.read_parquet(scope_file)["person_id"]
+        kept = kept.loc[~kept["person_id"].isin(scoped)]
+        parts.append(kept[decide.DECISION_COLUMNS])
+    parts += [
+        decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id), book,
+                                  cfg.as_of_date),
+        decide.decide_living_allowances(
+            _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
+                         ("filed_in_advance", "qualifying_group")), book, cfg.as_of_date),
+    ]
+    d = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
+    d = d.sort_values(decide.CLAIM_KEY, kind="stable").reset_index(drop=True)
+    conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
+    warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
+    _set_run(conn, cfg.run_id, ledger_seq_at_decide=ledger.high_water(conn))
+    return d
+
+
 def stage_decide(cfg: RunConfig) -> dict:
     """Decide every claim (R1-R6); store this run's decisions."""
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
     with engine.begin() as conn:
-        certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
-                             ("civil_servant", "insured", "key_group", "paid_by_city"))
-        state = ledger.claim_state(conn, CERTIFICATE_TYPES)
-        paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
-        d = pd.concat([
-            decide.decide_certificates(certs, book, paid),
-            decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id),
-                                      book, cfg.as_of_date),
-            decide.decide_living_allowances(
-                _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
-                             ("filed_in_advance", "qualifying_group")), book, cfg.as_of_date),
-        ], ignore_index=True)
-        conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
-        warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
+        d = _make_decisions(conn, cfg, book)
     engine.dispose()
     counts = d["decision"].value_counts().to_dict()
     return {"table": warehouse.decisions.name, "approved": int(counts.get("approved", 0)),
@@ -192,13 +316,42 @@ def _decisions(conn, run_id: str) -> pd.DataFrame:
 
 
 def stage_post(cfg: RunConfig) -> dict:
-    """Post the difference to the ledger, all lines in one transaction."""
+    """Post the difference to the ledger: under the warehouse's posting lock, all lines in one transaction.
+
+    A run whose as-of date lies before the ledger's latest posting date is a replay and posts nothing.
+    If another run posted after this one decided, this one decides again (in full) before posting.
+    """
     engine = _engine(cfg)
     with engine.begin() as conn:
-        lines = ledger.post(conn, _decisions(conn, cfg.run_id), decide.SUBSIDY_TYPES, cfg.as_of_date,
-                            cfg.run_id)
+        ledger.acquire_lock(conn, cfg.run_id)
+        last = ledger.last_posted_on(conn)
+        replay = last is not None and cfg.as_of_date < last
+        if replay:
+            log.warning("as-of %s is before the ledger's last posting date %s: replay, nothing posted",
+                        cfg.as_of, last)
+            lines = pd.DataFrame({"amount_fen": pd.Series(dtype="int64")})
+            _set_run(conn, cfg.run_id, mode="replay")
+        else:
+            if _run_row(conn, cfg.run_id).get("ledger_seq_at_decide") != ledger.high_water(conn):
+                log.warning("the ledger moved since run %s decided; deciding again before posting", cfg.run_id)
+                book = PolicyBook.load(cfg.policy_dir)
+                _build_eligibility(conn, cfg, book, full=True)
+                _make_decisions(conn, cfg, book)
+            lines = ledger.post(conn, _decisions(conn, cfg.run_id), decide.SUBSIDY_TYPES, cfg.as_of_date,
+                                cfg.run_id)
+        _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
     engine.dispose()
-    return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0}
+    return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0, "replay": replay}
+
+
+def _forget_old_runs(conn, keep: str) -> None:
+    """Drop staging and intermediate rows of runs that ended or were abandoned; this run's snapshot stays as
+    the next run's base. Decisions, quarantine and reconciliation stay for the audit trail."""
+    r = warehouse.runs
+    stale = sa.select(r.c.run_id).where(r.c.run_id != keep, sa.or_(
+        r.c.status == "succeeded", r.c.started_at < _now() - dt.timedelta(days=1), r.c.started_at.is_(None)))
+    for table in [*warehouse.STAGING.values(), *(t for t, _ in ELIGIBILITY)]:
+        conn.execute(table.delete().where(table.c.run_id.in_(stale)))
 
 
 def stage_export(cfg: RunConfig) -> dict:
@@ -212,8 +365,9 @@ def stage_export(cfg: RunConfig) -> dict:
                                    warehouse.reconciliation.c.run_id == cfg.run_id)
         q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
         root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions, rec, q)
-        conn.execute(sa.update(warehouse.runs).where(warehouse.runs.c.run_id == cfg.run_id).values(
-            status="succeeded"))
+        _set_run(conn, cfg.run_id, status="succeeded", finished_at=_now())
+        if _run_row(conn, cfg.run_id).get("mode") != "replay":  # a replay is never the next run's base
+            _forget_old_runs(conn, cfg.run_id)
     engine.dispose()
     shutil.rmtree(cfg.work, ignore_errors=True)
     with contextlib.suppress(OSError):  # leave no empty scratch folder beside the extracts

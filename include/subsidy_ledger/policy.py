@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -159,6 +161,12 @@ class PolicyBook:
         if extra:
             paths += sorted(Path(extra).glob("*.yaml"))
         return cls([load_version(p) for p in paths])
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over every version's dates and parameters: decisions can be reused only under the same."""
+        doc = [(v.version, str(v.effective_from), str(v.effective_to), v.params, v.departments) for v in self.versions]
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
     @property
     def departments(self) -> list[str]:

@@ -33,7 +33,10 @@ def _staging_table(reg: Registry) -> sa.Table:
         else:
             typ = sa.Text
         cols.append(sa.Column(c, typ))
-    return sa.Table(reg.table, metadata, *cols)
+    cols.append(sa.Column("row_hash", sa.String(32)))  # content hash of the source row (incremental runs)
+    table = sa.Table(reg.table, metadata, *cols)
+    sa.Index(f"ix_{reg.table}_run", table.c.run_id, table.c.row_hash)
+    return table
 
 
 STAGING = {name: _staging_table(reg) for name, reg in REGISTRIES.items()}
@@ -46,6 +49,20 @@ runs = sa.Table(
     sa.Column("dag_id", sa.String(250)),
     sa.Column("logical_date", sa.String(64)),
     sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("ledger_seq_at_decide", sa.BigInteger),
+    sa.Column("ledger_seq_after_post", sa.BigInteger),
+    sa.Column("mode", sa.String(20)),       # full, incremental, replay
+    sa.Column("base_run", RUN_ID),          # the snapshot an incremental run compared against
+    sa.Column("fingerprint", sa.String(64)),  # suites + policy files: earlier verdicts hold only under the same
+)
+
+ledger_lock = sa.Table(
+    "ledger_lock", metadata,
+    sa.Column("name", sa.String(20), primary_key=True),
+    sa.Column("holder", RUN_ID),
+    sa.Column("acquired_at", sa.DateTime),
 )
 
 reconciliation = sa.Table(
