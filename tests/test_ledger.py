@@ -1,6 +1,7 @@
 """Ledger postings on SQLite and PostgreSQL: differences only, reversals, append-only (POLICY.md Ledger)."""
 
 import datetime as dt
+import time
 
 import pandas as pd
 import pytest
@@ -120,3 +121,42 @@ def test_bulk_load_keeps_awkward_text_and_nulls(engine):
         back = read_frame(conn, t).sort_values("source_row")
     assert [None if pd.isna(v) else v for v in back["name"]] == names
     assert back["discharged_on"].isna().tolist() == [False] * 5 + [True]
+
+
+def test_a_second_poster_waits_for_the_lock_and_gives_up_with_a_clear_error(engine):
+    import threading
+
+    outcome = {}
+    holder = engine.connect()
+    tx = holder.begin()
+    ledger.acquire_lock(holder, "first")
+
+    def second(timeout):
+        try:
+            with engine.begin() as conn:
+                ledger.acquire_lock(conn, "second", timeout_s=timeout)
+                outcome["got"] = True
+        except ledger.LedgerBusyError as exc:
+            outcome["busy"] = str(exc)
+
+    t = threading.Thread(target=second, args=(1.0,))
+    t.start()
+    t.join(30)
+    assert "another run is posting" in outcome.get("busy", "") and "got" not in outcome
+    t = threading.Thread(target=second, args=(30.0,))
+    t.start()
+    time.sleep(0.5)
+    assert "got" not in outcome  # still queued behind the first poster
+    tx.commit()
+    holder.close()
+    t.join(30)
+    assert outcome.get("got") is True
+
+
+def test_schema_from_migrations_matches_the_model(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), warehouse.metadata)
+    assert diff == []

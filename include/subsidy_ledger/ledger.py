@@ -36,6 +36,8 @@ def acquire_lock(conn, run_id: str, timeout_s: float = 120.0) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
     try:
         conn.execute(sa.update(ledger_lock).where(ledger_lock.c.name == "ledger").values(
             holder=run_id, acquired_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, ledger, scope, validate, warehouse
+from . import decide, eligibility, export, extract, faults, ledger, scope, validate, warehouse
 from .policy import PolicyBook
 from .registries import REGISTRIES
 
@@ -159,6 +159,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             staged = v.accepted.rename(columns={extract.ROW_COL: "source_row", extract.HASH_COL: "row_hash"})
             warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
             v.accepted.to_parquet(accepted_dir / f"{name}.parquet", index=False)
+            faults.checkpoint(f"validate:staged:{name}")
         for t in (warehouse.quarantine, warehouse.reconciliation):
             conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
         q = pd.concat([v.quarantine for v in results.values()], ignore_index=True).assign(run_id=cfg.run_id)
@@ -339,6 +340,7 @@ def stage_post(cfg: RunConfig) -> dict:
                 _make_decisions(conn, cfg, book)
             lines = ledger.post(conn, _decisions(conn, cfg.run_id), decide.SUBSIDY_TYPES, cfg.as_of_date,
                                 cfg.run_id)
+            faults.checkpoint("post:inserted")
         _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
     engine.dispose()
     return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0, "replay": replay}
@@ -365,6 +367,7 @@ def stage_export(cfg: RunConfig) -> dict:
                                    warehouse.reconciliation.c.run_id == cfg.run_id)
         q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
         root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions, rec, q)
+        faults.checkpoint("export:written")
         _set_run(conn, cfg.run_id, status="succeeded", finished_at=_now())
         if _run_row(conn, cfg.run_id).get("mode") != "replay":  # a replay is never the next run's base
             _forget_old_runs(conn, cfg.run_id)
@@ -388,6 +391,7 @@ def run(cfg: RunConfig, on_stage=None) -> dict:
     results = {}
     for name, fn in STAGES:
         t0 = time.perf_counter()
+        faults.checkpoint(f"before:{name}")
         results[name] = fn(cfg)
         if on_stage:
             on_stage(name, results[name], time.perf_counter() - t0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 from pathlib import Path
@@ -230,14 +232,38 @@ def connect(url: str | None = None) -> Engine:
     return engine
 
 
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine):
+    """Serialise schema upgrades of one SQLite file across processes (SQLite DDL takes no lock early enough)."""
+    db = engine.url.database
+    if not db or db == ":memory:":
+        yield
+        return
+    with open(f"{db}.migrate-lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade the warehouse schema to the newest Alembic revision."""
+    """Upgrade the warehouse schema to the newest Alembic revision; concurrent callers queue, one upgrades."""
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+    lock = _sqlite_file_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    with lock, engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(730503)")  # 330503's district, any constant
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -1,0 +1,120 @@
+"""kill -9 at many moments of a nightly run: a re-run must end with exactly the ledger of a clean run."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+import sqlalchemy as sa
+from subsidy_ledger import pipeline, warehouse
+from subsidy_ledger.faults import CRASH_ENV
+from subsidy_ledger.generate import change, generate
+
+NIGHT1, NIGHT2 = "2021-06-30", "2021-07-01"
+NAMED_POINTS = ["before:extract", "before:validate", "validate:staged:social_insurance",
+                "validate:staged:subsidy_catalog", "before:eligibility", "before:decide", "before:post",
+                "post:inserted", "before:export", "export:written"]
+TIMED_FRACTIONS = [0.15, 0.3, 0.45, 0.6, 0.75, 0.9]
+
+
+@pytest.fixture(scope="module")
+def drops(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    generate(400, 21, root / "a")
+    change(root / "a", root / "b", 0.05, 3)
+    return root
+
+
+def _cfg(drop, as_of, url, out) -> pipeline.RunConfig:
+    return pipeline.RunConfig(sources=str(drop), as_of=as_of, warehouse=url, out=str(out), run_id=f"cli__{as_of}")
+
+
+def _child(cfg: pipeline.RunConfig, crash_at: str | None) -> None:
+    if crash_at:
+        os.environ[CRASH_ENV] = crash_at
+    pipeline.run(cfg)
+    os._exit(0)
+
+
+def _run(cfg, crash_at=None, kill_after=None) -> int:
+    """Run the pipeline in a forked process; kill -9 it at a named point or after some seconds."""
+    proc = multiprocessing.get_context("fork").Process(target=_child, args=(cfg, crash_at))
+    proc.start()
+    if kill_after is not None:
+        proc.join(kill_after)
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    return proc.exitcode
+
+
+def _ledger(url) -> list[tuple]:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(sa.select(warehouse.ledger_lines).order_by(warehouse.ledger_lines.c.seq)).all()
+    engine.dispose()
+    return [tuple(r)[1:] for r in rows]  # all but seq, which a rolled-back attempt may have consumed
+
+
+def _digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _clone(base_url: str, tag: str) -> tuple[str, callable]:
+    """A copy of the warehouse at base_url (SQLite file copy, or a PostgreSQL database from it as template)."""
+    if base_url.startswith("sqlite"):
+        src = base_url.removeprefix("sqlite:///")
+        dst = src.replace("warehouse.sqlite", f"w_{tag}.sqlite")
+        src_engine, dst_engine = sqlite3.connect(src), sqlite3.connect(dst)
+        src_engine.backup(dst_engine)
+        src_engine.close()
+        dst_engine.close()
+        return f"sqlite:///{dst}", lambda: None
+    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
+    base_name = base_url.rsplit("/", 1)[1]
+    name = f"{base_name}_{tag}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{base_name}"'))
+
+    def drop():
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return base_url.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehouse_url, tmp_path):
+    night1_out = tmp_path / "night1"
+    assert _run(_cfg(drops / "a", NIGHT1, warehouse_url, night1_out)) == 0
+    ref_url, drop_ref = _clone(warehouse_url, "ref")
+    try:
+        started = time.perf_counter()
+        assert _run(_cfg(drops / "b", NIGHT2, ref_url, tmp_path / "ref")) == 0
+        night2_seconds = time.perf_counter() - started
+        ref_ledger, ref_extracts = _ledger(ref_url), _digest(tmp_path / "ref" / NIGHT2)
+    finally:
+        drop_ref()
+    assert any(line[1] == "reversal" for line in ref_ledger), "night 2 should correct some of night 1"
+    points = [(p, None) for p in NAMED_POINTS] + [(None, night2_seconds * f) for f in TIMED_FRACTIONS]
+    killed = 0
+    for i, (point, after) in enumerate(points):
+        url, drop = _clone(warehouse_url, f"k{i}")
+        try:
+            out = tmp_path / f"k{i}"
+            code = _run(_cfg(drops / "b", NIGHT2, url, out), crash_at=point, kill_after=after)
+            killed += code == -signal.SIGKILL
+            if point:
+                assert code == -signal.SIGKILL, f"{point} was never reached"
+            assert _run(_cfg(drops / "b", NIGHT2, url, out)) == 0  # the re-run after the crash
+            assert _ledger(url) == ref_ledger, f"ledger differs after a kill at {point or f'{after:.2f}s'}"
+            assert _digest(out / NIGHT2) == ref_extracts, f"extracts differ after a kill at {point or after}"
+        finally:
+            drop()
+    assert killed >= len(NAMED_POINTS) + len(TIMED_FRACTIONS) // 2

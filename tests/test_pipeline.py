@@ -1,0 +1,141 @@
+"""Whole nightly runs on SQLite and PostgreSQL: concurrency, backfills, replays, incremental = full."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import multiprocessing
+import os
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from subsidy_ledger import pipeline, warehouse
+from subsidy_ledger.generate import change, generate
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipe") / "drop"
+    generate(400, 31, path)
+    return path
+
+
+def cfg(sources, as_of, url, out, run_id=None, incremental=True) -> pipeline.RunConfig:
+    return pipeline.RunConfig(sources=str(sources), as_of=as_of, warehouse=url, out=str(out),
+                              run_id=run_id or f"cli__{as_of}", incremental=incremental)
+
+
+def ledger_lines(url) -> list[tuple]:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        t = warehouse.ledger_lines
+        rows = c.execute(sa.select(t.c.payout_id, t.c.entry_type, t.c.reverses_payout_id, t.c.posted_on,
+                                   t.c.subsidy_type, t.c.reference, t.c.person_id, t.c.department_code,
+                                   t.c.amount_fen, t.c.rule_id, t.c.policy_version).order_by(t.c.seq)).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def balances(url) -> dict[tuple, int]:
+    out: dict[tuple, int] = {}
+    for line in ledger_lines(url):
+        key = (line[4], line[5], line[6])
+        out[key] = out.get(key, 0) + line[8]
+    return {k: v for k, v in out.items() if v}
+
+
+def digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _child(c):
+    pipeline.run(c)
+    os._exit(0)
+
+
+def test_two_runs_started_at_once_post_once(drop, warehouse_url, tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_child, args=(cfg(drop, "2022-06-30", warehouse_url, tmp_path / name, name),))
+             for name in ("night_a", "night_b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    lines = ledger_lines(warehouse_url)
+    assert len({line[0] for line in lines}) == len(lines) > 0
+    assert {line[1] for line in lines} == {"payout"}  # nobody posted twice, nothing had to be reversed
+    reference = f"sqlite:///{tmp_path / 'single.sqlite'}"
+    pipeline.run(cfg(drop, "2022-06-30", reference, tmp_path / "single"))
+    assert balances(warehouse_url) == balances(reference)
+
+
+def test_backfill_ends_with_the_balances_of_one_run_and_replays_post_nothing(drop, warehouse_url, tmp_path):
+    days = ["2020-06-30", "2021-03-31", "2021-12-31", "2022-06-30"]
+    out = tmp_path / "out"
+    for day in days:
+        pipeline.run(cfg(drop, day, warehouse_url, out))
+    single = f"sqlite:///{tmp_path / 'single.sqlite'}"
+    pipeline.run(cfg(drop, days[-1], single, tmp_path / "single"))
+    assert balances(warehouse_url) == balances(single)
+    before_lines, before_files = ledger_lines(warehouse_url), digest(out / days[1])
+    result = pipeline.run(cfg(drop, days[1], warehouse_url, out))  # a replay of an earlier night
+    assert result["post"] == {"posted": 0, "net_fen": 0, "replay": True}
+    assert ledger_lines(warehouse_url) == before_lines
+    assert digest(out / days[1]) == before_files
+    result = pipeline.run(cfg(drop, days[-1], warehouse_url, out))  # and a re-run of the last
+    assert result["post"]["posted"] == 0 and ledger_lines(warehouse_url) == before_lines
+
+
+nights = st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from([0.0, 0.01, 0.05, 0.2]),
+                            st.integers(0, 120)), min_size=1, max_size=3)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(nights=nights)
+def test_incremental_runs_give_exactly_the_ledger_of_full_rebuilds(drop, warehouse_url, tmp_path_factory, nights):
+    """Random sequences of drops with edits, deletions and late records, on advancing (or equal) dates."""
+    root = tmp_path_factory.mktemp("prop")
+    full = f"sqlite:///{root / 'full.sqlite'}"
+    inc = warehouse_url if warehouse_url.startswith("postgresql") else f"sqlite:///{root / 'inc.sqlite'}"
+    if inc == warehouse_url:  # a clean PostgreSQL warehouse per example
+        engine = warehouse.connect(inc)
+        with engine.begin() as c:
+            for t in reversed(warehouse.metadata.sorted_tables):
+                if t.name not in ("ledger_lines", "ledger_lock"):
+                    c.execute(t.delete())
+            c.exec_driver_sql("ALTER TABLE ledger_lines DISABLE TRIGGER USER")
+            c.exec_driver_sql("DELETE FROM ledger_lines")
+            c.exec_driver_sql("ALTER TABLE ledger_lines ENABLE TRIGGER USER")
+        engine.dispose()
+    day = dt.date(2021, 6, 30)
+    current = drop
+    pipeline.run(cfg(current, day.isoformat(), inc, root / "inc"))
+    pipeline.run(cfg(current, day.isoformat(), full, root / "full", incremental=False))
+    for i, (seed, share, forward) in enumerate(nights):
+        nxt = root / f"d{i}"
+        change(current, nxt, share, seed)
+        current, day = nxt, day + dt.timedelta(days=forward)
+        a = pipeline.run(cfg(current, day.isoformat(), inc, root / "inc"))
+        pipeline.run(cfg(current, day.isoformat(), full, root / "full", incremental=False))
+        assert ledger_lines(inc) == ledger_lines(full), f"night {i + 1} ({a['validate']['mode']})"
+        assert digest(root / "inc" / day.isoformat()) == digest(root / "full" / day.isoformat())
+
+
+def test_a_small_change_is_validated_and_decided_incrementally(drop, warehouse_url, tmp_path):
+    full = f"sqlite:///{tmp_path / 'full.sqlite'}"
+    for url, incremental in ((warehouse_url, True), (full, False)):
+        pipeline.run(cfg(drop, "2021-06-30", url, tmp_path / str(incremental), incremental=incremental))
+    change(drop, tmp_path / "next", 0.01, 7)
+    inc = pipeline.run(cfg(tmp_path / "next", "2021-07-01", warehouse_url, tmp_path / "True"))
+    ref = pipeline.run(cfg(tmp_path / "next", "2021-07-01", full, tmp_path / "False", incremental=False))
+    rows = sum(r["rows_in"] for r in inc["validate"]["reconciliation"].values())
+    assert inc["validate"]["mode"] == "incremental" and ref["validate"]["mode"] == "full"
+    assert inc["validate"]["gx_rows_checked"] < rows / 10 and ref["validate"]["gx_rows_checked"] == rows
+    certs = inc["eligibility"]["rows"]["int_certificate_eligibility"]
+    assert 0 < certs < ref["eligibility"]["rows"]["int_certificate_eligibility"] / 3
+    assert ledger_lines(warehouse_url) == ledger_lines(full)
+    assert digest(tmp_path / "True" / "2021-07-01") == digest(tmp_path / "False" / "2021-07-01")
