@@ -1,0 +1,294 @@
+"""A corpus of broken drops, each kept as a recipe applied to a generated drop.
+
+Every recipe ends one of two ways: a one-line error naming the file and the problem with nothing
+posted, or the bad rows quarantined with their reasons (rows in = accepted + quarantined) and the
+run going on. Never a traceback, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+from stdnum.cn import ric
+from subsidy_ledger.cli import main
+from subsidy_ledger.extract import sniff_encoding
+from subsidy_ledger.generate import generate
+
+AS_OF = "2022-06-30"
+
+
+def _id(first17: str, wrong: bool = False) -> str:
+    """A resident id with its real check character (or a wrong one)."""
+    check = ric.calc_check_digit(first17 + "0")
+    return first17 + ({"0": "1"}.get(check, "0") if wrong else check)
+
+FORMULA = '=HYPERLINK("http://example.invalid","点我")'
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("broken") / "base"
+    generate(300, 41, path)
+    return path
+
+
+# ---- helpers that edit a drop the way real exports go wrong ------------------------------------------
+
+def _read(drop: Path, file: str) -> tuple[list[list[str]], str]:
+    enc, _ = sniff_encoding(drop / file)
+    with open(drop / file, encoding=enc, newline="") as fh:
+        return list(csv.reader(fh)), enc
+
+
+def _write(drop: Path, file: str, rows: list[list[str]], enc: str = "utf-8-sig") -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    (drop / file).write_text(buf.getvalue(), encoding=enc)
+
+
+def set_cell(file: str, column: str, value: str, row: int = 1):
+    """Recipe: put value into one cell (row counts data rows from 1)."""
+    def apply(drop: Path):
+        rows, enc = _read(drop, file)
+        rows[row][rows[0].index(column)] = value
+        _write(drop, file, rows, enc)
+    return apply
+
+
+def edit_rows(file: str, fn):
+    def apply(drop: Path):
+        rows, enc = _read(drop, file)
+        _write(drop, file, fn(rows), enc)
+    return apply
+
+
+def raw_bytes(file: str, fn):
+    def apply(drop: Path):
+        (drop / file).write_bytes(fn((drop / file).read_bytes()))
+    return apply
+
+
+def _rename(rows, old, new):
+    rows[0][rows[0].index(old)] = new
+    return rows
+
+
+def _drop_col(rows, col):
+    i = rows[0].index(col)
+    return [r[:i] + r[i + 1:] for r in rows]
+
+
+def _dup_row(rows, k=1):
+    return [*rows, list(rows[k])]
+
+
+def _quoted_newline(rows):
+    rows[1][rows[0].index("name")] = "张\n三"
+    return rows
+
+
+def _field_count(rows, delta):
+    rows[2] = rows[2] + ["x"] * delta if delta > 0 else rows[2][:delta]
+    return rows
+
+
+def _reencode(file, enc):
+    def apply(drop):
+        rows, _ = _read(drop, file)
+        _write(drop, file, rows, enc)
+    return apply
+
+
+def _unlink(file):
+    def apply(drop):
+        (drop / file).unlink()
+    return apply
+
+
+ERRORS = {  # recipe -> (file named in the error, words in the error)
+    "missing_required_file": (_unlink("veterans.csv"), "veterans.csv", "missing from the drop"),
+    "missing_column": (edit_rows("certificates.csv", lambda r: _drop_col(r, "status")), "certificates.csv",
+                       "missing required column(s) status"),
+    "renamed_column": (edit_rows("social_insurance.csv", lambda r: _rename(r, "start_date", "开始日期")),
+                       "social_insurance.csv", "missing required column(s) start_date"),
+    "duplicate_column": (edit_rows("veterans.csv", lambda r: _rename(r, "town_code", "name")), "veterans.csv",
+                         "duplicate column"),
+    "empty_file": (raw_bytes("low_income.csv", lambda b: b""), "low_income.csv", "empty"),
+    "utf16_file": (_reencode("veterans.csv", "utf-16"), "veterans.csv", ""),
+    "undecodable_bytes": (raw_bytes("certificates.csv", lambda b: b[:200] + b"\xff\xfe\x80\x81" * 50 + b[200:]),
+                          "certificates.csv", ""),
+    "header_with_spaces": (edit_rows("unemployment_registrations.csv", lambda r: _rename(r, "area", " area ")),
+                           "unemployment_registrations.csv", "missing required column(s) area"),
+    "double_bom": (raw_bytes("certificates.csv", lambda b: b"\xef\xbb\xbf" + b), "certificates.csv", ""),
+}
+
+QUARANTINED = {  # recipe -> (registry, reason prefix)
+    "wrong_check_character": (set_cell("certificates.csv", "person_id", _id("33050319830225371", wrong=True)),
+                              "certificates", "invalid_person_id"),
+    "id_17_characters": (set_cell("veterans.csv", "person_id", _id("33050319830225371")[:17]), "veterans",
+                         "invalid_person_id"),
+    "id_19_characters": (set_cell("low_income.csv", "person_id", _id("33050319830225371") + "0"), "low_income",
+                         "invalid_person_id"),
+    "full_width_digits": (set_cell("certificates.csv", "person_id", "３３０５０３１９８３０２２５３７１６"),
+                          "certificates", "invalid_person_id"),
+    "future_birth_date": (set_cell("social_insurance.csv", "person_id", _id("33050320990101001")), "social_insurance",
+                          "invalid_person_id"),
+    "missing_person_id": (set_cell("city_payouts.csv", "person_id", ""), "city_payouts", "missing_person_id"),
+    "impossible_date": (set_cell("certificates.csv", "issued_on", "2021-02-30"), "certificates",
+                        "invalid_issued_on"),
+    "slash_date": (set_cell("veterans.csv", "discharged_on", "2019/05/06"), "veterans", "invalid_discharged_on"),
+    "far_future_date": (set_cell("certificates.csv", "issued_on", "2150-01-01"), "certificates",
+                        "invalid_issued_on"),
+    "date_with_spaces": (set_cell("low_income.csv", "valid_from", " 2020-01-01"), "low_income",
+                         "invalid_valid_from"),
+    "end_before_start": (set_cell("social_insurance.csv", "end_date", "1990-01-01"), "social_insurance",
+                         "end_date_after_start_date"),
+    "negative_amount": (set_cell("city_payouts.csv", "amount", "-1500.00"), "city_payouts", "invalid_amount"),
+    "absurd_amount": (set_cell("city_payouts.csv", "amount", "150000000000.00"), "city_payouts",
+                      "invalid_amount"),
+    "three_decimals": (set_cell("city_payouts.csv", "amount", "1500.005"), "city_payouts", "invalid_amount"),
+    "negative_allowance": (set_cell("apprenticeships.csv", "monthly_allowance", "-300.00"), "apprenticeships",
+                           "invalid_monthly_allowance"),
+    "negative_attendance": (set_cell("class_enrollments.csv", "attendance_days", "-5"), "class_enrollments",
+                            "invalid_attendance_days"),
+    "unknown_certificate_type": (set_cell("certificates.csv", "certificate_type", "荣誉证书"), "certificates",
+                                 "unknown_certificate_type"),
+    "unknown_level": (set_cell("certificates.csv", "level", "6"), "certificates", "unknown_level"),
+    "unknown_category": (set_cell("low_income.csv", "category", "poor"), "low_income", "unknown_category"),
+    "unknown_employer_category": (set_cell("social_insurance.csv", "employer_category", "机关"),
+                                  "social_insurance", "unknown_employer_category"),
+    "unknown_passed": (set_cell("class_enrollments.csv", "passed", "yes"), "class_enrollments",
+                       "unknown_passed"),
+    "unknown_department": (set_cell("apprenticeships.csv", "department_code", "FINANCE"), "apprenticeships",
+                           "unknown_department_code"),
+    "bad_credit_code": (set_cell("social_insurance.csv", "employer_credit_code", "91330503MA2B3C4D5X"),
+                        "social_insurance", "invalid_employer_credit_code"),
+    "bad_uplift_rate": (set_cell("affected_enterprises.csv", "uplift_rate", "twenty"), "affected_enterprises",
+                        "invalid_uplift_rate"),
+    "duplicate_key": (edit_rows("certificates.csv", _dup_row), "certificates", "duplicate_key"),
+    "duplicate_compound_key": (edit_rows("class_enrollments.csv", _dup_row), "class_enrollments",
+                               "duplicate_key"),
+    "too_many_fields": (edit_rows("veterans.csv", lambda r: _field_count(r, 2)), "veterans", "malformed_record"),
+    "too_few_fields": (edit_rows("veterans.csv", lambda r: _field_count(r, -2)), "veterans", "malformed_record"),
+    "very_long_name": (set_cell("social_insurance.csv", "name", "王" * 10_000), "social_insurance",
+                       "overlong_name"),
+    "very_long_key": (set_cell("certificates.csv", "certificate_no", "9" * 300), "certificates",
+                      "invalid_certificate_no"),
+    "formula_as_key": (set_cell("certificates.csv", "certificate_no", "=1+2"), "certificates",
+                       "invalid_certificate_no"),
+    "missing_key": (set_cell("training_classes.csv", "class_id", ""), "training_classes", "missing_class_id"),
+}
+
+ACCEPTED = {  # recipe -> files that must still be read in full (nothing quarantined for it)
+    "extra_column": edit_rows("veterans.csv", lambda r: [row + ["备注" if i == 0 else "x"]
+                                                         for i, row in enumerate(r)]),
+    "columns_reordered": edit_rows("veterans.csv", lambda r: [row[::-1] for row in r]),
+    "header_only": edit_rows("city_payouts.csv", lambda r: r[:1]),
+    "quoted_newline_in_name": edit_rows("veterans.csv", _quoted_newline),
+    "gb18030_instead_of_utf8": _reencode("certificates.csv", "gb18030"),
+    "utf8_without_bom": _reencode("class_enrollments.csv", "utf-8"),
+    "crlf_line_endings": raw_bytes("certificates.csv", lambda b: b.replace(b"\n", b"\r\n")),
+    "lowercase_x_check_character": set_cell("veterans.csv", "person_id", "33050319760920018x"),
+    "optional_file_absent": _unlink("subsidy_catalog.csv"),
+}
+
+
+def _run(drop: Path, tmp_path: Path, capsys) -> tuple[int, str, Path, str]:
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    out = tmp_path / "out"
+    code = main(["run", "--sources", str(drop), "--as-of", AS_OF, "--warehouse", url, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.strip(), out / AS_OF, url
+
+
+def _copy(base, tmp_path) -> Path:
+    drop = tmp_path / "drop"
+    shutil.copytree(base, drop)
+    return drop
+
+
+def _rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(path.read_text("utf-8-sig").splitlines()))
+
+
+def test_the_corpus_has_at_least_forty_broken_drops():
+    assert len(ERRORS) + len(QUARANTINED) + len(ACCEPTED) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_unreadable_files_stop_the_run_with_one_line_naming_the_file(name, base, tmp_path, capsys):
+    recipe, file, words = ERRORS[name]
+    drop = _copy(base, tmp_path)
+    recipe(drop)
+    code, err, root, url = _run(drop, tmp_path, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {file}: ") and words in err and "nothing was posted" in err
+    assert not root.exists()
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        if "ledger_lines" in sa.inspect(c).get_table_names():
+            assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("name", sorted(QUARANTINED))
+def test_bad_rows_are_quarantined_with_their_reason(name, base, tmp_path, capsys):
+    recipe, registry, reason = QUARANTINED[name]
+    drop = _copy(base, tmp_path)
+    recipe(drop)
+    code, err, root, _ = _run(drop, tmp_path, capsys)
+    assert code == 0, err
+    quarantined = [q for q in _rows(root / "quarantine.csv") if q["registry"] == registry]
+    assert any(reason in q["reasons"].split(";") or any(x.startswith(reason) for x in q["reasons"].split(";"))
+               for q in quarantined), (name, quarantined[:5])
+    for r in _rows(root / "reconciliation.csv"):
+        assert int(r["rows_in"]) == int(r["accepted"]) + int(r["quarantined"])
+    for q in quarantined:  # keys and reasons that look like formulas are neutralised in the extract
+        assert not q["key"].startswith(("=", "+", "-", "@"))
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_tolerable_variations_are_read_in_full(name, base, tmp_path, capsys):
+    drop = _copy(base, tmp_path)
+    clean = {r["registry"]: r for r in _rows(_run(base, tmp_path / "clean", capsys)[2] / "reconciliation.csv")}
+    ACCEPTED[name](drop)
+    code, err, root, _ = _run(drop, tmp_path, capsys)
+    assert code == 0, err
+    for r in _rows(root / "reconciliation.csv"):
+        c = clean[r["registry"]]
+        assert int(r["rows_in"]) == int(r["accepted"]) + int(r["quarantined"])
+        if name == "header_only" and r["registry"] == "city_payouts":
+            assert r["rows_in"] == "0"
+        elif name == "optional_file_absent" and r["registry"] == "subsidy_catalog":
+            assert r["present"] == "False" and r["rows_in"] == "0"
+        else:
+            assert (r["rows_in"], r["quarantined"]) == (c["rows_in"], c["quarantined"]), (name, r)
+
+
+def test_formula_text_is_neutralised_in_csv_and_xlsx(base, tmp_path, capsys):
+    drop = _copy(base, tmp_path)
+    rows, enc = _read(drop, "certificates.csv")
+    col = rows[0].index("name")
+    for row in rows[1:]:
+        row[col] = FORMULA
+    _write(drop, "certificates.csv", rows, enc)
+    code, err, root, _ = _run(drop, tmp_path, capsys)
+    assert code == 0, err
+    hits = 0
+    for dept in (p for p in root.iterdir() if p.is_dir()):
+        for r in _rows(dept / "decisions.csv"):
+            if r["subsidy_type"] in ("skill_upgrade", "special_ability"):
+                assert r["name"] == "'" + FORMULA
+                hits += 1
+        wb = openpyxl.load_workbook(dept / "ledger.xlsx")
+        for row in wb.active.iter_rows(min_row=2):
+            for cell in row:
+                assert cell.data_type != "f", f"{dept.name}/ledger.xlsx {cell.coordinate} is a formula"
+    assert hits > 0
