@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--share", type=float, default=0.01)
     c.add_argument("--seed", type=int, default=1)
+    t = sub.add_parser("trace", help="why a payout exists: decision, policy, source rows, history")
+    t.add_argument("payout_id", nargs="?")
+    t.add_argument("--person", default=None, help="list every claim of this person (identity number)")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--warehouse", default=None)
     r = sub.add_parser("run", help="run one nightly sync")
     r.add_argument("--sources", type=Path, required=True, help="drop folder of registry CSV files")
     r.add_argument("--as-of", type=_date, required=True, dest="as_of")
@@ -63,6 +68,25 @@ def _change(args) -> int:
 
     changed = change(args.sources, args.out, args.share, args.seed)
     print(f"changed {sum(changed.values())} rows ({args.share:.1%} of each registry) into {args.out}")
+    return 0
+
+
+def _trace(args) -> int:
+    from . import trace, warehouse
+
+    if bool(args.payout_id) == bool(args.person):
+        raise trace.TraceError("give a payout id or --person, not both")
+    engine = warehouse.connect(args.warehouse)
+    try:
+        with engine.connect() as conn:
+            if args.person:
+                result = trace.trace_person(conn, args.person.strip().upper())
+                print(trace.to_json(result) if args.json else trace.render_person(result))
+            else:
+                result = trace.trace_payout(conn, args.payout_id.strip())
+                print(trace.to_json(result) if args.json else trace.render_payout(result))
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -114,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     from .policy import PolicyError
 
     try:
-        return {"generate": _generate, "change": _change, "run": _run}[args.command](args)
+        return {"generate": _generate, "change": _change, "run": _run, "trace": _trace}[args.command](args)
     except DropError as exc:
         print(f"error: {exc} (nothing was posted)", file=sys.stderr)
         return 2
-    except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (PolicyError, LookupError) as exc:
+        print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
         return 2
     except Exception as exc:  # a one-line reason, never a traceback, unless asked for
         if args.debug:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, faults, ledger, scope, validate, warehouse
+from . import decide, eligibility, export, extract, faults, ledger, lineage, scope, validate, warehouse
 from .policy import PolicyBook
 from .registries import REGISTRIES
 
@@ -130,12 +130,21 @@ def _base_run(conn, cfg: RunConfig, fingerprint: str) -> dict | None:
     return dict(row)
 
 
-def _previous_hashes(conn, base_run: str) -> dict[str, set[str]]:
+def _previous_rows(conn, base_run: str) -> dict[str, pd.DataFrame]:
+    """Content hash -> the run whose GX validation accepted that content, per registry of the base run."""
     out = {}
     for name, table in warehouse.STAGING.items():
-        rows = conn.execute(sa.select(table.c.row_hash).where(table.c.run_id == base_run)).scalars()
-        out[name] = set(rows)
+        rows = conn.execute(sa.select(table.c.row_hash, table.c.validated_run).where(table.c.run_id == base_run))
+        out[name] = pd.DataFrame(rows.all(), columns=["row_hash", "validated_run"]).drop_duplicates("row_hash")
     return out
+
+
+def _validated_run(accepted: pd.DataFrame, previous: pd.DataFrame | None, run_id: str) -> pd.Series:
+    """Rows checked now were accepted by this run; the others by whichever run accepted that content first."""
+    if previous is None or previous.empty:
+        return pd.Series(run_id, index=accepted.index, dtype="string")
+    earlier = accepted[extract.HASH_COL].map(previous.set_index("row_hash")["validated_run"]).astype("string")
+    return earlier.where(~accepted[validate.CHECKED_COL] & earlier.notna(), run_id)
 
 
 def stage_validate(cfg: RunConfig) -> dict:
@@ -147,21 +156,29 @@ def stage_validate(cfg: RunConfig) -> dict:
     engine = _engine(cfg)
     with engine.connect() as conn:
         base = _base_run(conn, cfg, fingerprint)
-        previous = _previous_hashes(conn, base["run_id"]) if base else None
+        previous = _previous_rows(conn, base["run_id"]) if base else {}
     exp_dir = Path(cfg.expectations) if cfg.expectations else None
-    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, previous)
+    hashes = {n: set(f["row_hash"]) for n, f in previous.items()} if base else None
+    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, hashes)
     accepted_dir = cfg.work / "accepted"
     accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
         for name, v in results.items():
             table = warehouse.STAGING[name]
             conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
+            v.accepted["validated_run"] = _validated_run(v.accepted, previous.get(name), cfg.run_id)
             staged = v.accepted.rename(columns={extract.ROW_COL: "source_row", extract.HASH_COL: "row_hash"})
             warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-            v.accepted.to_parquet(accepted_dir / f"{name}.parquet", index=False)
+            v.accepted.drop(columns=[validate.CHECKED_COL]).to_parquet(accepted_dir / f"{name}.parquet", index=False)
             faults.checkpoint(f"validate:staged:{name}")
-        for t in (warehouse.quarantine, warehouse.reconciliation):
+        for t in (warehouse.quarantine, warehouse.reconciliation, warehouse.validation_results):
             conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
+        warehouse.insert_frame(conn, warehouse.validation_results, pd.DataFrame([{
+            "run_id": cfg.run_id, "registry": n, "suite": v.gx_summary["suite"], "success": v.gx_summary["success"],
+            "evaluated": v.gx_summary["evaluated"], "successful": v.gx_summary["successful"],
+            "rows_checked": v.gx_summary["rows_checked"],
+            "result_json": json.dumps(v.gx_summary["expectations"], ensure_ascii=False),
+            "data_docs": v.gx_summary.get("data_docs")} for n, v in results.items()]))
         q = pd.concat([v.quarantine for v in results.values()], ignore_index=True).assign(run_id=cfg.run_id)
         warehouse.insert_frame(conn, warehouse.quarantine, q)
         rec = pd.DataFrame([{**v.reconciliation, "file_name": raws[n].registry.filename,
@@ -184,7 +201,7 @@ def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
         frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
         if "passed" in frame:
             frame["passed"] = frame["passed"].fillna(False).astype(bool)
-        out[name] = frame.rename(columns={"row_hash": extract.HASH_COL})
+        out[name] = frame.rename(columns={"row_hash": extract.HASH_COL, "source_row": extract.ROW_COL})
     return out
 
 
@@ -278,12 +295,13 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     state = ledger.claim_state(conn, CERTIFICATE_TYPES)
     paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
     parts = [decide.decide_certificates(certs, book, paid)]
+    kept = pd.DataFrame(columns=[*decide.DECISION_COLUMNS, "decided_in_run"])
     if run.get("mode") == "incremental":
         t = warehouse.decisions
         kept = warehouse.read_frame(conn, t, (t.c.run_id == run["base_run"]) & t.c.subsidy_type.in_(CERTIFICATE_TYPES))
         scoped = pd.read_parquet(scope_file)["person_id"]
         kept = kept.loc[~kept["person_id"].isin(scoped)]
-        parts.append(kept[decide.DECISION_COLUMNS])
+        kept["decided_in_run"] = kept["decided_in_run"].fillna(run["base_run"])
     parts += [
         decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id), book,
                                   cfg.as_of_date),
@@ -291,7 +309,15 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
             _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
                          ("filed_in_advance", "qualifying_group")), book, cfg.as_of_date),
     ]
-    d = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
+    fresh = [p for p in parts if len(p)]
+    fresh = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
+    # lineage of the claims decided now; kept decisions point at the run that decided them
+    sources = lineage.claim_sources(_accepted(cfg, conn), fresh)
+    t = warehouse.claim_sources
+    conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
+    warehouse.insert_frame(conn, t, sources.assign(run_id=cfg.run_id))
+    fresh = fresh.assign(decided_in_run=cfg.run_id)
+    d = pd.concat([fresh, kept[fresh.columns]], ignore_index=True) if len(kept) else fresh
     d = d.sort_values(decide.CLAIM_KEY, kind="stable").reset_index(drop=True)
     conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))

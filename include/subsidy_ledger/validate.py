@@ -21,6 +21,7 @@ from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
 QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons"]
+CHECKED_COL = "__checked"  # accepted row went through GX in this run (else an earlier run accepted its content)
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +92,17 @@ def failing_rows(result, registry: Registry) -> list[tuple[int, str]]:
         for item in r.result.get("unexpected_index_list") or []:
             pairs.append((int(item[ROW_COL]), reason))
     return pairs
+
+
+def expectation_outcomes(result) -> list[dict]:
+    """Each expectation's verdict on the batch, without the row lists (those are in the quarantine)."""
+    out = []
+    for r in result.results:
+        cfg = r.expectation_config
+        out.append({"expectation": cfg.type, "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list"),
+                    "reason": (cfg.meta or {}).get("reason"), "success": bool(r.success),
+                    "unexpected_count": int((r.result or {}).get("unexpected_count") or 0)})
+    return out
 
 
 def _decimal_units(text: pd.Series, places: int) -> pd.Series:
@@ -170,10 +182,11 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
         "reasons": bad.reindex(rejected[ROW_COL]).to_numpy(),
     }, columns=QUARANTINE_COLUMNS)
     accepted = type_frame(frame.loc[~is_bad, [*reg.columns, ROW_COL, HASH_COL]].reset_index(drop=True), reg)
+    accepted[CHECKED_COL] = ~same[~is_bad].to_numpy(dtype=bool)
     stats = result.statistics
     summary = {"success": bool(result.success), "evaluated": int(stats["evaluated_expectations"]),
                "successful": int(stats["successful_expectations"]), "suite": suite.name,
-               "rows_checked": len(check)}
+               "rows_checked": len(check), "expectations": expectation_outcomes(result)}
     log.info("validated %s: %d in (%d checked by GX), %d accepted, %d quarantined", reg.name, len(frame),
              len(check), len(accepted), len(quarantine))
     return Validated(reg, accepted, quarantine, len(frame), summary)

@@ -36,6 +36,7 @@ def _staging_table(reg: Registry) -> sa.Table:
             typ = sa.Text
         cols.append(sa.Column(c, typ))
     cols.append(sa.Column("row_hash", sa.String(32)))  # content hash of the source row (incremental runs)
+    cols.append(sa.Column("validated_run", RUN_ID))     # the run whose GX validation accepted this content
     table = sa.Table(reg.table, metadata, *cols)
     sa.Index(f"ix_{reg.table}_run", table.c.run_id, table.c.row_hash)
     return table
@@ -177,7 +178,38 @@ decisions = sa.Table(
     sa.Column("occupation_code", sa.Text),
     sa.Column("level", sa.Integer),
     sa.Column("event_date", sa.Date),
+    sa.Column("decided_in_run", RUN_ID),  # an incremental run keeps unchanged decisions of an earlier run
     sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference", "person_id"),
+)
+
+claim_sources = sa.Table(  # lineage: every source row a decision rests on, and in which role
+    "claim_sources", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("subsidy_type", sa.String(40), nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("role", sa.String(40), nullable=False),
+    sa.Column("registry", sa.String(64), nullable=False),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("record_key", sa.Text),
+    sa.Column("row_hash", sa.String(32)),
+    sa.Column("validated_run", RUN_ID),
+)
+sa.Index("ix_claim_sources_claim", claim_sources.c.subsidy_type, claim_sources.c.reference,
+         claim_sources.c.person_id, claim_sources.c.run_id)
+
+validation_results = sa.Table(  # the GX verdict on each registry's batch, per run
+    "validation_results", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("registry", sa.String(64), nullable=False),
+    sa.Column("suite", sa.String(120), nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("evaluated", sa.Integer, nullable=False),
+    sa.Column("successful", sa.Integer, nullable=False),
+    sa.Column("rows_checked", sa.Integer, nullable=False),
+    sa.Column("result_json", sa.Text, nullable=False),
+    sa.Column("data_docs", sa.Text),
+    sa.PrimaryKeyConstraint("run_id", "registry"),
 )
 
 ledger_lines = sa.Table(

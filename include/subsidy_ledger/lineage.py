@@ -1,0 +1,112 @@
+"""Lineage: for every claim decided in a run, the source rows it rests on and the role each played.
+
+The rules stay pure; this module repeats their joins to name the rows (registry, row number, key,
+content hash, and the run whose GX validation accepted that content), so that an auditor can go from
+any payout back to the drop without the drop.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .extract import HASH_COL, ROW_COL
+from .intervals import covering
+from .registries import REGISTRIES
+from .validate import record_keys
+
+SOURCE_COLUMNS = ["subsidy_type", "reference", "person_id", "role", "registry", "source_row", "record_key",
+                  "row_hash", "validated_run"]
+CLAIM = ["subsidy_type", "reference", "person_id"]
+_ROW = [ROW_COL, HASH_COL, "validated_run"]
+
+
+def _rows(claims: pd.DataFrame, matched: pd.DataFrame, registry: str, role: str) -> pd.DataFrame:
+    """Source rows in SOURCE_COLUMNS form; matched holds the claim key columns and the registry's row."""
+    if matched.empty:
+        return pd.DataFrame(columns=SOURCE_COLUMNS)
+    return pd.DataFrame({
+        "subsidy_type": matched["subsidy_type"].to_numpy(), "reference": matched["reference"].to_numpy(),
+        "person_id": matched["person_id"].to_numpy(), "role": role, "registry": registry,
+        "source_row": matched[ROW_COL].astype("int64").to_numpy(),
+        "record_key": record_keys(matched, REGISTRIES[registry]).to_numpy(),
+        "row_hash": matched[HASH_COL].to_numpy(), "validated_run": matched["validated_run"].to_numpy(),
+    })
+
+
+def _covering(claims, date_col, records, registry, role, start, end, keep=()):
+    pairs = covering(claims, date_col, records, start, end, keep=(*_ROW, *REGISTRIES[registry].key, *keep))
+    pairs = pairs.drop(columns=["person_id"]).join(claims[CLAIM], on="event")
+    return pairs
+
+
+def certificate_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
+    """Rows behind R1-R3 decisions: the certificate, the episodes and group records on its issue date,
+    its class and roster entry, city payouts and the uplift listing and catalog rows that apply."""
+    certs = stg["certificates"]
+    c = decided[CLAIM].merge(certs, left_on=["reference", "person_id"], right_on=["certificate_no", "person_id"])
+    c = c.reset_index(drop=True)
+    parts = [_rows(c, c, "certificates", "certificate")]
+    episodes = _covering(c, "issued_on", stg["social_insurance"], "social_insurance", "insurance_episode",
+                         "start_date", "end_date", keep=("employer_credit_code",))
+    parts.append(_rows(c, episodes, "social_insurance", "insurance_episode"))
+    for registry, role, start, end in (("unemployment_registrations", "unemployment_registration", "registered_on",
+                                        "ended_on"), ("low_income", "low_income_record", "valid_from", "valid_to"),
+                                       ("veterans", "veteran_record", "discharged_on", None)):
+        parts.append(_rows(c, _covering(c, "issued_on", stg[registry], registry, role, start, end), registry, role))
+    named = c.loc[c["training_class_id"].notna(), [*CLAIM, "training_class_id", "issued_on"]]
+    cls = named.merge(stg["training_classes"], left_on="training_class_id", right_on="class_id")
+    parts.append(_rows(c, cls, "training_classes", "training_class"))
+    roster = named.merge(stg["class_enrollments"], left_on=["training_class_id", "person_id"],
+                         right_on=["class_id", "person_id"])
+    parts.append(_rows(c, roster, "class_enrollments", "roster_entry"))
+    city = stg["city_payouts"]
+    by_no = c[[*CLAIM, "certificate_no"]].merge(city.drop(columns=["person_id"]), on="certificate_no")
+    by_slot = c[[*CLAIM, "occupation_code", "level"]].merge(city, on=["person_id", "occupation_code", "level"])
+    parts += [_rows(c, by_no, "city_payouts", "city_payout"), _rows(c, by_slot, "city_payouts", "city_payout")]
+    listed = episodes[[*CLAIM, "event", "employer_credit_code"]].merge(stg["affected_enterprises"],
+                                                                       on="employer_credit_code")
+    listed = listed.loc[listed["listed_on"].to_numpy() <= c["issued_on"].reindex(listed["event"]).to_numpy()]
+    parts.append(_rows(c, listed, "affected_enterprises", "affected_enterprise"))
+    cat = c[[*CLAIM, "certificate_type", "occupation_code", "level", "issued_on"]].merge(
+        stg["subsidy_catalog"], on=["certificate_type", "occupation_code", "level"])
+    cat = cat.loc[(cat["effective_from"] <= cat["issued_on"])
+                  & (cat["issued_on"] <= cat["effective_to"].fillna(pd.Timestamp.max))]
+    parts.append(_rows(c, cat, "subsidy_catalog", "catalog_row"))
+    return _concat(parts)
+
+
+def apprentice_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
+    """Rows behind R4/R5 decisions: the agreement."""
+    d = decided[CLAIM].assign(agreement_id=decided["reference"].str.rsplit("#", n=1).str[0])
+    rows = d.merge(stg["apprenticeships"], on=["agreement_id", "person_id"])
+    return _rows(d, rows, "apprenticeships", "agreement")
+
+
+def living_allowance_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
+    """Rows behind R6 decisions: the roster entry, the class, and low-income records on its start date."""
+    d = decided[CLAIM].assign(class_id=decided["reference"]).reset_index(drop=True)
+    roster = d.merge(stg["class_enrollments"], on=["class_id", "person_id"])
+    cls = d.merge(stg["training_classes"], on="class_id")
+    starts = d.merge(stg["training_classes"][["class_id", "start_date"]], on="class_id").reset_index(drop=True)
+    low = _covering(starts, "start_date", stg["low_income"], "low_income", "low_income_record", "valid_from",
+                    "valid_to")
+    return _concat([_rows(d, roster, "class_enrollments", "roster_entry"),
+                    _rows(d, cls, "training_classes", "training_class"),
+                    _rows(d, low, "low_income", "low_income_record")])
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=SOURCE_COLUMNS)
+    return pd.concat(parts, ignore_index=True).drop_duplicates()[SOURCE_COLUMNS]
+
+
+def claim_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
+    """Every source row of every claim in `decided` (decisions made in this run)."""
+    kind = decided["subsidy_type"]
+    return _concat([
+        certificate_sources(stg, decided.loc[kind.isin(["skill_upgrade", "special_ability"])]),
+        apprentice_sources(stg, decided.loc[kind.isin(["apprentice_employee", "apprentice_student"])]),
+        living_allowance_sources(stg, decided.loc[kind == "living_allowance"]),
+    ])

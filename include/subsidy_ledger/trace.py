@@ -1,0 +1,217 @@
+"""Trace: from a payout (or a person) back through the decision, the policy and the source rows.
+
+Needs only the warehouse: the drop files may be long gone.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import sqlalchemy as sa
+
+from .identifiers import mask_resident_id
+from .money import decimal_yuan, rate_text
+from .warehouse import claim_sources, decisions, ledger_lines, read_frame, reconciliation, runs, validation_results
+
+CLAIM = ["subsidy_type", "reference", "person_id"]
+
+
+class TraceError(LookupError):
+    """Nothing in the warehouse answers to what was asked."""
+
+
+def _yuan(fen: int) -> str:
+    return str(decimal_yuan(fen))
+
+
+def _mask(value) -> str:
+    return str(mask_resident_id(pd.Series([value], dtype="string")).iloc[0]) if value else ""
+
+
+def _plain(v):
+    if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat()
+    return v.item() if hasattr(v, "item") else v
+
+
+def _row(frame_row: pd.Series) -> dict:
+    return {k: _plain(v) for k, v in frame_row.items()}
+
+
+def _run(conn, run_id: str) -> dict:
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+    if row is None:
+        return {"run_id": run_id}
+    keep = ("run_id", "dag_id", "logical_date", "as_of", "mode", "status", "sources")
+    return {k: _plain(row[k]) if not hasattr(row[k], "isoformat") else row[k].isoformat() for k in keep}
+
+
+def _claim_filter(t, claim: dict):
+    return (t.c.subsidy_type == claim["subsidy_type"]) & (t.c.reference == claim["reference"]) & (
+        t.c.person_id == claim["person_id"])
+
+
+def _decision(conn, run_id: str, claim: dict) -> dict | None:
+    d = read_frame(conn, decisions, (decisions.c.run_id == run_id) & _claim_filter(decisions, claim))
+    if d.empty:
+        return None
+    r = d.iloc[0]
+    return {"decision": r["decision"], "reason_code": _plain(r["reason_code"]),
+            "amount": _yuan(int(r["amount_fen"])), "rule_id": r["rule_id"],
+            "policy_version": _plain(r["policy_version"]),
+            "parameters": {"base_amount": None if pd.isna(r["base_amount_fen"])
+                           else _yuan(int(r["base_amount_fen"])),
+                           "uplift_rate": rate_text(int(r["uplift_units"])),
+                           "cap_place": _plain(r["cap_place"])},
+            "department_code": r["department_code"], "fund": r["fund"], "event_date": _plain(r["event_date"]),
+            "decided_in_run": _plain(r["decided_in_run"]) or run_id, "as_of": _plain(r["as_of"])}
+
+
+def _sources(conn, run_id: str, claim: dict) -> list[dict]:
+    src = read_frame(conn, claim_sources, (claim_sources.c.run_id == run_id) & _claim_filter(claim_sources, claim))
+    if src.empty:
+        return []
+    files = read_frame(conn, reconciliation, reconciliation.c.run_id == run_id)[["registry", "file_name", "sha256"]]
+    checks = read_frame(conn, validation_results, validation_results.c.run_id.in_(
+        [r for r in src["validated_run"].dropna().unique().tolist()]))
+    drop = _run(conn, run_id).get("sources")
+    src = src.merge(files, on="registry", how="left").sort_values(["role", "registry", "source_row"])
+    out = []
+    for _, r in src.iterrows():
+        gx = checks.loc[(checks["run_id"] == r["validated_run"]) & (checks["registry"] == r["registry"])]
+        out.append({
+            "role": r["role"], "registry": r["registry"], "drop": drop, "file_name": _plain(r["file_name"]),
+            "file_sha256": _plain(r["sha256"]), "row_number": int(r["source_row"]),
+            "record_key": _mask_key(_plain(r["record_key"])), "row_sha256_prefix": _plain(r["row_hash"]),
+            "accepted_by_gx": None if gx.empty else {
+                "run_id": r["validated_run"], "suite": gx.iloc[0]["suite"], "success": bool(gx.iloc[0]["success"]),
+                "expectations_evaluated": int(gx.iloc[0]["evaluated"]), "data_docs": _plain(gx.iloc[0]["data_docs"])},
+        })
+    return out
+
+
+def _mask_key(key: str | None) -> str | None:
+    if not key:
+        return key
+    return "+".join(_mask(p) if len(p) == 18 and p[:17].isdigit() else p for p in key.split("+"))
+
+
+def _history(conn, claim: dict) -> list[dict]:
+    lines = read_frame(conn, ledger_lines, _claim_filter(ledger_lines, claim)).sort_values("seq")
+    out = []
+    for _, r in lines.iterrows():
+        why = _decision(conn, r["run_id"], claim)
+        out.append({"payout_id": r["payout_id"], "entry_type": r["entry_type"],
+                    "reverses_payout_id": _plain(r["reverses_payout_id"]), "posted_on": _plain(r["posted_on"]),
+                    "amount": _yuan(int(r["amount_fen"])), "department_code": r["department_code"],
+                    "run_id": r["run_id"], "why": _why(r, why)})
+    return out
+
+
+def _why(line: pd.Series, decision: dict | None) -> str:
+    if decision is None:
+        return "the claim was no longer decided (its records are gone)"
+    if line["entry_type"] == "payout":
+        return f"approved under {decision['rule_id']} ({decision['policy_version']})"
+    if decision["decision"] == "rejected":
+        return f"now rejected: {decision['reason_code']}"
+    return f"re-priced: now owed {decision['amount']} by {decision['department_code']}"
+
+
+def trace_payout(conn, payout_id: str) -> dict:
+    """The full chain behind one ledger line."""
+    lines = read_frame(conn, ledger_lines, ledger_lines.c.payout_id == payout_id)
+    if lines.empty:
+        raise TraceError(f"no ledger line has payout id {payout_id}")
+    line = lines.iloc[0]
+    claim = {k: line[k] for k in CLAIM}
+    decision = _decision(conn, line["run_id"], claim)
+    decided_in = decision["decided_in_run"] if decision else line["run_id"]
+    return {
+        "payout": {k: _plain(line[k]) for k in ("payout_id", "entry_type", "reverses_payout_id", "posted_on",
+                                                 "department_code", "fund", "subsidy_type", "reference", "name",
+                                                 "occupation_code", "level", "rule_id", "policy_version")}
+        | {"person_id_masked": _mask(line["person_id"]), "amount": _yuan(int(line["amount_fen"])),
+           "uplift_rate": rate_text(int(line["uplift_units"]))},
+        "posted_by_run": _run(conn, line["run_id"]),
+        "decision": decision,
+        "decided_by_run": _run(conn, decided_in),
+        "sources": _sources(conn, decided_in, claim),
+        "history": _history(conn, claim),
+    }
+
+
+def trace_person(conn, person_id: str) -> list[dict]:
+    """Every claim of a person: what the ledger holds and the latest decision."""
+    d = read_frame(conn, decisions, decisions.c.person_id == person_id)
+    lines = read_frame(conn, ledger_lines, ledger_lines.c.person_id == person_id)
+    if d.empty and lines.empty:
+        raise TraceError("no claim of that person is in the warehouse")
+    latest = d.sort_values(["as_of", "run_id"]).groupby(CLAIM, sort=True).tail(1) if len(d) else d
+    net = lines.groupby(CLAIM)["amount_fen"].sum() if len(lines) else pd.Series(dtype="int64")
+    claims = sorted({tuple(k) for k in latest[CLAIM].itertuples(index=False)} | set(net.index))
+    out = []
+    for key in claims:
+        row = latest.loc[(latest["subsidy_type"] == key[0]) & (latest["reference"] == key[1])]
+        held = lines.loc[(lines["subsidy_type"] == key[0]) & (lines["reference"] == key[1])].sort_values("seq")
+        out.append({"subsidy_type": key[0], "reference": key[1], "person_id_masked": _mask(key[2]),
+                    "latest_decision": None if row.empty else row.iloc[0]["decision"],
+                    "reason_code": None if row.empty else _plain(row.iloc[0]["reason_code"]),
+                    "decided_as_of": None if row.empty else _plain(row.iloc[0]["as_of"]),
+                    "ledger_net": _yuan(int(net.get(key, 0))),
+                    "payout_ids": held["payout_id"].tolist()})
+    return out
+
+
+def render_payout(t: dict) -> str:
+    """A payout trace as text for a terminal."""
+    p, d = t["payout"], t["decision"] or {}
+    lines = [f"payout {p['payout_id']}  {p['entry_type']}  {p['amount']} yuan  posted {p['posted_on']}",
+             f"  claim     {p['subsidy_type']} {p['reference']}  person {p['person_id_masked']} {p['name'] or ''}",
+             f"  paid by   {p['department_code']} from {p['fund']}",
+             f"  run       {_run_text(t['posted_by_run'])}"]
+    if p.get("reverses_payout_id"):
+        lines.append(f"  reverses  {p['reverses_payout_id']}")
+    if d:
+        prm = d["parameters"]
+        lines += [f"decision  {d['decision']}{' ' + d['reason_code'] if d.get('reason_code') else ''}  "
+                  f"{d['amount']} yuan  rule {d['rule_id']}  policy {d['policy_version']}",
+                  f"  parameters  base amount {prm['base_amount']}, uplift rate {prm['uplift_rate']}, "
+                  f"cap place {prm['cap_place']}",
+                  f"  decided by  {_run_text(t['decided_by_run'])}"]
+    lines.append(f"rests on {len(t['sources'])} source row(s)")
+    for s in t["sources"]:
+        gx = s["accepted_by_gx"]
+        gx_text = (f"GX suite {gx['suite']} in run {gx['run_id']} ({gx['expectations_evaluated']} expectations)"
+                   if gx else "GX result not found")
+        lines.append(f"  {s['role']:26s} {s['file_name']} row {s['row_number']}  key {s['record_key']}  "
+                     f"row-hash {s['row_sha256_prefix']}")
+        lines.append(f"  {'':26s} file sha256 {s['file_sha256']}; accepted by {gx_text}")
+    lines.append("history of the claim")
+    for h in t["history"]:
+        lines.append(f"  {h['posted_on']}  {h['entry_type']:8s} {h['amount']:>10s}  {h['payout_id']}  "
+                     f"{h['department_code']}  {h['why']}  [{h['run_id']}]")
+    return "\n".join(lines)
+
+
+def _run_text(r: dict) -> str:
+    where = f"dag {r['dag_id']} " if r.get("dag_id") else ""
+    logical = f" logical date {r['logical_date']}" if r.get("logical_date") else ""
+    return f"{where}run {r.get('run_id')} as-of {r.get('as_of')}{logical} ({r.get('mode') or 'full'})"
+
+
+def render_person(claims: list[dict]) -> str:
+    """A person's claims as text."""
+    out = []
+    for c in claims:
+        out.append(f"{c['subsidy_type']:20s} {c['reference']:22s} {c['latest_decision'] or '-':9s} "
+                   f"{c['reason_code'] or '':38s} net {c['ledger_net']:>10s}  {' '.join(c['payout_ids'])}")
+    return "\n".join(out)
+
+
+def to_json(obj) -> str:
+    """JSON with Chinese text kept readable."""
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=str)

@@ -1,0 +1,101 @@
+"""Tracing payouts back to source rows from the warehouse alone (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import sqlalchemy as sa
+from subsidy_ledger.cli import main
+from subsidy_ledger.generate import change, generate
+
+
+@pytest.fixture
+def traced(tmp_path_factory, warehouse_url, capsys):
+    """Two nights (the second on a drop with 5 % of rows changed); then the drops are deleted."""
+    root = tmp_path_factory.mktemp("trace")
+    generate(1500, 5, root / "n1")
+    change(root / "n1", root / "n2", 0.05, 3)
+    for drop, day in (("n1", "2022-06-30"), ("n2", "2022-07-31")):
+        assert main(["run", "--sources", str(root / drop), "--as-of", day, "--warehouse", warehouse_url,
+                     "--out", str(root / "out")]) == 0
+    shutil.rmtree(root / "n1")
+    shutil.rmtree(root / "n2")
+    capsys.readouterr()
+    return warehouse_url
+
+
+def _lines(url, where):
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(sa.text(f"select payout_id, subsidy_type, reference, person_id, uplift_units "
+                                 f"from ledger_lines where {where} order by seq")).all()
+    engine.dispose()
+    return rows
+
+
+def _trace(capsys, *args) -> tuple[int, str, str]:
+    code = main(["trace", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("subsidy_type,roles", [
+    ("skill_upgrade", {"certificate", "insurance_episode"}),
+    ("apprentice_employee", {"agreement"}),
+    ("apprentice_student", {"agreement"}),
+    ("living_allowance", {"roster_entry", "training_class", "low_income_record"}),
+])
+def test_each_subsidy_type_traces_to_its_source_rows(traced, capsys, subsidy_type, roles):
+    extra = " and uplift_units > 0" if subsidy_type == "skill_upgrade" else ""
+    payout_id, _, reference, _, _ = _lines(traced, f"subsidy_type = '{subsidy_type}' and entry_type = 'payout'"
+                                                   f"{extra}")[0]
+    code, out, err = _trace(capsys, payout_id, "--json", "--warehouse", traced)
+    assert code == 0, err
+    t = json.loads(out)
+    assert t["payout"]["payout_id"] == payout_id and t["payout"]["reference"] == reference
+    assert t["posted_by_run"]["run_id"].startswith("cli__") and t["posted_by_run"]["as_of"]
+    d = t["decision"]
+    assert d["decision"] == "approved" and d["rule_id"] == t["payout"]["rule_id"]
+    assert d["policy_version"] == "nanxun-2019" and d["parameters"]["base_amount"]
+    if subsidy_type == "skill_upgrade":
+        assert d["parameters"]["uplift_rate"] != "0" and d["parameters"]["cap_place"] in (1, 2, 3)
+        assert "affected_enterprise" in {s["role"] for s in t["sources"]}
+    assert roles <= {s["role"] for s in t["sources"]}
+    for s in t["sources"]:
+        assert s["file_name"] == f"{s['registry']}.csv" and len(s["file_sha256"]) == 64
+        assert s["row_number"] >= 2 and len(s["row_sha256_prefix"]) == 32 and s["record_key"]
+        assert s["accepted_by_gx"]["success"] in (True, False) and s["accepted_by_gx"]["suite"] == s["registry"]
+    code, text, _ = _trace(capsys, payout_id, "--warehouse", traced)
+    assert code == 0 and payout_id in text and f"rests on {len(t['sources'])} source row(s)" in text
+
+
+def test_a_reversed_claim_shows_its_history_with_reasons(traced, capsys):
+    rev = _lines(traced, "entry_type = 'reversal'")
+    assert rev, "the second night should reverse something"
+    payout_id = rev[0][0]
+    code, out, err = _trace(capsys, payout_id, "--json", "--warehouse", traced)
+    assert code == 0, err
+    t = json.loads(out)
+    history = t["history"]
+    assert [h["entry_type"] for h in history][:2] == ["payout", "reversal"]
+    assert history[1]["reverses_payout_id"] == history[0]["payout_id"] and history[1]["payout_id"] == payout_id
+    assert history[1]["why"] and history[1]["posted_on"] == "2022-07-31"
+    assert t["payout"]["amount"].startswith("-")
+
+
+def test_person_lists_every_claim_and_ids_stay_masked(traced, capsys):
+    _, _, _, person, _ = _lines(traced, "entry_type = 'payout'")[0]
+    code, out, err = _trace(capsys, "--person", person, "--json", "--warehouse", traced)
+    assert code == 0, err
+    claims = json.loads(out)
+    assert claims and all(c["person_id_masked"] == person[:6] + "********" + person[-4:] for c in claims)
+    assert person not in out
+    code, text, _ = _trace(capsys, "--person", person, "--warehouse", traced)
+    assert code == 0 and len(text.strip().splitlines()) == len(claims)
+
+
+def test_unknown_ids_are_a_clear_error(traced, capsys):
+    code, _, err = _trace(capsys, "PO0000", "--warehouse", traced)
+    assert code == 2 and err.strip() == "error: no ledger line has payout id PO0000"
