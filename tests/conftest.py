@@ -21,6 +21,12 @@ def _pg_available() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def _no_data_docs(monkeypatch):
+    """Data Docs cost seconds per run; the tests that check them turn them back on."""
+    monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
+
+
 @pytest.fixture(scope="session")
 def small_drop(tmp_path_factory) -> Path:
     """A generated drop of 1,500 persons (seed 5), shared read-only by the tests."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,8 +13,9 @@ from subsidy_ledger.generate import change, generate
 
 
 @pytest.fixture
-def traced(tmp_path_factory, warehouse_url, capsys):
-    """Two nights (the second on a drop with 5 % of rows changed); then the drops are deleted."""
+def traced(tmp_path_factory, warehouse_url, capsys, monkeypatch):
+    """Two nights (the second on a drop with 5 % of rows changed), with Data Docs; then the drops are deleted."""
+    monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
     root = tmp_path_factory.mktemp("trace")
     generate(1500, 5, root / "n1")
     change(root / "n1", root / "n2", 0.05, 3)
@@ -22,6 +24,9 @@ def traced(tmp_path_factory, warehouse_url, capsys):
                      "--out", str(root / "out")]) == 0
     shutil.rmtree(root / "n1")
     shutil.rmtree(root / "n2")
+    for run in ("cli__2022-06-30", "cli__2022-07-31"):  # GX Data Docs of every run, in the output folder
+        index = root / "out" / "data_docs" / run / "index.html"
+        assert index.is_file() and "certificates" in index.read_text("utf-8")
     capsys.readouterr()
     return warehouse_url
 
@@ -66,7 +71,9 @@ def test_each_subsidy_type_traces_to_its_source_rows(traced, capsys, subsidy_typ
     for s in t["sources"]:
         assert s["file_name"] == f"{s['registry']}.csv" and len(s["file_sha256"]) == 64
         assert s["row_number"] >= 2 and len(s["row_sha256_prefix"]) == 32 and s["record_key"]
-        assert s["accepted_by_gx"]["success"] in (True, False) and s["accepted_by_gx"]["suite"] == s["registry"]
+        gx = s["accepted_by_gx"]
+        assert gx["success"] in (True, False) and gx["suite"] == s["registry"]
+        assert gx["data_docs"].endswith(".html") and Path(gx["data_docs"]).is_file()
     code, text, _ = _trace(capsys, payout_id, "--warehouse", traced)
     assert code == 0 and payout_id in text and f"rests on {len(t['sources'])} source row(s)" in text
 

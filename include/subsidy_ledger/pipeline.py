@@ -12,8 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ from .registries import REGISTRIES
 
 log = logging.getLogger(__name__)
 CERTIFICATE_TYPES = ["skill_upgrade", "special_ability"]
+DATA_DOCS_ENV = "SUBSIDY_LEDGER_DATA_DOCS"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class RunConfig:
     expectations: str | None = None
     policy_dir: str | None = None
     incremental: bool = True  # compare with the last accepted snapshot; False re-validates and re-decides all
+    # GX Data Docs under <out>/data_docs/<run>/; $SUBSIDY_LEDGER_DATA_DOCS=0 turns them off (about 3 s a night)
+    data_docs: bool = field(default_factory=lambda: os.environ.get(DATA_DOCS_ENV, "1") != "0")
 
     @property
     def as_of_date(self) -> dt.date:
@@ -159,7 +163,10 @@ def stage_validate(cfg: RunConfig) -> dict:
         previous = _previous_rows(conn, base["run_id"]) if base else {}
     exp_dir = Path(cfg.expectations) if cfg.expectations else None
     hashes = {n: set(f["row_hash"]) for n, f in previous.items()} if base else None
-    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, hashes)
+    docs = Path(cfg.out) / "data_docs" / cfg.work.name if cfg.data_docs else None
+    if docs:
+        shutil.rmtree(docs, ignore_errors=True)
+    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, hashes, docs_dir=docs, run_name=cfg.run_id)
     accepted_dir = cfg.work / "accepted"
     accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:

@@ -21,6 +21,7 @@ from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
 QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons"]
+DOCS_SITE = "run_data_docs"
 CHECKED_COL = "__checked"  # accepted row went through GX in this run (else an earlier run accepted its content)
 log = logging.getLogger(__name__)
 
@@ -144,18 +145,29 @@ def unchanged_rows(frame: pd.DataFrame, registry: Registry, previous_hashes: set
     return isin(frame[HASH_COL], previous_hashes) & ~shared_key & frame[PARSE_ERROR_COL].isna()
 
 
-def _run_suite(ctx, frame: pd.DataFrame, reg: Registry, suite: gx.ExpectationSuite, as_of: dt.date):
+def _run_suite(ctx, frame: pd.DataFrame, reg: Registry, suite: gx.ExpectationSuite, as_of: dt.date,
+               run_name: str | None, docs: bool):
+    """Validate through a GX checkpoint, so that the result also lands in the run's Data Docs."""
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
     ds = ctx.data_sources.add_pandas(f"drop_{reg.name}")
-    batch = ds.add_dataframe_asset(reg.name).add_batch_definition_whole_dataframe("snapshot").get_batch(
-        batch_parameters={"dataframe": frame[[*reg.columns, ROW_COL]]})
-    return batch.validate(
-        suite, expectation_parameters={"as_of": as_of.isoformat()},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COL]},
-    )
+    batch_def = ds.add_dataframe_asset(reg.name).add_batch_definition_whole_dataframe("snapshot")
+    suite = ctx.suites.add(suite)
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(data=batch_def, suite=suite, name=reg.name))
+    actions = [UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])] if docs else []
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name=reg.name, validation_definitions=[vd], actions=actions,
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COL]}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame[[*reg.columns, ROW_COL]]},
+                            expectation_parameters={"as_of": as_of.isoformat()},
+                            run_id=RunIdentifier(run_name=run_name) if run_name else None)
+    return next(iter(result.run_results.values()))
 
 
 def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: dt.date,
-                      previous_hashes: set[str] | None = None) -> Validated:
+                      previous_hashes: set[str] | None = None, run_name: str | None = None,
+                      docs: bool = False) -> Validated:
     """Validate one raw registry with its suite; every row ends accepted or quarantined.
 
     With previous_hashes (the content hashes of the last accepted snapshot), only rows that changed, are
@@ -167,7 +179,7 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
         frame = frame.assign(person_id=compact_resident_id(frame["person_id"]))
     same = unchanged_rows(frame, reg, previous_hashes)
     check = frame.loc[~same]
-    result = _run_suite(ctx, check, reg, suite, as_of)
+    result = _run_suite(ctx, check, reg, suite, as_of, run_name, docs)
     pairs = failing_rows(result, reg)
     parse_bad = check[PARSE_ERROR_COL].notna()
     pairs += [(int(r), "malformed_record") for r in check.loc[parse_bad, ROW_COL]]
@@ -202,14 +214,25 @@ def suites_fingerprint(expectations_dir: Path | None = None) -> str:
 
 
 def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,
-                  previous_hashes: dict[str, set[str]] | None = None) -> dict[str, Validated]:
-    """Validate every registry of a drop with its GX suite (only changed rows when previous_hashes is given)."""
+                  previous_hashes: dict[str, set[str]] | None = None, docs_dir: Path | None = None,
+                  run_name: str | None = None) -> dict[str, Validated]:
+    """Validate every registry of a drop with its GX suite (only changed rows when previous_hashes is given);
+    with docs_dir, GX Data Docs of this run are built there."""
     exp_dir = Path(expectations_dir) if expectations_dir else default_expectations_dir()
     ctx = _gx_context()
+    if docs_dir:
+        ctx.add_data_docs_site(DOCS_SITE, {
+            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(Path(docs_dir).resolve())}})
     out = {}
     for name, raw in raws.items():
         prev = (previous_hashes or {}).get(name)
-        out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, prev)
+        out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, prev, run_name,
+                                      docs=docs_dir is not None)
         v = out[name]
         assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
+        if docs_dir:
+            pages = sorted(Path(docs_dir).glob(f"validations/{name}/**/*.html"))
+            v.gx_summary["data_docs"] = str(pages[-1]) if pages else str(Path(docs_dir) / "index.html")
     return out
