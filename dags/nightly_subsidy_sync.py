@@ -9,9 +9,10 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Connection, Param, dag, get_current_context, task
+from airflow.sdk import Connection, Param, chain, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowNotFoundException
-from subsidy_ledger import orchestration, pipeline
+from subsidy_ledger import orchestration
+from subsidy_ledger.airflow_stage import StageOperator
 
 WAREHOUSE_CONN_ID = os.environ.get("SUBSIDY_LEDGER_WAREHOUSE_CONN_ID", "subsidy_warehouse")
 
@@ -65,32 +66,16 @@ def nightly_subsidy_sync():
                                          _connection_url())
         return cfg.to_dict()
 
-    @task(retries=3, retry_exponential_backoff=True)
-    def extract(cfg: dict) -> dict:
-        return pipeline.stage_extract(pipeline.RunConfig(**cfg))
-
-    @task
-    def validate(cfg: dict, _extracted: dict) -> dict:
-        return pipeline.stage_validate(pipeline.RunConfig(**cfg))
-
-    @task
-    def build_eligibility(cfg: dict, _validated: dict) -> dict:
-        return pipeline.stage_eligibility(pipeline.RunConfig(**cfg))
-
-    @task
-    def decide(cfg: dict, _eligibility: dict) -> dict:
-        return pipeline.stage_decide(pipeline.RunConfig(**cfg))
-
-    @task
-    def post_ledger(cfg: dict, _decided: dict) -> dict:
-        return pipeline.stage_post(pipeline.RunConfig(**cfg))
-
-    @task
-    def export(cfg: dict, _posted: dict) -> dict:
-        return pipeline.stage_export(pipeline.RunConfig(**cfg))
-
-    cfg = configure()
-    export(cfg, post_ledger(cfg, decide(cfg, build_eligibility(cfg, validate(cfg, extract(cfg))))))
+    # Each stage is a StageOperator: it runs subsidy_ledger.pipeline.<stage> and reports OpenLineage datasets.
+    stages = [
+        StageOperator(task_id="extract", stage="extract", retries=3, retry_exponential_backoff=True),
+        StageOperator(task_id="validate", stage="validate"),
+        StageOperator(task_id="build_eligibility", stage="eligibility"),
+        StageOperator(task_id="decide", stage="decide"),
+        StageOperator(task_id="post_ledger", stage="post"),
+        StageOperator(task_id="export", stage="export"),
+    ]
+    chain(configure(), *stages)
 
 
 nightly_subsidy_sync()

@@ -197,6 +197,9 @@ def stage_validate(cfg: RunConfig) -> dict:
                  mode="incremental" if base else "full")
     engine.dispose()
     return {"reconciliation": {n: v.reconciliation for n, v in results.items()},
+            "quality": {n: {"suite": v.gx_summary["suite"], "success": v.gx_summary["success"],
+                            "rows_checked": v.gx_summary["rows_checked"],
+                            "expectations": v.gx_summary["expectations"]} for n, v in results.items()},
             "mode": "incremental" if base else "full",
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
 

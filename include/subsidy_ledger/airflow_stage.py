@@ -1,0 +1,61 @@
+"""The Airflow operator that runs one pipeline stage and reports its lineage to OpenLineage.
+
+Glue only: the stage itself is subsidy_ledger.pipeline; the datasets are subsidy_ledger.lineage_events.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseOperator
+
+from . import lineage_events, pipeline
+
+STAGE_FUNCTIONS = dict(pipeline.STAGES)
+
+
+class StageOperator(BaseOperator):
+    """Run pipeline stage `stage` with the RunConfig the `configure` task returned."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, stage: str, config_task: str = "configure", **kwargs):
+        super().__init__(**kwargs)
+        if stage not in STAGE_FUNCTIONS:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.stage = stage
+        self.config_task = config_task
+        self._cfg = None
+        self._result: dict = {}
+
+    def execute(self, context):
+        """Run the stage; the small result dict goes to XCom (paths and counts, never frames)."""
+        self._cfg = pipeline.RunConfig(**context["ti"].xcom_pull(task_ids=self.config_task))
+        self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
+        return self._result
+
+    def get_openlineage_facets_on_complete(self, task_instance):
+        """Inputs and outputs of the stage; GX verdicts as data-quality facets on the validated files."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if self._cfg is None:
+            return OperatorLineage()
+        inputs, outputs = lineage_events.stage_datasets(self.stage, self._cfg, self._result)
+        return OperatorLineage(inputs=[_dataset(d, "input") for d in inputs],
+                               outputs=[_dataset(d, "output") for d in outputs])
+
+
+def _dataset(spec: dict, kind: str):
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset, data_quality_metrics_input_dataset
+
+    facets, input_facets = {}, {}
+    if spec.get("assertions"):
+        facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+            assertions=[data_quality_assertions_dataset.Assertion(
+                assertion=f"{a['expectation']}:{a['reason'] or ''}", success=a["success"],
+                column=a["column"] if isinstance(a["column"], str) else None) for a in spec["assertions"]])
+    if spec.get("rows") is not None:
+        input_facets["dataQualityMetrics"] = data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
+            rowCount=int(spec["rows"]), columnMetrics={})
+    if kind == "input":
+        return InputDataset(namespace=spec["namespace"], name=spec["name"], facets=facets, inputFacets=input_facets)
+    return OutputDataset(namespace=spec["namespace"], name=spec["name"], facets=facets)
