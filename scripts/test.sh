@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/ensure_postgres.sh
+scripts/ensure_chromium.sh
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -43,3 +43,25 @@ def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date:
         expectations=params.get("expectations") or os.environ.get("SUBSIDY_LEDGER_EXPECTATIONS"),
         policy_dir=params.get("policy_dir") or os.environ.get("SUBSIDY_LEDGER_POLICY_DIR"),
     )
+
+
+def warehouse_from_environment() -> str:
+    """The warehouse URL outside a task: the subsidy_warehouse connection from the environment, else
+    $SUBSIDY_LEDGER_WAREHOUSE, else the default."""
+    import json
+
+    conn = os.environ.get("AIRFLOW_CONN_SUBSIDY_WAREHOUSE")
+    if conn:
+        if conn.lstrip().startswith("{"):
+            doc = json.loads(conn)
+            url = sqlalchemy_url(doc.get("uri"), doc.get("extra") or {})
+        else:
+            url = sqlalchemy_url(conn)
+        if url:
+            return url
+    return warehouse_url(None)
+
+
+def extracts_folder() -> str | None:
+    """Where the DAG writes extracts (and Data Docs): $SUBSIDY_LEDGER_OUT."""
+    return os.environ.get("SUBSIDY_LEDGER_OUT")

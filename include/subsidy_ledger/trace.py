@@ -21,11 +21,13 @@ class TraceError(LookupError):
     """Nothing in the warehouse answers to what was asked."""
 
 
-def _yuan(fen: int) -> str:
+def to_yuan(fen: int) -> str:
+    """Integer fen as a yuan string with two decimals."""
     return str(decimal_yuan(fen))
 
 
-def _mask(value) -> str:
+def mask(value) -> str:
+    """An identity number masked as in department extracts."""
     return str(mask_resident_id(pd.Series([value], dtype="string")).iloc[0]) if value else ""
 
 
@@ -60,10 +62,10 @@ def _decision(conn, run_id: str, claim: dict) -> dict | None:
         return None
     r = d.iloc[0]
     return {"decision": r["decision"], "reason_code": _plain(r["reason_code"]),
-            "amount": _yuan(int(r["amount_fen"])), "rule_id": r["rule_id"],
+            "amount": to_yuan(int(r["amount_fen"])), "rule_id": r["rule_id"],
             "policy_version": _plain(r["policy_version"]),
             "parameters": {"base_amount": None if pd.isna(r["base_amount_fen"])
-                           else _yuan(int(r["base_amount_fen"])),
+                           else to_yuan(int(r["base_amount_fen"])),
                            "uplift_rate": rate_text(int(r["uplift_units"])),
                            "cap_place": _plain(r["cap_place"])},
             "department_code": r["department_code"], "fund": r["fund"], "event_date": _plain(r["event_date"]),
@@ -96,7 +98,7 @@ def _sources(conn, run_id: str, claim: dict) -> list[dict]:
 def _mask_key(key: str | None) -> str | None:
     if not key:
         return key
-    return "+".join(_mask(p) if len(p) == 18 and p[:17].isdigit() else p for p in key.split("+"))
+    return "+".join(mask(p) if len(p) == 18 and p[:17].isdigit() else p for p in key.split("+"))
 
 
 def _history(conn, claim: dict) -> list[dict]:
@@ -106,7 +108,7 @@ def _history(conn, claim: dict) -> list[dict]:
         why = _decision(conn, r["run_id"], claim)
         out.append({"payout_id": r["payout_id"], "entry_type": r["entry_type"],
                     "reverses_payout_id": _plain(r["reverses_payout_id"]), "posted_on": _plain(r["posted_on"]),
-                    "amount": _yuan(int(r["amount_fen"])), "department_code": r["department_code"],
+                    "amount": to_yuan(int(r["amount_fen"])), "department_code": r["department_code"],
                     "run_id": r["run_id"], "why": _why(r, why)})
     return out
 
@@ -134,7 +136,7 @@ def trace_payout(conn, payout_id: str) -> dict:
         "payout": {k: _plain(line[k]) for k in ("payout_id", "entry_type", "reverses_payout_id", "posted_on",
                                                  "department_code", "fund", "subsidy_type", "reference", "name",
                                                  "occupation_code", "level", "rule_id", "policy_version")}
-        | {"person_id_masked": _mask(line["person_id"]), "amount": _yuan(int(line["amount_fen"])),
+        | {"person_id_masked": mask(line["person_id"]), "amount": to_yuan(int(line["amount_fen"])),
            "uplift_rate": rate_text(int(line["uplift_units"]))},
         "posted_by_run": _run(conn, line["run_id"]),
         "decision": decision,
@@ -157,11 +159,11 @@ def trace_person(conn, person_id: str) -> list[dict]:
     for key in claims:
         row = latest.loc[(latest["subsidy_type"] == key[0]) & (latest["reference"] == key[1])]
         held = lines.loc[(lines["subsidy_type"] == key[0]) & (lines["reference"] == key[1])].sort_values("seq")
-        out.append({"subsidy_type": key[0], "reference": key[1], "person_id_masked": _mask(key[2]),
+        out.append({"subsidy_type": key[0], "reference": key[1], "person_id_masked": mask(key[2]),
                     "latest_decision": None if row.empty else row.iloc[0]["decision"],
                     "reason_code": None if row.empty else _plain(row.iloc[0]["reason_code"]),
                     "decided_as_of": None if row.empty else _plain(row.iloc[0]["as_of"]),
-                    "ledger_net": _yuan(int(net.get(key, 0))),
+                    "ledger_net": to_yuan(int(net.get(key, 0))),
                     "payout_ids": held["payout_id"].tolist()})
     return out
 
