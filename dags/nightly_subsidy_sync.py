@@ -20,14 +20,23 @@ DOC = """
 ### Nightly subsidy sync (南浔区职业技能提升补贴)
 Reads the registry drop in **params.sources**, validates each registry with its Great Expectations
 suite (failing rows are quarantined with reasons), joins the registries into eligibility tables,
-decides every claim under POLICY.md R1-R6 (certificates, apprentices,
-living allowances), posts the difference to the append-only ledger,
-and writes department extracts to **params.out**/`<as-of>/`.
+decides every claim under POLICY.md R1-R6 (certificates, apprentices, living allowances), posts the
+difference to the append-only ledger, and writes department extracts to **params.out**/`<as-of>/`.
 
-* as-of date: the logical date's day in Asia/Shanghai, unless **params.as_of** is set.
-* warehouse: the Airflow connection `subsidy_warehouse` (extra `sqlalchemy_url`, or its URI),
-  else **params.warehouse**, else `$SUBSIDY_LEDGER_WAREHOUSE`.
-* Re-running a logical date posts nothing twice: the ledger only receives the difference.
+**Inputs.** `sources`: a drop folder of `<registry>.csv` files. `as_of`: default the logical date's day
+in Asia/Shanghai. `warehouse`: default the connection `subsidy_warehouse` (extra `sqlalchemy_url`, or
+its URI), else `$SUBSIDY_LEDGER_WAREHOUSE`.
+
+**Safety.** Re-running a logical date posts nothing twice (the ledger only receives the difference);
+all of a run's lines commit in one transaction under a lock in the warehouse; an earlier date than
+the ledger's last posting is a replay and posts nothing.
+
+**Operations.** `extract` retries 3 times with exponential backoff, the others twice. The
+data-quality gate fails `validate`, before anything is posted, when a registry of at least 100 rows
+quarantines more than `max_quarantine_share` (default 0.10) of them. Every failed task writes a row
+to the warehouse's `alerts` table; set `SUBSIDY_LEDGER_ALERT_EMAIL` (and Airflow's SMTP settings) to
+be e-mailed too. Each stage reports OpenLineage datasets when a transport is configured; GX Data Docs
+of each run are under `<out>/data_docs/<run>/`; the "Subsidy auditor" page traces any payout.
 """
 
 
@@ -45,7 +54,8 @@ def _connection_url() -> str | None:
     start_date=pendulum.datetime(2019, 1, 1, tz="Asia/Shanghai"),  # the policy window opens; catchup is off
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "subsidy-ledger", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"owner": "subsidy-ledger", "retries": 2, "retry_delay": timedelta(minutes=5),
+                  "on_failure_callback": orchestration.task_failed},
     params={
         "sources": Param(os.environ.get("SUBSIDY_LEDGER_SOURCES", "/data/drops/latest"), type="string",
                          description="drop folder holding <registry>.csv files"),
@@ -53,6 +63,9 @@ def _connection_url() -> str | None:
                      description="extracts are written under <out>/<as-of>/"),
         "as_of": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the logical date"),
         "warehouse": Param(None, type=["null", "string"], description="SQLAlchemy URL overriding the connection"),
+        "max_quarantine_share": Param(None, type=["null", "number"],
+                                      description="data-quality gate: fail before posting above this share "
+                                                  "(default $SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE or 0.10)"),
     },
     tags=["subsidy-ledger", "nanxun"],
     doc_md=DOC,

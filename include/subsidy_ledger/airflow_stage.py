@@ -28,8 +28,13 @@ class StageOperator(BaseOperator):
 
     def execute(self, context):
         """Run the stage; the small result dict goes to XCom (paths and counts, never frames)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         self._cfg = pipeline.RunConfig(**context["ti"].xcom_pull(task_ids=self.config_task))
-        self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
+        try:
+            self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
+        except pipeline.DataQualityError as exc:  # the same drop would fail again: no retries
+            raise AirflowFailException(str(exc)) from exc
         return self._result
 
     def get_openlineage_facets_on_complete(self, task_instance):

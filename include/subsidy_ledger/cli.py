@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("subsidy_ledger").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     from .extract import DropError
+    from .pipeline import DataQualityError
     from .policy import PolicyError
 
     try:
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except DropError as exc:
         print(f"error: {exc} (nothing was posted)", file=sys.stderr)
         return 2
+    except DataQualityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except (PolicyError, LookupError) as exc:
         print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
         return 2

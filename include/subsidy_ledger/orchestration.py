@@ -42,6 +42,8 @@ def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date:
         run_id=run_id, dag_id=dag_id, logical_date=logical_date.isoformat() if logical_date else None,
         expectations=params.get("expectations") or os.environ.get("SUBSIDY_LEDGER_EXPECTATIONS"),
         policy_dir=params.get("policy_dir") or os.environ.get("SUBSIDY_LEDGER_POLICY_DIR"),
+        **({"max_quarantine_share": float(params["max_quarantine_share"])}
+           if params.get("max_quarantine_share") is not None else {}),
     )
 
 
@@ -65,3 +67,39 @@ def warehouse_from_environment() -> str:
 def extracts_folder() -> str | None:
     """Where the DAG writes extracts (and Data Docs): $SUBSIDY_LEDGER_OUT."""
     return os.environ.get("SUBSIDY_LEDGER_OUT")
+
+
+ALERT_EMAIL_ENV = "SUBSIDY_LEDGER_ALERT_EMAIL"
+
+
+def task_failed(context: dict) -> None:
+    """Airflow failure callback: an alert row in the warehouse, and an e-mail when an address is configured
+    (off by default). Never raises: a broken alert must not hide the task's own error."""
+    import logging
+
+    from . import pipeline, warehouse
+
+    log = logging.getLogger(__name__)
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(ti, "dag_id", None)
+    task_id = getattr(ti, "task_id", None)
+    run_id = getattr(ti, "run_id", None) or context.get("run_id")
+    error = context.get("exception")
+    message = f"{dag_id}.{task_id} failed (try {getattr(ti, 'try_number', '?')}): {type(error).__name__}: {error}"
+    try:
+        cfg = ti.xcom_pull(task_ids="configure") if ti is not None and task_id != "configure" else None
+        url = (cfg or {}).get("warehouse") or warehouse_from_environment()
+        engine = warehouse.connect(url)
+        with engine.begin() as conn:
+            pipeline.raise_alert(conn, run_id, dag_id, task_id, "task_failed", message)
+        engine.dispose()
+    except Exception:  # the alert is best effort; the task's own failure stands regardless
+        log.exception("could not record the alert: %s", message)
+    address = os.environ.get(ALERT_EMAIL_ENV)
+    if address:
+        try:
+            from airflow.utils.email import send_email
+
+            send_email(address, f"[subsidy-ledger] {dag_id}.{task_id} failed", f"<pre>{message}</pre>")
+        except Exception:  # the e-mail is best effort too
+            log.exception("could not send the alert e-mail to %s", address)

@@ -27,6 +27,12 @@ from .registries import REGISTRIES
 log = logging.getLogger(__name__)
 CERTIFICATE_TYPES = ["skill_upgrade", "special_ability"]
 DATA_DOCS_ENV = "SUBSIDY_LEDGER_DATA_DOCS"
+MAX_SHARE_ENV = "SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE"
+GATE_MIN_ROWS_ENV = "SUBSIDY_LEDGER_GATE_MIN_ROWS"
+
+
+class DataQualityError(RuntimeError):
+    """A registry quarantined more rows than the gate allows: the run stops before posting."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,10 @@ class RunConfig:
     expectations: str | None = None
     policy_dir: str | None = None
     incremental: bool = True  # compare with the last accepted snapshot; False re-validates and re-decides all
+    # Data-quality gate: stop before posting if any registry quarantines more than this share of its rows
+    # (registries with fewer rows than gate_min_rows are too small for a share to mean much)
+    max_quarantine_share: float = field(default_factory=lambda: float(os.environ.get(MAX_SHARE_ENV, "0.10")))
+    gate_min_rows: int = field(default_factory=lambda: int(os.environ.get(GATE_MIN_ROWS_ENV, "100")))
     # GX Data Docs under <out>/data_docs/<run>/; $SUBSIDY_LEDGER_DATA_DOCS=0 turns them off (about 3 s a night)
     data_docs: bool = field(default_factory=lambda: os.environ.get(DATA_DOCS_ENV, "1") != "0")
 
@@ -195,6 +205,13 @@ def stage_validate(cfg: RunConfig) -> dict:
         warehouse.insert_frame(conn, warehouse.reconciliation, rec)
         _set_run(conn, cfg.run_id, fingerprint=fingerprint, base_run=base["run_id"] if base else None,
                  mode="incremental" if base else "full")
+    too_bad = quality_gate(results, cfg.max_quarantine_share, cfg.gate_min_rows)
+    if too_bad:
+        with engine.begin() as conn:
+            _set_run(conn, cfg.run_id, status="failed_quality_gate")
+            raise_alert(conn, cfg.run_id, cfg.dag_id, "validate", "quality_gate", too_bad)
+        engine.dispose()
+        raise DataQualityError(too_bad)
     engine.dispose()
     return {"reconciliation": {n: v.reconciliation for n, v in results.items()},
             "quality": {n: {"suite": v.gx_summary["suite"], "success": v.gx_summary["success"],
@@ -202,6 +219,27 @@ def stage_validate(cfg: RunConfig) -> dict:
                             "expectations": v.gx_summary["expectations"]} for n, v in results.items()},
             "mode": "incremental" if base else "full",
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
+
+
+def quality_gate(results: dict, max_share: float, min_rows: int = 0) -> str | None:
+    """The reason to stop, if some registry of at least min_rows rows quarantined more than max_share of them."""
+    worst = []
+    for v in results.values():
+        r = v.reconciliation
+        if r["rows_in"] >= max(min_rows, 1) and r["quarantined"] / r["rows_in"] > max_share:
+            worst.append(f"{v.registry.filename}: {r['quarantined']} of {r['rows_in']} rows quarantined "
+                         f"({r['quarantined'] / r['rows_in']:.1%})")
+    if not worst:
+        return None
+    return (f"data-quality gate: {'; '.join(worst)}, more than the {max_share:.0%} allowed "
+            f"(the rows and reasons are in the warehouse's quarantine table); nothing was posted")
+
+
+def raise_alert(conn, run_id: str | None, dag_id: str | None, task_id: str | None, kind: str, message: str) -> None:
+    """Record an alert in the warehouse (and the log) for whoever watches the nightly sync."""
+    log.info("alert %s %s/%s/%s: %s", kind, dag_id, run_id, task_id, message)
+    conn.execute(warehouse.alerts.insert().values(raised_at=_now(), run_id=run_id, dag_id=dag_id, task_id=task_id,
+                                                  kind=kind, message=message[:4000]))
 
 
 def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:

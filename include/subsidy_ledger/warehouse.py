@@ -241,6 +241,18 @@ sa.Index("ix_ledger_claim", ledger_lines.c.subsidy_type, ledger_lines.c.referenc
 sa.Index("ix_ledger_posted_on", ledger_lines.c.posted_on)
 
 
+alerts = sa.Table(  # failed runs and tasks, for whoever watches the nightly sync
+    "alerts", metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("raised_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", RUN_ID),
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("task_id", sa.String(250)),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+
 def warehouse_url(url: str | None = None) -> str:
     """The warehouse URL: the argument, else $SUBSIDY_LEDGER_WAREHOUSE, else an SQLite file here."""
     return url or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE

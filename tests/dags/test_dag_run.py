@@ -41,3 +41,23 @@ def test_dag_run_posts_once_and_writes_extracts(airflow_home, small_drop, tmp_pa
         assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() == posted
         assert c.execute(sa.text("select count(distinct run_id) from ledger_lines")).scalar() == 1
     engine.dispose()
+
+
+@pytest.mark.airflow
+def test_quality_gate_fails_before_posting_and_the_failure_is_alerted(airflow_home, small_drop, tmp_path):
+    out, wh = tmp_path / "out", f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    script = SCRIPT.replace('"warehouse": warehouse}', '"warehouse": warehouse, "max_quarantine_share": 0.001}')
+    assert script != SCRIPT
+    result = run_airflow_script(airflow_home, script, str(small_drop), str(out), wh, str(REPO / "dags"))
+    assert result["state"] == "failed"
+    engine = sa.create_engine(wh)
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() == 0
+        alerts = c.execute(sa.text("select kind, task_id, message from alerts order by alert_id")).all()
+        status = c.execute(sa.text("select status from runs where run_id = :r"), {"r": result["run_id"]}).scalar()
+    engine.dispose()
+    kinds = [(a[0], a[1]) for a in alerts]
+    assert ("quality_gate", "validate") in kinds and ("task_failed", "validate") in kinds
+    assert status == "failed_quality_gate"
+    assert any("data-quality gate" in a[2] and "nothing was posted" in a[2] for a in alerts)
+    assert not (out / "2022-06-30").exists()
