@@ -40,9 +40,9 @@ of each run are under `<out>/data_docs/<run>/`; the "Subsidy auditor" page trace
 """
 
 
-def _connection_url() -> str | None:
+def _connection_url(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
     try:
-        conn = Connection.get(WAREHOUSE_CONN_ID)
+        conn = Connection.get(conn_id)
     except AirflowNotFoundException:
         return None
     return orchestration.sqlalchemy_url(conn.get_uri(), conn.extra_dejson)
@@ -59,6 +59,9 @@ def _connection_url() -> str | None:
     params={
         "sources": Param(os.environ.get("SUBSIDY_LEDGER_SOURCES", "/data/drops/latest"), type="string",
                          description="drop folder holding <registry>.csv files"),
+        "registry_connection": Param(os.environ.get("SUBSIDY_LEDGER_REGISTRY_CONN_ID"), type=["null", "string"],
+                                     description="Airflow connection of a registry database (tables named "
+                                                 "like the registries); overrides sources"),
         "out": Param(os.environ.get("SUBSIDY_LEDGER_OUT", "/data/extracts"), type="string",
                      description="extracts are written under <out>/<as-of>/"),
         "as_of": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the logical date"),
@@ -74,7 +77,12 @@ def nightly_subsidy_sync():
     @task
     def configure() -> dict:
         ctx = get_current_context()
-        cfg = orchestration.build_config(dict(ctx["params"]), ctx["dag"].dag_id, ctx["run_id"],
+        params = dict(ctx["params"])
+        if params.get("registry_connection"):  # registries read from a database instead of a drop folder
+            params["sources"] = _connection_url(params["registry_connection"])
+            if not params["sources"]:
+                raise ValueError(f"no Airflow connection {params['registry_connection']!r}")
+        cfg = orchestration.build_config(params, ctx["dag"].dag_id, ctx["run_id"],
                                          ctx.get("logical_date") or ctx["dag_run"].run_after,
                                          _connection_url())
         return cfg.to_dict()

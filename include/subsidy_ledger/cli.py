@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     t.add_argument("--warehouse", default=None)
     r = sub.add_parser("run", help="run one nightly sync")
-    r.add_argument("--sources", type=Path, required=True, help="drop folder of registry CSV files")
+    r.add_argument("--sources", required=True,
+                   help="drop folder of registry CSV files, or an SQLAlchemy URL of a registry database")
     r.add_argument("--as-of", type=_date, required=True, dest="as_of")
     r.add_argument("--warehouse", default=None, help="SQLAlchemy URL (default $SUBSIDY_LEDGER_WAREHOUSE "
                                                      "or sqlite:///subsidy_ledger.sqlite)")

@@ -166,3 +166,90 @@ def extract_drop(sources: Path) -> dict[str, RawRegistry]:
             out[name] = empty_registry(registry)
     return out
 
+
+
+def is_database_url(sources: str | Path) -> bool:
+    """True when the sources name a registry database (an SQLAlchemy URL) rather than a drop folder."""
+    return "://" in str(sources)
+
+
+def describe_sources(sources: str | Path) -> str:
+    """The sources as they may be shown and stored: a folder, or a database URL without its password."""
+    if not is_database_url(sources):
+        return str(sources)
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(str(sources)).render_as_string(hide_password=True)
+
+
+def _as_text(values: list) -> pd.Series:
+    """Database values as the strings a file drop would hold (dates ISO, booleans true/false, NULL as NA)."""
+    import datetime as dt
+
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+        elif isinstance(v, bool):
+            out.append("true" if v else "false")
+        elif isinstance(v, (dt.date, dt.datetime)):
+            out.append(v.isoformat()[:10])
+        else:
+            text = str(v)
+            out.append(text if text != "" else None)
+    return pd.Series(out, dtype="string")
+
+
+def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dict[str, dict]:
+    """Stream every registry table (or view) of a registry database into parquet, chunk by chunk, so memory
+    stays flat however large the tables are. Returns the manifest entries; DropError as for files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    safe_url = engine.url.render_as_string(hide_password=True)
+    manifest: dict[str, dict] = {}
+    try:
+        names = set(sa.inspect(engine).get_table_names()) | set(sa.inspect(engine).get_view_names())
+        for name, registry in REGISTRIES.items():
+            path = folder / f"{name}.parquet"
+            if name not in names:
+                if registry.required:
+                    raise DropError(f"{safe_url} table {name}", "required registry table or view is missing")
+                empty_registry(registry).frame.to_parquet(path, index=False)
+                manifest[name] = {"path": str(path), "present": False, "encoding": None, "sha256": None, "rows": 0,
+                                  "extra_columns": []}
+                continue
+            columns = [c["name"] for c in sa.inspect(engine).get_columns(name)]
+            missing = [c for c in registry.columns if c not in columns]
+            if missing:
+                raise DropError(f"{safe_url} table {name}", f"missing required column(s) {', '.join(missing)}")
+            table = sa.table(name, *[sa.column(c) for c in registry.columns])
+            stmt = sa.select(*table.c).order_by(*[table.c[k] for k in registry.key])
+            digest, rows, writer = hashlib.sha256(), 0, None
+            with engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+                for part in result.partitions():
+                    cols = list(zip(*part, strict=True))
+                    frame = pd.DataFrame({c: _as_text(list(v)) for c, v in zip(registry.columns, cols, strict=True)})
+                    frame[PARSE_ERROR_COL] = pd.Series(pd.NA, index=frame.index, dtype="string")
+                    frame[ROW_COL] = pd.RangeIndex(rows + 1, rows + 1 + len(frame))  # position in key order
+                    frame[HASH_COL] = row_hashes(frame, registry)
+                    digest.update("".join(frame[HASH_COL].tolist()).encode())
+                    batch = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(path, batch.schema)
+                    writer.write_table(batch)
+                    rows += len(frame)
+            if writer is None:
+                empty_registry(registry).frame.to_parquet(path, index=False)
+            else:
+                writer.close()
+            manifest[name] = {"path": str(path), "present": True, "encoding": "database",
+                              "sha256": digest.hexdigest(), "rows": rows,
+                              "extra_columns": [c for c in columns if c not in registry.columns]}
+    except sa.exc.SQLAlchemyError as exc:
+        raise DropError(safe_url, f"cannot read the registry database: {str(exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()
+    return manifest

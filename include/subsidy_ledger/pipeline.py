@@ -90,22 +90,25 @@ def _run_row(conn, run_id: str) -> dict:
 
 
 def stage_extract(cfg: RunConfig) -> dict:
-    """Read the drop (stops with DropError if a file cannot be read) and park raw frames as parquet."""
-    raws = extract.extract_drop(Path(cfg.sources))
+    """Read the drop folder or registry database (DropError if a registry cannot be read as such) and park
+    the raw rows as parquet."""
     work = cfg.work / "raw"
     work.mkdir(parents=True, exist_ok=True)
-    manifest = {}
-    for name, raw in raws.items():
-        path = work / f"{name}.parquet"
-        raw.frame.to_parquet(path, index=False)
-        manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
-                          "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns)}
+    if extract.is_database_url(cfg.sources):
+        manifest = extract.database_to_parquet(cfg.sources, work)
+    else:
+        manifest = {}
+        for name, raw in extract.extract_drop(Path(cfg.sources)).items():
+            path = work / f"{name}.parquet"
+            raw.frame.to_parquet(path, index=False)
+            manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
+                              "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns)}
     (cfg.work / "manifest.json").write_text(json.dumps(manifest, indent=1))
     engine = _engine(cfg)
     with engine.begin() as conn:
         conn.execute(warehouse.runs.delete().where(warehouse.runs.c.run_id == cfg.run_id))
         conn.execute(warehouse.runs.insert().values(
-            run_id=cfg.run_id, as_of=cfg.as_of_date, sources=str(cfg.sources), dag_id=cfg.dag_id,
+            run_id=cfg.run_id, as_of=cfg.as_of_date, sources=extract.describe_sources(cfg.sources), dag_id=cfg.dag_id,
             logical_date=cfg.logical_date, status="running", started_at=_now()))
     engine.dispose()
     return {"manifest": str(cfg.work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
@@ -198,7 +201,8 @@ def stage_validate(cfg: RunConfig) -> dict:
             "data_docs": v.gx_summary.get("data_docs")} for n, v in results.items()]))
         q = pd.concat([v.quarantine for v in results.values()], ignore_index=True).assign(run_id=cfg.run_id)
         warehouse.insert_frame(conn, warehouse.quarantine, q)
-        rec = pd.DataFrame([{**v.reconciliation, "file_name": raws[n].registry.filename,
+        rec = pd.DataFrame([{**v.reconciliation,
+                             "file_name": n if raws[n].encoding == "database" else raws[n].registry.filename,
                              "present": raws[n].present, "encoding": raws[n].encoding, "sha256": raws[n].sha256,
                              "gx_success": v.gx_summary["success"], "gx_evaluated": v.gx_summary["evaluated"],
                              "run_id": cfg.run_id} for n, v in results.items()])
