@@ -1,0 +1,200 @@
+"""Benchmark harness: generated drops at district and province scale, full and incremental syncs.
+
+    .venv/bin/python bench/run.py            # 100k, 200k and 1M persons (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py --sizes 100000 200000 --no-pg
+
+Writes bench/results/results.json, bench/results/time_vs_size.png, bench/results/profile_200000.txt and
+the generated tables of docs/benchmarks.md (between its BEGIN/END markers). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+DOC = REPO / "docs" / "benchmarks.md"
+PY = sys.executable
+AS_OF = "2022-06-30"
+NEXT_DAY = "2022-07-01"
+PG_ADMIN = os.environ.get("SUBSIDY_LEDGER_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _cli(*args: str) -> None:
+    subprocess.run([PY, "-m", "subsidy_ledger.cli", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def _measure(sources: Path, as_of: str, warehouse: str, out: Path, full: bool = False,
+             profile: Path | None = None) -> dict:
+    """One sync in a fresh process: stage timings from inside, wall time and peak RSS from outside."""
+    cmd = [PY, str(REPO / "bench" / "stages.py"), "--sources", str(sources), "--as-of", as_of,
+           "--warehouse", warehouse, "--out", str(out)]
+    cmd += ["--full"] if full else []
+    cmd += ["--profile", str(profile)] if profile else []
+    env = dict(os.environ, SUBSIDY_LEDGER_DATA_DOCS=os.environ.get("SUBSIDY_LEDGER_DATA_DOCS", "1"))
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark run failed: {proc.stderr[-2000:]}")
+    result = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+    result["wall_seconds"] = round(wall, 2)
+    result["peak_rss_mib"] = round(int(proc.stderr.strip().splitlines()[-1]) / 1024, 1)
+    return result
+
+
+def _drop(work: Path, persons: int) -> Path:
+    path = work / f"drop_{persons}"
+    if not (path / "certificates.csv").exists():
+        _cli("generate", "--persons", str(persons), "--seed", "1", "--out", str(path))
+    return path
+
+
+def _pg_database() -> tuple[str, callable]:
+    import sqlalchemy as sa
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+def run(sizes: list[int], work: Path, pg: bool, profile: bool) -> dict:
+    """Every measurement; returns the results document."""
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                             "platform": platform.platform(), "date": dt.date.today().isoformat()},
+                 "full": {}, "postgres": None, "incremental": None}
+    for n in sizes:
+        drop = _drop(work, n)
+        wh = work / f"w_{n}.sqlite"
+        wh.unlink(missing_ok=True)
+        shutil.rmtree(work / f"out_{n}", ignore_errors=True)
+        prof = RESULTS / f"profile_{n}.txt" if profile and n == 200_000 else None
+        out["full"][str(n)] = _measure(drop, AS_OF, f"sqlite:///{wh}", work / f"out_{n}", profile=prof)
+        print(f"{n:>9} persons: {out['full'][str(n)]['wall_seconds']} s", flush=True)
+    base = 200_000 if 200_000 in sizes else sizes[0]
+    drop = _drop(work, base)
+    if pg:
+        url, drop_db = _pg_database()
+        try:
+            out["postgres"] = {"persons": base, **_measure(drop, AS_OF, url, work / "out_pg")}
+        finally:
+            drop_db()
+        print(f"PostgreSQL {base}: {out['postgres']['wall_seconds']} s", flush=True)
+    changed = work / f"drop_{base}_1pct"
+    if not (changed / "certificates.csv").exists():
+        _cli("change", "--sources", str(drop), "--out", str(changed), "--share", "0.01", "--seed", "2")
+    inc = {}
+    for mode in ("incremental", "full"):
+        wh = work / f"w_{base}_{mode}.sqlite"
+        shutil.copy(work / f"w_{base}.sqlite", wh)
+        inc[mode] = _measure(changed, NEXT_DAY, f"sqlite:///{wh}", work / f"out_{mode}", full=mode == "full")
+    out["incremental"] = {"persons": base, "changed_share": 0.01, **inc}
+    print(f"1 % changed: incremental {inc['incremental']['wall_seconds']} s, full {inc['full']['wall_seconds']} s")
+    return out
+
+
+def _chart(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(int(k) for k in res["full"])
+    stages = [s["stage"] for s in res["full"][str(sizes[0])]["stages"]]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    bottom = [0.0] * len(sizes)
+    for st in stages:
+        vals = [next(s["seconds"] for s in res["full"][str(n)]["stages"] if s["stage"] == st) for n in sizes]
+        ax.bar([f"{n:,}" for n in sizes], vals, bottom=bottom, label=st)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    walls = [res["full"][str(n)]["wall_seconds"] for n in sizes]
+    ax.plot([f"{n:,}" for n in sizes], walls, "k.-", label="wall (with start-up)")
+    ax.set_xlabel("persons in the drop")
+    ax.set_ylabel("seconds")
+    ax.set_title("subsidy-ledger run: time by stage and size (2 cores)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _tables(res: dict) -> str:
+    lines = ["| persons | rows in | wall s | rows/s | peak RSS MiB | " +
+             " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " | GX share |",
+             "|---|---|---|---|---|" + "---|" * len(next(iter(res["full"].values()))["stages"]) + "---|"]
+    for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
+        total = sum(s["seconds"] for s in r["stages"])
+        gx = next(s["seconds"] for s in r["stages"] if s["stage"] == "validate")
+        lines.append(f"| {int(n):,} | {r['rows_in']:,} | {r['wall_seconds']} | {r['rows_in'] / r['wall_seconds']:,.0f} "
+                     f"| {r['peak_rss_mib']:,.0f} | " + " | ".join(f"{s['seconds']:.1f}" for s in r["stages"])
+                     + f" | {gx / r['wall_seconds']:.0%} |")
+    lines += ["", "Share of the stages' time, per size:", "",
+              "| persons | " + " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " |",
+              "|---|" + "---|" * len(next(iter(res["full"].values()))["stages"])]
+    for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
+        total = sum(s["seconds"] for s in r["stages"])
+        lines.append(f"| {int(n):,} | " + " | ".join(f"{s['seconds'] / total:.0%}" for s in r["stages"]) + " |")
+    if res.get("postgres"):
+        p = res["postgres"]
+        lines += ["", f"PostgreSQL warehouse, {p['persons']:,} persons: wall {p['wall_seconds']} s, peak RSS "
+                      f"{p['peak_rss_mib']:,.0f} MiB; stages " +
+                  ", ".join(f"{s['stage']} {s['seconds']:.1f} s" for s in p["stages"]) + "."]
+    inc = res["incremental"]
+    i, f = inc["incremental"], inc["full"]
+    lines += ["", f"Next night with 1 % of every registry's rows changed ({inc['persons']:,} persons): "
+                  f"incremental {i['wall_seconds']} s ({i['gx_rows_checked']:,} rows through GX), full rebuild "
+                  f"{f['wall_seconds']} s ({f['gx_rows_checked']:,} rows through GX): "
+                  f"{i['wall_seconds'] / f['wall_seconds']:.0%} of the full run.",
+              "", "| night | " + " | ".join(s["stage"] for s in i["stages"]) + " |",
+              "|---|" + "---|" * len(i["stages"]),
+              "| incremental | " + " | ".join(f"{s['seconds']:.1f}" for s in i["stages"]) + " |",
+              "| full | " + " | ".join(f"{s['seconds']:.1f}" for s in f["stages"]) + " |"]
+    return "\n".join(lines)
+
+
+def write_docs(res: dict) -> None:
+    """Replace the generated part of docs/benchmarks.md."""
+    text = DOC.read_text("utf-8") if DOC.exists() else "<!-- BEGIN GENERATED -->\n<!-- END GENERATED -->\n"
+    head, rest = text.split("<!-- BEGIN GENERATED -->", 1)
+    tail = rest.split("<!-- END GENERATED -->", 1)[1]
+    m = res["machine"]
+    body = (f"\nMeasured by `bench/run.py` on {m['date']}: {m['cpus']} CPUs, Python {m['python']}, "
+            f"{m['platform']}.\n\n" + _tables(res) + "\n\n![time against size](../bench/results/time_vs_size.png)\n\n")
+    DOC.write_text(head + "<!-- BEGIN GENERATED -->" + body + "<!-- END GENERATED -->" + tail, "utf-8")
+
+
+def main() -> None:
+    """Command line."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 200_000, 1_000_000])
+    p.add_argument("--work", type=Path, default=Path("/tmp/subsidy-ledger-bench"))
+    p.add_argument("--no-pg", action="store_true")
+    p.add_argument("--no-profile", action="store_true")
+    a = p.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    res = run(sorted(a.sizes), a.work, not a.no_pg, not a.no_profile)
+    (RESULTS / "results.json").write_text(json.dumps(res, indent=1))
+    _chart(res, RESULTS / "time_vs_size.png")
+    write_docs(res)
+    print(f"wrote {RESULTS / 'results.json'}, {RESULTS / 'time_vs_size.png'} and {DOC}")
+
+
+if __name__ == "__main__":
+    main()
