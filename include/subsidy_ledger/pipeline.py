@@ -151,8 +151,8 @@ def _previous_rows(conn, base_run: str) -> dict[str, pd.DataFrame]:
     """Content hash -> the run whose GX validation accepted that content, per registry of the base run."""
     out = {}
     for name, table in warehouse.STAGING.items():
-        rows = conn.execute(sa.select(table.c.row_hash, table.c.validated_run).where(table.c.run_id == base_run))
-        out[name] = pd.DataFrame(rows.all(), columns=["row_hash", "validated_run"]).drop_duplicates("row_hash")
+        stmt = sa.select(table.c.row_hash, table.c.validated_run).where(table.c.run_id == base_run)
+        out[name] = pd.read_sql_query(stmt, conn, dtype_backend="pyarrow").drop_duplicates("row_hash")
     return out
 
 
