@@ -123,13 +123,13 @@ def _chart(res: dict, path: Path) -> None:
     sizes = sorted(int(k) for k in res["full"])
     stages = [s["stage"] for s in res["full"][str(sizes[0])]["stages"]]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    bottom = [0.0] * len(sizes)
-    for st in stages:
-        vals = [next(s["seconds"] for s in res["full"][str(n)]["stages"] if s["stage"] == st) for n in sizes]
-        ax.bar([f"{n:,}" for n in sizes], vals, bottom=bottom, label=st)
-        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    walls = [res["full"][str(n)]["wall_seconds"] for n in sizes]
-    ax.plot([f"{n:,}" for n in sizes], walls, "k.-", label="wall (with start-up)")
+    per_stage = [[next(s["seconds"] for s in res["full"][str(n)]["stages"] if s["stage"] == st) for n in sizes]
+                 for st in stages]
+    ax.stackplot(sizes, per_stage, labels=stages, alpha=0.85)
+    ax.plot(sizes, [res["full"][str(n)]["wall_seconds"] for n in sizes], "k.-", label="wall (with start-up)")
+    ax.plot([0, sizes[-1]], [0, res["full"][str(sizes[0])]["wall_seconds"] / sizes[0] * sizes[-1]], "k:",
+            label=f"linear from {sizes[0]:,}")
+    ax.set_xlim(0, sizes[-1] * 1.02)
     ax.set_xlabel("persons in the drop")
     ax.set_ylabel("seconds")
     ax.set_title("subsidy-ledger run: time by stage and size (2 cores)")
@@ -190,9 +190,13 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/subsidy-ledger-bench"))
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--report-only", action="store_true", help="redraw chart and tables from results.json")
     a = p.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    res = run(sorted(a.sizes), a.work, not a.no_pg, not a.no_profile)
+    if a.report_only:
+        res = json.loads((RESULTS / "results.json").read_text())
+    else:
+        res = run(sorted(a.sizes), a.work, not a.no_pg, not a.no_profile)
     (RESULTS / "results.json").write_text(json.dumps(res, indent=1))
     _chart(res, RESULTS / "time_vs_size.png")
     write_docs(res)
