@@ -53,7 +53,7 @@ class RunConfig:
     # (registries with fewer rows than gate_min_rows are too small for a share to mean much)
     max_quarantine_share: float = field(default_factory=lambda: float(os.environ.get(MAX_SHARE_ENV, "0.10")))
     gate_min_rows: int = field(default_factory=lambda: int(os.environ.get(GATE_MIN_ROWS_ENV, "100")))
-    # GX Data Docs under <out>/data_docs/<run>/; $SUBSIDY_LEDGER_DATA_DOCS=0 turns them off (about 3 s a night)
+    # GX Data Docs under <out>/data_docs/<run>/; $SUBSIDY_LEDGER_DATA_DOCS=0 turns them off (about 1 s a night)
     data_docs: bool = field(default_factory=lambda: os.environ.get(DATA_DOCS_ENV, "1") != "0")
 
     @property
