@@ -10,6 +10,7 @@ import json
 import pandas as pd
 import sqlalchemy as sa
 
+from .export import mask_ids_in_text
 from .identifiers import mask_resident_id
 from .money import decimal_yuan, rate_text
 from .warehouse import claim_sources, decisions, ledger_lines, read_frame, reconciliation, runs, validation_results
@@ -78,27 +79,22 @@ def _sources(conn, run_id: str, claim: dict) -> list[dict]:
         return []
     files = read_frame(conn, reconciliation, reconciliation.c.run_id == run_id)[["registry", "file_name", "sha256"]]
     checks = read_frame(conn, validation_results, validation_results.c.run_id.in_(
-        [r for r in src["validated_run"].dropna().unique().tolist()]))
+        src["validated_run"].dropna().unique().tolist()))
     drop = _run(conn, run_id).get("sources")
     src = src.merge(files, on="registry", how="left").sort_values(["role", "registry", "source_row"])
+    src["record_key"] = mask_ids_in_text(src["record_key"])  # the same masking as quarantine.csv
     out = []
     for _, r in src.iterrows():
         gx = checks.loc[(checks["run_id"] == r["validated_run"]) & (checks["registry"] == r["registry"])]
         out.append({
             "role": r["role"], "registry": r["registry"], "drop": drop, "file_name": _plain(r["file_name"]),
             "file_sha256": _plain(r["sha256"]), "row_number": int(r["source_row"]),
-            "record_key": _mask_key(_plain(r["record_key"])), "row_sha256_prefix": _plain(r["row_hash"]),
+            "record_key": _plain(r["record_key"]), "row_sha256_prefix": _plain(r["row_hash"]),
             "accepted_by_gx": None if gx.empty else {
                 "run_id": r["validated_run"], "suite": gx.iloc[0]["suite"], "success": bool(gx.iloc[0]["success"]),
                 "expectations_evaluated": int(gx.iloc[0]["evaluated"]), "data_docs": _plain(gx.iloc[0]["data_docs"])},
         })
     return out
-
-
-def _mask_key(key: str | None) -> str | None:
-    if not key:
-        return key
-    return "+".join(mask(p) if len(p) == 18 and p[:17].isdigit() else p for p in key.split("+"))
 
 
 def _history(conn, claim: dict) -> list[dict]:
