@@ -20,7 +20,7 @@ CLAIM = ["subsidy_type", "reference", "person_id"]
 _ROW = [ROW_COL, HASH_COL, "validated_run"]
 
 
-def _rows(claims: pd.DataFrame, matched: pd.DataFrame, registry: str, role: str) -> pd.DataFrame:
+def _rows(matched: pd.DataFrame, registry: str, role: str) -> pd.DataFrame:
     """Source rows in SOURCE_COLUMNS form; matched holds the claim key columns and the registry's row."""
     if matched.empty:
         return pd.DataFrame(columns=SOURCE_COLUMNS)
@@ -33,7 +33,7 @@ def _rows(claims: pd.DataFrame, matched: pd.DataFrame, registry: str, role: str)
     })
 
 
-def _covering(claims, date_col, records, registry, role, start, end, keep=()):
+def _covering(claims, date_col, records, registry, start, end, keep=()):
     pairs = covering(claims, date_col, records, start, end, keep=(*_ROW, *REGISTRIES[registry].key, *keep))
     pairs = pairs.drop(columns=["person_id"]).join(claims[CLAIM], on="event")
     return pairs
@@ -45,33 +45,33 @@ def certificate_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> 
     certs = stg["certificates"]
     c = decided[CLAIM].merge(certs, left_on=["reference", "person_id"], right_on=["certificate_no", "person_id"])
     c = c.reset_index(drop=True)
-    parts = [_rows(c, c, "certificates", "certificate")]
-    episodes = _covering(c, "issued_on", stg["social_insurance"], "social_insurance", "insurance_episode",
-                         "start_date", "end_date", keep=("employer_credit_code",))
-    parts.append(_rows(c, episodes, "social_insurance", "insurance_episode"))
+    parts = [_rows(c, "certificates", "certificate")]
+    episodes = _covering(c, "issued_on", stg["social_insurance"], "social_insurance", "start_date", "end_date",
+                         keep=("employer_credit_code",))
+    parts.append(_rows(episodes, "social_insurance", "insurance_episode"))
     for registry, role, start, end in (("unemployment_registrations", "unemployment_registration", "registered_on",
                                         "ended_on"), ("low_income", "low_income_record", "valid_from", "valid_to"),
                                        ("veterans", "veteran_record", "discharged_on", None)):
-        parts.append(_rows(c, _covering(c, "issued_on", stg[registry], registry, role, start, end), registry, role))
+        parts.append(_rows(_covering(c, "issued_on", stg[registry], registry, start, end), registry, role))
     named = c.loc[c["training_class_id"].notna(), [*CLAIM, "training_class_id", "issued_on"]]
     cls = named.merge(stg["training_classes"], left_on="training_class_id", right_on="class_id")
-    parts.append(_rows(c, cls, "training_classes", "training_class"))
+    parts.append(_rows(cls, "training_classes", "training_class"))
     roster = named.merge(stg["class_enrollments"], left_on=["training_class_id", "person_id"],
                          right_on=["class_id", "person_id"])
-    parts.append(_rows(c, roster, "class_enrollments", "roster_entry"))
+    parts.append(_rows(roster, "class_enrollments", "roster_entry"))
     city = stg["city_payouts"]
     by_no = c[[*CLAIM, "certificate_no"]].merge(city.drop(columns=["person_id"]), on="certificate_no")
     by_slot = c[[*CLAIM, "occupation_code", "level"]].merge(city, on=["person_id", "occupation_code", "level"])
-    parts += [_rows(c, by_no, "city_payouts", "city_payout"), _rows(c, by_slot, "city_payouts", "city_payout")]
+    parts += [_rows(by_no, "city_payouts", "city_payout"), _rows(by_slot, "city_payouts", "city_payout")]
     listed = episodes[[*CLAIM, "event", "employer_credit_code"]].merge(stg["affected_enterprises"],
                                                                        on="employer_credit_code")
     listed = listed.loc[listed["listed_on"].to_numpy() <= c["issued_on"].reindex(listed["event"]).to_numpy()]
-    parts.append(_rows(c, listed, "affected_enterprises", "affected_enterprise"))
+    parts.append(_rows(listed, "affected_enterprises", "affected_enterprise"))
     cat = c[[*CLAIM, "certificate_type", "occupation_code", "level", "issued_on"]].merge(
         stg["subsidy_catalog"], on=["certificate_type", "occupation_code", "level"])
     cat = cat.loc[(cat["effective_from"] <= cat["issued_on"])
                   & (cat["issued_on"] <= cat["effective_to"].fillna(pd.Timestamp.max))]
-    parts.append(_rows(c, cat, "subsidy_catalog", "catalog_row"))
+    parts.append(_rows(cat, "subsidy_catalog", "catalog_row"))
     return _concat(parts)
 
 
@@ -79,7 +79,7 @@ def apprentice_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> p
     """Rows behind R4/R5 decisions: the agreement."""
     d = decided[CLAIM].assign(agreement_id=decided["reference"].str.rsplit("#", n=1).str[0])
     rows = d.merge(stg["apprenticeships"], on=["agreement_id", "person_id"])
-    return _rows(d, rows, "apprenticeships", "agreement")
+    return _rows(rows, "apprenticeships", "agreement")
 
 
 def living_allowance_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
@@ -88,11 +88,10 @@ def living_allowance_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame
     roster = d.merge(stg["class_enrollments"], on=["class_id", "person_id"])
     cls = d.merge(stg["training_classes"], on="class_id")
     starts = d.merge(stg["training_classes"][["class_id", "start_date"]], on="class_id").reset_index(drop=True)
-    low = _covering(starts, "start_date", stg["low_income"], "low_income", "low_income_record", "valid_from",
-                    "valid_to")
-    return _concat([_rows(d, roster, "class_enrollments", "roster_entry"),
-                    _rows(d, cls, "training_classes", "training_class"),
-                    _rows(d, low, "low_income", "low_income_record")])
+    low = _covering(starts, "start_date", stg["low_income"], "low_income", "valid_from", "valid_to")
+    return _concat([_rows(roster, "class_enrollments", "roster_entry"),
+                    _rows(cls, "training_classes", "training_class"),
+                    _rows(low, "low_income", "low_income_record")])
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
