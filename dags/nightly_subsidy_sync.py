@@ -32,9 +32,15 @@ its URI), else `$SUBSIDY_LEDGER_WAREHOUSE`.
 all of a run's lines commit in one transaction under a lock in the warehouse; an earlier date than
 the ledger's last posting is a replay and posts nothing.
 
-**Operations.** `extract` retries 3 times with exponential backoff, the others twice. The
-data-quality gate fails `validate`, before anything is posted, when a registry of at least 100 rows
-quarantines more than `max_quarantine_share` (default 0.10) of them. Every failed task writes a row
+**Operations.** `extract` retries 3 times with exponential backoff, the others twice; a drop that
+cannot be read, or a night a gate stops, fails at once without retries. Gates, before anything is
+posted: the data-quality gate fails `validate` when a registry of at least 100 rows quarantines more
+than `max_quarantine_share` (0.10) of them; the drop gate fails `validate` when a registry lost more
+than `max_row_loss_share` (0.05) of last night's rows, vanished, is unreadable, or a required one is
+empty; the reversal gate fails `post_ledger` when the night would reverse more than
+`max_reversal_share` (0.02) of the active payouts or `max_reversal_amount` yuan. If the change is
+real, trigger the night again with `accept_drop_change` naming the registry (or `reversals`); the
+warehouse records who accepted what (`gate_acceptances`). Every failed task writes a row
 to the warehouse's `alerts` table; set `SUBSIDY_LEDGER_ALERT_EMAIL` (and Airflow's SMTP settings) to
 be e-mailed too. Each stage reports OpenLineage datasets when a transport is configured; GX Data Docs
 of each run are under `<out>/data_docs/<run>/`; the "Subsidy auditor" page traces any payout.
@@ -68,9 +74,24 @@ def _connection_url(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
                      description="extracts are written under <out>/<as-of>/"),
         "as_of": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the logical date"),
         "warehouse": Param(None, type=["null", "string"], description="SQLAlchemy URL overriding the connection"),
-        "max_quarantine_share": Param(None, type=["null", "number"],
+        "max_quarantine_share": Param(None, type=["null", "number"], minimum=0, maximum=1,
                                       description="data-quality gate: fail before posting above this share "
                                                   "(default $SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE or 0.10)"),
+        "max_row_loss_share": Param(None, type=["null", "number"], minimum=0, maximum=1,
+                                    description="drop gate: fail before posting when a registry lost more than "
+                                                "this share of last night's accepted rows (default "
+                                                "$SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE or 0.05)"),
+        "max_reversal_share": Param(None, type=["null", "number"], minimum=0, maximum=1,
+                                    description="reversal gate: fail before posting when the night would reverse "
+                                                "more than this share of the active payouts (default "
+                                                "$SUBSIDY_LEDGER_MAX_REVERSAL_SHARE or 0.02)"),
+        "max_reversal_amount": Param(None, type=["null", "number"], minimum=0,
+                                     description="reversal gate: fail before posting when the night would reverse "
+                                                 "more than this many yuan (default "
+                                                 "$SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT or 1000000.00)"),
+        "accept_drop_change": Param([], type="array", items={"type": "string"},
+                                    description="registries (or 'reversals') whose gate findings the operator "
+                                                "accepts for this run; recorded with the triggering user"),
     },
     tags=["subsidy-ledger", "nanxun"],
     doc_md=DOC,
@@ -86,7 +107,7 @@ def nightly_subsidy_sync():
                 raise ValueError(f"no Airflow connection {params['registry_connection']!r}")
         cfg = orchestration.build_config(params, ctx["dag"].dag_id, ctx["run_id"],
                                          ctx.get("logical_date") or ctx["dag_run"].run_after,
-                                         _connection_url())
+                                         _connection_url(), getattr(ctx["dag_run"], "triggering_user_name", None))
         return cfg.to_dict()
 
     # Each stage is a StageOperator: it runs subsidy_ledger.pipeline.<stage> and reports OpenLineage datasets.

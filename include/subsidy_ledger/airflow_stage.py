@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import BaseOperator
 
-from . import lineage_events, pipeline
+from . import extract, lineage_events, pipeline
 
 STAGE_FUNCTIONS = dict(pipeline.STAGES)
 
@@ -33,7 +33,7 @@ class StageOperator(BaseOperator):
         self._cfg = pipeline.RunConfig(**context["ti"].xcom_pull(task_ids=self.config_task))
         try:
             self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
-        except pipeline.DataQualityError as exc:  # the same drop would fail again: no retries
+        except (pipeline.DataQualityError, extract.DropError) as exc:  # the same drop would fail again: no retries
             raise AirflowFailException(str(exc)) from exc
         return self._result
 

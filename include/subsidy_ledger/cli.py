@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .money import decimal_yuan
+from .money import decimal_yuan, yuan_to_fen
 
 
 def _date(text: str) -> str:
@@ -17,6 +17,36 @@ def _date(text: str) -> str:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _run_id(text: str) -> str:
+    from .pipeline import check_run_id
+
+    try:
+        return check_run_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"not a share between 0 and 1: {text!r}")
+    return value
+
+
+def _yuan(text: str) -> str:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        if Decimal(text) >= 0:
+            return text
+    except InvalidOperation:
+        pass
+    raise argparse.ArgumentTypeError(f"not an amount in yuan: {text!r}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,11 +75,33 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--warehouse", default=None, help="SQLAlchemy URL (default $SUBSIDY_LEDGER_WAREHOUSE "
                                                      "or sqlite:///subsidy_ledger.sqlite)")
     r.add_argument("--out", type=Path, default=Path("out"))
-    r.add_argument("--run-id", default=None, help="default cli__<as-of>")
+    r.add_argument("--run-id", default=None, type=_run_id, help="default cli__<as-of>")
     r.add_argument("--policy-dir", default=None, help="extra policy version files")
     r.add_argument("--expectations", default=None, help="GX suites folder (default expectations/)")
     r.add_argument("--full", action="store_true",
                    help="re-validate and re-decide everything instead of only what changed since the last run")
+    r.add_argument("--work", default=None, help="scratch folder of the run (default $SUBSIDY_LEDGER_WORK or "
+                                                 "<out>/.work)")
+    r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another run of the same night and --out (default: refuse at once)")
+    gates = r.add_argument_group("gates", "a night that looks wrong stops before anything is posted (exit 3)")
+    gates.add_argument("--max-quarantine-share", type=_share, default=None,
+                       help="stop when a registry quarantines more than this share of its rows "
+                            "(default $SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE or 0.10)")
+    gates.add_argument("--max-row-loss-share", type=_share, default=None,
+                       help="stop when a registry lost more than this share of last night's accepted rows "
+                            "(default $SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE or 0.05)")
+    gates.add_argument("--max-reversal-share", type=_share, default=None,
+                       help="stop when the night would reverse more than this share of the active payouts "
+                            "(default $SUBSIDY_LEDGER_MAX_REVERSAL_SHARE or 0.02)")
+    gates.add_argument("--max-reversal-amount", type=_yuan, default=None, metavar="YUAN",
+                       help="stop when the night would reverse more than this many yuan "
+                            "(default $SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT or 1000000.00)")
+    gates.add_argument("--accept-drop-change", action="append", default=[], metavar="REGISTRY",
+                       help="let the night through what a gate found about this registry (or 'reversals'); "
+                            "repeat for several; the warehouse records who accepted what")
+    gates.add_argument("--accepted-by", default=None,
+                       help="who accepts the change (default: the logged-in user)")
     return p
 
 
@@ -92,17 +144,30 @@ def _trace(args) -> int:
 
 
 def _run(args) -> int:
-    from . import pipeline, warehouse
+    import getpass
 
+    from . import pipeline, warehouse
+    from .registries import REGISTRIES
+
+    unknown = sorted(set(args.accept_drop_change) - set(REGISTRIES) - {"reversals"})
+    if unknown:
+        raise LookupError(f"--accept-drop-change names no registry: {', '.join(unknown)} "
+                          f"(registries: {', '.join(REGISTRIES)}, or reversals)")
+    gates = {k: v for k, v in {
+        "max_quarantine_share": args.max_quarantine_share, "max_row_loss_share": args.max_row_loss_share,
+        "max_reversal_share": args.max_reversal_share,
+        "max_reversal_fen": None if args.max_reversal_amount is None else yuan_to_fen(args.max_reversal_amount),
+        "work_dir": args.work}.items() if v is not None}
     cfg = pipeline.RunConfig(
         sources=str(args.sources), as_of=args.as_of, warehouse=warehouse.warehouse_url(args.warehouse),
         out=str(args.out), run_id=args.run_id or f"cli__{args.as_of}", expectations=args.expectations,
-        policy_dir=args.policy_dir, incremental=not args.full)
+        policy_dir=args.policy_dir, incremental=not args.full, accept_drop_change=tuple(args.accept_drop_change),
+        accepted_by=args.accepted_by or (getpass.getuser() if args.accept_drop_change else None), **gates)
 
     def report(name, result, seconds):
         print(f"{name:12s} {seconds:7.2f}s  {_brief(name, result)}", flush=True)
 
-    results = pipeline.run(cfg, on_stage=report)
+    results = pipeline.run(cfg, on_stage=report, wait_s=args.wait)
     print(f"extracts in {results['export']['extracts']}")
     return 0
 
@@ -136,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("subsidy_ledger").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     from .extract import DropError
-    from .pipeline import DataQualityError
+    from .gate import DataQualityError
+    from .ledger import LedgerBusyError
+    from .pipeline import RunBusyError
     from .policy import PolicyError
 
     try:
@@ -147,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataQualityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except (RunBusyError, LedgerBusyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     except (PolicyError, LookupError) as exc:
         print(f"error: {str(exc).strip(chr(39))}", file=sys.stderr)
         return 2

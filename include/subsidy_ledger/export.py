@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import datetime as dt
+import os
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +25,7 @@ DECISION_COLUMNS = ["reference", "subsidy_type", "person_id_masked", "name", "de
 SUMMARY_COLUMNS = ["posted_on", "department_code", "fund", "subsidy_type", "payout_lines", "reversal_lines",
                    "amount"]
 RECONCILIATION_COLUMNS = ["registry", "file_name", "present", "encoding", "sha256", "rows_in", "accepted",
-                          "quarantined", "gx_success"]
+                          "quarantined", "gx_success", "problem"]
 QUARANTINE_COLUMNS = ["registry", "row_number", "key", "reasons"]
 NUMERIC_XLSX = {"amount"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -105,10 +110,60 @@ def write_xlsx(frame: pd.DataFrame, path: Path, as_of: dt.date, sheet: str = "le
     wb.close()
 
 
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd = -100
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+@contextlib.contextmanager
+def published_folder(final: Path):
+    """Yield a hidden folder beside `final` to write into; when the block succeeds, put it in final's place.
+
+    Readers see the previous complete folder or the new complete one, never a half-written file: the new
+    folder is swapped in with one atomic exchange where the system offers it, else with two renames (a
+    moment with no folder, never a partial one). On any error the new folder is removed and the old one
+    stays. Leftovers of a killed run are removed first (callers hold the night's export lock).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in final.parent.glob(f".{final.name}.*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    new = final.parent / f".{final.name}.new-{os.getpid()}"
+    new.mkdir()
+    try:
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists() and _exchange(new, final):
+        shutil.rmtree(new, ignore_errors=True)  # it now holds the previous folder
+        return
+    if final.exists():
+        os.rename(final, old)
+    os.rename(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
                    decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame) -> Path:
-    """Write every extract of the run; returns the folder <out>/<as-of>."""
-    root = Path(out) / as_of.isoformat()
+    """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it."""
+    final = Path(out) / as_of.isoformat()
+    with published_folder(final) as root:
+        _write_all(root, as_of, departments, lines, decisions, reconciliation, quarantine)
+    return final
+
+
+def _write_all(root: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
+               decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame) -> None:
     ledger = ledger_extract(lines)
     dec = decisions_extract(decisions)
     depts = sorted(set(departments) | set(ledger["department_code"].dropna()) | set(dec["department_code"].dropna()))
@@ -122,7 +177,6 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
     q = quarantine.rename(columns={"record_key": "key"}).sort_values(["registry", "row_number"])
     q = q.assign(key=neutralise(mask_ids_in_text(q["key"])), reasons=neutralise(q["reasons"]))
     write_csv(q[QUARANTINE_COLUMNS], root / "quarantine.csv")
-    return root
 
 
 def mask_ids_in_text(text: pd.Series) -> pd.Series:

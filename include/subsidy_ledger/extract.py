@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,32 @@ class RawRegistry:
     encoding: str | None = None
     sha256: str | None = None
     extra_columns: tuple[str, ...] = ()
+    problem: str | None = None  # why an optional registry's path could not be read (the drop gate decides)
+
+
+_WIDE_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32", codecs.BOM_UTF16_LE: "UTF-16",
+              codecs.BOM_UTF16_BE: "UTF-16"}
+
+
+def path_problem(path: Path) -> str | None:
+    """Why a registry path cannot be read as a file (None for a readable regular file or no path at all).
+
+    Checked without opening it: opening a FIFO would block the night forever.
+    """
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() and not path.exists():
+        return "is a dangling symbolic link, not a file"
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
 
 
 def sniff_encoding(path: Path) -> tuple[str, str]:
@@ -46,6 +74,11 @@ def sniff_encoding(path: Path) -> tuple[str, str]:
     decoders = {enc: codecs.getincrementaldecoder(enc)("strict") for enc in ENCODINGS}
     failed: set[str] = set()
     with open(path, "rb") as fh:
+        head = fh.read(4)
+        fh.seek(0)
+        for bom, name in _WIDE_BOMS.items():  # UTF-32 first: its LE mark starts like UTF-16's
+            if head.startswith(bom):
+                raise DropError(path.name, f"is encoded as {name}; save it as UTF-8 or GB18030")
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             for enc, dec in decoders.items():
@@ -55,6 +88,7 @@ def sniff_encoding(path: Path) -> tuple[str, str]:
                     dec.decode(chunk)
                 except UnicodeDecodeError:
                     failed.add(enc)
+    cut_short = False
     for enc, dec in decoders.items():
         if enc not in failed:
             try:
@@ -62,6 +96,9 @@ def sniff_encoding(path: Path) -> tuple[str, str]:
                 return enc, digest.hexdigest()
             except UnicodeDecodeError:
                 failed.add(enc)
+                cut_short = True
+    if cut_short:  # every byte decoded but the last character never ended: the transfer was cut
+        raise DropError(path.name, "ends inside a multi-byte character: the file was cut short")
     raise DropError(path.name, "cannot be decoded as UTF-8 or GB18030")
 
 
@@ -84,23 +121,27 @@ def _read_header(path: Path, encoding: str) -> list[str]:
     return header
 
 
-def _read_tolerant(path: Path, encoding: str, header: list[str]) -> pd.DataFrame:
+def _read_tolerant(path: Path, encoding: str, header: list[str], registry: Registry) -> pd.DataFrame:
     """Slow path for files with malformed records: keep every record, flag those with a wrong field count."""
     rows, errors = [], []
     width = len(header)
+    wanted = [header.index(c) for c in registry.columns]
     with open(path, encoding=encoding, newline="") as fh:
         reader = csv.reader(fh)
         next(reader)
-        for fields in reader:
-            if not fields:
-                continue  # a blank line is no record, as in the fast path
-            if len(fields) == width:
-                rows.append(fields)
-                errors.append(None)
-            else:
-                rows.append((fields + [""] * width)[:width])
-                errors.append(f"record has {len(fields)} fields, header has {width}")
-    frame = pd.DataFrame(rows, columns=header, dtype="string")
+        try:
+            for fields in reader:
+                if not fields:
+                    continue  # a blank line is no record, as in the fast path
+                if len(fields) != width:
+                    errors.append(f"record has {len(fields)} fields, header has {width}")
+                    fields = (fields + [""] * width)[:width]
+                else:
+                    errors.append(None)
+                rows.append([fields[i] for i in wanted])
+        except csv.Error as exc:  # e.g. a field over the reader's limit: the file is not a registry export
+            raise DropError(path.name, f"record {reader.line_num} is not readable as CSV ({exc})") from None
+    frame = pd.DataFrame(rows, columns=list(registry.columns), dtype="string")
     frame = frame.replace("", pd.NA)
     frame[PARSE_ERROR_COL] = pd.Series(errors, dtype="string")
     return frame
@@ -110,7 +151,8 @@ def read_registry(path: Path, registry: Registry) -> RawRegistry:
     """Read one registry file; raise DropError if it cannot be read as that registry."""
     encoding, sha = sniff_encoding(path)
     header = _read_header(path, encoding)
-    dupes = sorted({c for c in header if header.count(c) > 1})
+    # a repeated registry column is ambiguous; repeated extra columns are never read, so they may repeat
+    dupes = sorted({c for c in header if header.count(c) > 1 and c in registry.columns})
     if dupes:
         raise DropError(path.name, f"duplicate column(s) {', '.join(dupes)}")
     missing = [c for c in registry.columns if c not in header]
@@ -119,14 +161,14 @@ def read_registry(path: Path, registry: Registry) -> RawRegistry:
     try:
         # Arrow's reader is the fastest here and, unlike pandas' own, refuses records with too few fields
         frame = pd.read_csv(path, encoding=encoding, dtype="string", keep_default_na=False, na_values=[""],
-                            engine="pyarrow")
+                            engine="pyarrow", usecols=list(registry.columns))
         frame[PARSE_ERROR_COL] = pd.Series(pd.NA, index=frame.index, dtype="string")
     except (pd.errors.ParserError, ValueError):
-        frame = _read_tolerant(path, encoding, header)
+        frame = _read_tolerant(path, encoding, header, registry)
     frame = frame.reset_index(drop=True)
     frame[ROW_COL] = pd.RangeIndex(2, len(frame) + 2)
     frame[HASH_COL] = row_hashes(frame, registry)
-    extra = tuple(c for c in header if c not in registry.columns)
+    extra = tuple(dict.fromkeys(c for c in header if c not in registry.columns))
     return RawRegistry(registry, frame, True, encoding_label(path, encoding), sha, extra)
 
 
@@ -141,24 +183,33 @@ def row_hashes(frame: pd.DataFrame, registry: Registry) -> pd.Series:
     return pd.Series(digests, index=frame.index, dtype="string")
 
 
-def empty_registry(registry: Registry) -> RawRegistry:
-    """An optional registry absent from the drop: no rows."""
+def empty_registry(registry: Registry, problem: str | None = None) -> RawRegistry:
+    """An optional registry absent from the drop (or, with problem, unreadable there): no rows."""
     frame = pd.DataFrame({c: pd.Series(dtype="string") for c in registry.columns})
     frame[PARSE_ERROR_COL] = pd.Series(dtype="string")
     frame[ROW_COL] = pd.Series(dtype="int64")
     frame[HASH_COL] = pd.Series(dtype="string")
-    return RawRegistry(registry, frame, False)
+    return RawRegistry(registry, frame, False, problem=problem)
 
 
 def extract_drop(sources: Path) -> dict[str, RawRegistry]:
-    """Read every registry of a drop folder; a missing required file or unreadable file is a DropError."""
+    """Read every registry of a drop folder; a missing or unreadable required file is a DropError.
+
+    An optional file that is there but cannot be read (a directory, a FIFO, a dangling link) comes back
+    empty with its problem: the drop gate stops the night unless an operator accepts it.
+    """
     sources = Path(sources)
     if not sources.is_dir():
         raise DropError(str(sources), "drop folder does not exist")
     out: dict[str, RawRegistry] = {}
     for name, registry in REGISTRIES.items():
         path = sources / registry.filename
-        if path.is_file():
+        problem = path_problem(path)
+        if problem and registry.required:
+            raise DropError(registry.filename, f"{problem} (a required registry)")
+        if problem:
+            out[name] = empty_registry(registry, problem)
+        elif path.is_file():
             out[name] = read_registry(path, registry)
         elif registry.required:
             raise DropError(registry.filename, "required registry file is missing from the drop")

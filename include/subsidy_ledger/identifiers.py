@@ -11,6 +11,7 @@ import pandas as pd
 from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
+from stdnum.util import clean
 
 _RIC_SHAPE = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
 _USCC_SHAPE = re.compile(r"[0-9]{8}[0-9A-HJ-NPQRTUWXY]{10}", re.ASCII)
@@ -72,15 +73,16 @@ def credit_code_valid(values: pd.Series) -> pd.Series:
 
 
 def compact_resident_id(values: pd.Series) -> pd.Series:
-    """Normalise identity numbers as stdnum's compact does (strip separators, upper-case the X).
+    """Normalise identity numbers: drop spaces and hyphens (as clerks group them), upper-case the X.
 
+    stdnum's ric.compact keeps inner spaces, so its clean() is called with the separators named.
     Values already in compact form, nearly all of them, are left alone without a per-value call.
     """
     s = values.astype("string")
     odd = ~s.str.fullmatch(_RIC_SHAPE.pattern).fillna(True).astype(bool)
     if odd.any():
         s = s.copy()
-        s[odd] = [ric.compact(v) for v in s[odd]]
+        s[odd] = [clean(v, " -").upper().strip() for v in s[odd]]
     return s
 
 

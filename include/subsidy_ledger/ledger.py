@@ -124,11 +124,16 @@ def check_claim_sums(conn, decisions: pd.DataFrame, subsidy_types: list[str]) ->
                                    f"e.g. {bad.iloc[0][['subsidy_type', 'reference']].tolist()}")
 
 
+def append(conn, lines: pd.DataFrame, decisions: pd.DataFrame, subsidy_types: list[str]) -> None:
+    """Append planned lines inside the caller's transaction and check the invariant against the decisions."""
+    insert_frame(conn, ledger_lines, lines)
+    check_claim_sums(conn, decisions, subsidy_types)
+
+
 def post(conn, decisions: pd.DataFrame, subsidy_types: list[str], posted_on: dt.date, run_id: str) -> pd.DataFrame:
     """Append the difference to the ledger inside the caller's transaction and check the invariant."""
     lines = plan_postings(decisions, claim_state(conn, subsidy_types), posted_on, run_id)
-    insert_frame(conn, ledger_lines, lines)
-    check_claim_sums(conn, decisions, subsidy_types)
+    append(conn, lines, decisions, subsidy_types)
     return lines
 
 

@@ -30,20 +30,32 @@ def sqlalchemy_url(uri: str | None, extra: dict[str, Any] | None = None) -> str 
     return uri
 
 
+GATE_PARAMS = ("max_quarantine_share", "max_row_loss_share", "max_reversal_share")
+
+
 def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date: dt.datetime | None,
-                 connection_url: str | None) -> RunConfig:
+                 connection_url: str | None, triggered_by: str | None = None) -> RunConfig:
     """RunConfig of one DAG run: params override, else the logical date and the warehouse connection."""
+    from .money import yuan_to_fen
+    from .registries import REGISTRIES
+
     if not params.get("as_of") and logical_date is None:
         raise ValueError("a run without a logical date needs params.as_of")
     as_of = params.get("as_of") or as_of_for(logical_date)
+    accept = tuple(params.get("accept_drop_change") or ())
+    unknown = sorted(set(accept) - set(REGISTRIES) - {"reversals"})
+    if unknown:
+        raise ValueError(f"accept_drop_change names no registry: {', '.join(unknown)}")
+    gates = {k: float(params[k]) for k in GATE_PARAMS if params.get(k) is not None}
+    if params.get("max_reversal_amount") is not None:
+        gates["max_reversal_fen"] = yuan_to_fen(str(params["max_reversal_amount"]))
     return RunConfig(
         sources=str(params["sources"]), as_of=str(as_of), out=str(params["out"]),
         warehouse=params.get("warehouse") or connection_url or warehouse_url(None),
         run_id=run_id, dag_id=dag_id, logical_date=logical_date.isoformat() if logical_date else None,
         expectations=params.get("expectations") or os.environ.get("SUBSIDY_LEDGER_EXPECTATIONS"),
         policy_dir=params.get("policy_dir") or os.environ.get("SUBSIDY_LEDGER_POLICY_DIR"),
-        **({"max_quarantine_share": float(params["max_quarantine_share"])}
-           if params.get("max_quarantine_share") is not None else {}),
+        accept_drop_change=accept, accepted_by=(triggered_by or "unknown") if accept else None, **gates,
     )
 
 

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, faults, ledger, lineage, scope, validate, warehouse
+from . import decide, eligibility, export, extract, faults, gate, ledger, lineage, scope, validate, warehouse
+from .gate import DataQualityError
+from .money import yuan_to_fen
 from .policy import PolicyBook
 from .registries import REGISTRIES
 
@@ -29,10 +34,33 @@ CERTIFICATE_TYPES = ["skill_upgrade", "special_ability"]
 DATA_DOCS_ENV = "SUBSIDY_LEDGER_DATA_DOCS"
 MAX_SHARE_ENV = "SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE"
 GATE_MIN_ROWS_ENV = "SUBSIDY_LEDGER_GATE_MIN_ROWS"
+MAX_ROW_LOSS_ENV = "SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE"
+MAX_REVERSAL_SHARE_ENV = "SUBSIDY_LEDGER_MAX_REVERSAL_SHARE"
+MAX_REVERSAL_AMOUNT_ENV = "SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT"  # yuan
+WORK_ENV = "SUBSIDY_LEDGER_WORK"
+# Airflow's run ids (manual__2022-06-30T02:00:00+08:00) pass; nothing that could climb out of a folder or
+# start a spreadsheet formula does
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,249}")
 
 
-class DataQualityError(RuntimeError):
-    """A registry quarantined more rows than the gate allows: the run stops before posting."""
+class RunBusyError(RuntimeError):
+    """Another run is already working on the same night's extracts."""
+
+
+class ExportError(RuntimeError):
+    """The extracts could not be written; the previous night's folder (if any) is left as it was."""
+
+
+def _env_float(name: str, default: str) -> float:
+    return float(os.environ.get(name, default))
+
+
+def check_run_id(run_id: str) -> str:
+    """The run id if it is safe in a path and a spreadsheet cell, else ValueError naming it."""
+    if not RUN_ID_PATTERN.fullmatch(run_id or ""):
+        raise ValueError(f"run id {run_id!r} is not allowed: use letters, digits and _ . : + - (at most 250), "
+                         "starting with a letter or digit")
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,23 @@ class RunConfig:
     gate_min_rows: int = field(default_factory=lambda: int(os.environ.get(GATE_MIN_ROWS_ENV, "100")))
     # GX Data Docs under <out>/data_docs/<run>/; $SUBSIDY_LEDGER_DATA_DOCS=0 turns them off (about 1 s a night)
     data_docs: bool = field(default_factory=lambda: os.environ.get(DATA_DOCS_ENV, "1") != "0")
+    # Drop gate: stop before posting when a registry lost more than this share of last night's accepted rows
+    max_row_loss_share: float = field(default_factory=lambda: _env_float(MAX_ROW_LOSS_ENV, "0.05"))
+    # Reversal gate: stop before posting when the night would reverse more than this share of the active
+    # payouts, or more than this many fen
+    max_reversal_share: float = field(default_factory=lambda: _env_float(MAX_REVERSAL_SHARE_ENV, "0.02"))
+    max_reversal_fen: int = field(default_factory=lambda: yuan_to_fen(
+        os.environ.get(MAX_REVERSAL_AMOUNT_ENV, "1000000.00")))
+    # what an operator accepted for this night (registry names, or "reversals") and who they are
+    accept_drop_change: tuple[str, ...] = ()
+    accepted_by: str | None = None
+    # scratch files of the run; default <out>/.work
+    work_dir: str | None = field(default_factory=lambda: os.environ.get(WORK_ENV))
+
+    def __post_init__(self):
+        check_run_id(self.run_id)
+        dt.date.fromisoformat(self.as_of)
+        object.__setattr__(self, "accept_drop_change", tuple(self.accept_drop_change or ()))
 
     @property
     def as_of_date(self) -> dt.date:
@@ -65,7 +110,7 @@ class RunConfig:
     def work(self) -> Path:
         """Scratch folder of this run (raw frames between extract and validate)."""
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.run_id)
-        return Path(self.out) / ".work" / safe
+        return Path(self.work_dir or Path(self.out) / ".work") / safe
 
     def to_dict(self) -> dict:
         """Plain dict for XCom."""
@@ -102,7 +147,8 @@ def stage_extract(cfg: RunConfig) -> dict:
             path = work / f"{name}.parquet"
             raw.frame.to_parquet(path, index=False)
             manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
-                              "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns)}
+                              "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns),
+                              "problem": raw.problem}
     (cfg.work / "manifest.json").write_text(json.dumps(manifest, indent=1))
     engine = _engine(cfg)
     with engine.begin() as conn:
@@ -123,7 +169,7 @@ def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
             if c != extract.ROW_COL:
                 frame[c] = frame[c].astype("string")
         raws[name] = extract.RawRegistry(REGISTRIES[name], frame, m["present"], m["encoding"], m["sha256"],
-                                         tuple(m["extra_columns"]))
+                                         tuple(m["extra_columns"]), m.get("problem"))
     return raws
 
 
@@ -205,17 +251,20 @@ def stage_validate(cfg: RunConfig) -> dict:
                              "file_name": n if raws[n].encoding == "database" else raws[n].registry.filename,
                              "present": raws[n].present, "encoding": raws[n].encoding, "sha256": raws[n].sha256,
                              "gx_success": v.gx_summary["success"], "gx_evaluated": v.gx_summary["evaluated"],
-                             "run_id": cfg.run_id} for n, v in results.items()])
+                             "problem": raws[n].problem, "run_id": cfg.run_id} for n, v in results.items()])
         warehouse.insert_frame(conn, warehouse.reconciliation, rec)
         _set_run(conn, cfg.run_id, fingerprint=fingerprint, base_run=base["run_id"] if base else None,
                  mode="incremental" if base else "full")
-    too_bad = quality_gate(results, cfg.max_quarantine_share, cfg.gate_min_rows)
-    if too_bad:
-        with engine.begin() as conn:
-            _set_run(conn, cfg.run_id, status="failed_quality_gate")
-            raise_alert(conn, cfg.run_id, cfg.dag_id, "validate", "quality_gate", too_bad)
-        engine.dispose()
-        raise DataQualityError(too_bad)
+        previous = _previous_figures(conn, cfg.run_id)
+    figures = rec.to_dict("records")
+    tonight = [gate.RegistryFigures(r["registry"], r["file_name"], REGISTRIES[r["registry"]].required,
+                                    bool(r["present"]), int(r["accepted"]), raws[r["registry"]].problem)
+               for r in figures]
+    quality = gate.quality_findings(figures, cfg.max_quarantine_share, cfg.gate_min_rows)
+    drop = gate.drop_findings(tonight, previous, cfg.max_row_loss_share)
+    _pass_gates(engine, cfg, "validate",
+                [("quality_gate", "data-quality gate", quality), ("drop_gate", "drop gate", drop)],
+                [s for s in cfg.accept_drop_change if s != gate.REVERSALS])
     engine.dispose()
     return {"reconciliation": {n: v.reconciliation for n, v in results.items()},
             "quality": {n: {"suite": v.gx_summary["suite"], "success": v.gx_summary["success"],
@@ -225,18 +274,52 @@ def stage_validate(cfg: RunConfig) -> dict:
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
 
 
-def quality_gate(results: dict, max_share: float, min_rows: int = 0) -> str | None:
-    """The reason to stop, if some registry of at least min_rows rows quarantined more than max_share of them."""
-    worst = []
-    for v in results.values():
-        r = v.reconciliation
-        if r["rows_in"] >= max(min_rows, 1) and r["quarantined"] / r["rows_in"] > max_share:
-            worst.append(f"{v.registry.filename}: {r['quarantined']} of {r['rows_in']} rows quarantined "
-                         f"({r['quarantined'] / r['rows_in']:.1%})")
-    if not worst:
+def _previous_figures(conn, run_id: str) -> dict[str, gate.RegistryFigures] | None:
+    """Each registry as the last succeeded night (not a replay) accepted it; None before the first night."""
+    r, rec = warehouse.runs, warehouse.reconciliation
+    last = conn.execute(
+        sa.select(r.c.run_id).where(r.c.status == "succeeded", r.c.run_id != run_id,
+                                    sa.or_(r.c.mode.is_(None), r.c.mode != "replay"))
+        .order_by(r.c.finished_at.desc()).limit(1)).scalar()
+    if last is None:
         return None
-    return (f"data-quality gate: {'; '.join(worst)}, more than the {max_share:.0%} allowed "
-            f"(the rows and reasons are in the warehouse's quarantine table); nothing was posted")
+    rows = conn.execute(sa.select(rec).where(rec.c.run_id == last)).mappings().all()
+    return {row["registry"]: gate.RegistryFigures(row["registry"], row["file_name"], False, bool(row["present"]),
+                                                 int(row["accepted"])) for row in rows}
+
+
+def _pass_gates(engine, cfg: RunConfig, stage: str, gates: list[tuple[str, str, list[gate.Finding]]],
+                subjects: list[str]) -> None:
+    """Record what the operator accepted; stop the night (status, alert, DataQualityError) on any other finding.
+
+    gates: (kind, label, findings) per gate; subjects: the accepted names this stage answers for.
+    """
+    accepted = set(cfg.accept_drop_change)
+    stopping, parts = None, []
+    waived = {}
+    for kind, label, findings in gates:
+        stop, ok = gate.split_accepted(findings, accepted)
+        waived.update({f.subject: f.message for f in ok})
+        if stop:
+            stopping = stopping or kind
+            parts.append(gate.stop_message(label, stop, _accept_hint(stop)))
+    with engine.begin() as conn:
+        now = _now()
+        for subject in subjects:
+            conn.execute(warehouse.gate_acceptances.insert().values(
+                run_id=cfg.run_id, subject=subject, accepted_by=cfg.accepted_by or "unknown", accepted_at=now,
+                stage=stage, finding=waived.get(subject)))
+        if stopping:
+            message = " | ".join(parts)
+            _set_run(conn, cfg.run_id, status=f"failed_{stopping}")
+            raise_alert(conn, cfg.run_id, cfg.dag_id, stage, stopping, message)
+    if stopping:
+        raise DataQualityError(message)
+
+
+def _accept_hint(findings: list[gate.Finding]) -> str:
+    names = " ".join(f"--accept-drop-change {f.subject}" for f in findings)
+    return f"if the change is real, run the night again with {names}"
 
 
 def raise_alert(conn, run_id: str | None, dag_id: str | None, task_id: str | None, kind: str, message: str) -> None:
@@ -394,20 +477,35 @@ def _decisions(conn, run_id: str) -> pd.DataFrame:
     return warehouse.read_frame(conn, t, t.c.run_id == run_id)
 
 
+def _latest_night(conn, run_id: str) -> dt.date | None:
+    """The latest as-of date any other run has taken through posting (whether or not it posted a line)."""
+    r = warehouse.runs
+    value = conn.execute(sa.select(sa.func.max(r.c.as_of)).where(
+        r.c.run_id != run_id, r.c.ledger_seq_after_post.is_not(None),
+        sa.or_(r.c.mode.is_(None), r.c.mode != "replay"))).scalar()
+    return dt.date.fromisoformat(str(value)[:10]) if value is not None else None
+
+
+def is_replay(conn, cfg: RunConfig) -> bool:
+    """An as-of date before a night already taken through posting is a replay: it posts nothing."""
+    later = [d for d in (ledger.last_posted_on(conn), _latest_night(conn, cfg.run_id)) if d is not None]
+    return any(cfg.as_of_date < d for d in later)
+
+
 def stage_post(cfg: RunConfig) -> dict:
     """Post the difference to the ledger: under the warehouse's posting lock, all lines in one transaction.
 
-    A run whose as-of date lies before the ledger's latest posting date is a replay and posts nothing.
-    If another run posted after this one decided, this one decides again (in full) before posting.
+    A run whose as-of date lies before a night already posted (even one that posted nothing) is a replay
+    and posts nothing. If another run posted after this one decided, this one decides again (in full)
+    before posting. The reversal gate stops the night, with nothing posted, when it would reverse too much.
     """
     engine = _engine(cfg)
+    findings: list[gate.Finding] = []
     with engine.begin() as conn:
         ledger.acquire_lock(conn, cfg.run_id)
-        last = ledger.last_posted_on(conn)
-        replay = last is not None and cfg.as_of_date < last
+        replay = is_replay(conn, cfg)
         if replay:
-            log.warning("as-of %s is before the ledger's last posting date %s: replay, nothing posted",
-                        cfg.as_of, last)
+            log.warning("as-of %s is before a night already posted: replay, nothing posted", cfg.as_of)
             lines = pd.DataFrame({"amount_fen": pd.Series(dtype="int64")})
             _set_run(conn, cfg.run_id, mode="replay")
         else:
@@ -416,10 +514,21 @@ def stage_post(cfg: RunConfig) -> dict:
                 book = PolicyBook.load(cfg.policy_dir)
                 _build_eligibility(conn, cfg, book, full=True)
                 _make_decisions(conn, cfg, book)
-            lines = ledger.post(conn, _decisions(conn, cfg.run_id), decide.SUBSIDY_TYPES, cfg.as_of_date,
-                                cfg.run_id)
-            faults.checkpoint("post:inserted")
-        _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
+            decisions = _decisions(conn, cfg.run_id)
+            state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)
+            lines = ledger.plan_postings(decisions, state, cfg.as_of_date, cfg.run_id)
+            rev = lines.loc[lines["entry_type"] == "reversal", "amount_fen"]
+            findings = gate.reversal_findings(len(rev), -int(rev.sum()), int(state["active_id"].notna().sum()),
+                                              cfg.max_reversal_share, cfg.max_reversal_fen)
+            if not gate.split_accepted(findings, set(cfg.accept_drop_change))[0]:
+                ledger.append(conn, lines, decisions, decide.SUBSIDY_TYPES)
+                faults.checkpoint("post:inserted")
+                _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
+        if replay:
+            _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
+    # outside the posting transaction, so that a stopped night's alert is kept while its lines are not
+    _pass_gates(engine, cfg, "post", [("reversal_gate", "reversal gate", findings)],
+                [gate.REVERSALS] if gate.REVERSALS in cfg.accept_drop_change and not replay else [])
     engine.dispose()
     return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0, "replay": replay}
 
@@ -434,43 +543,111 @@ def _forget_old_runs(conn, keep: str) -> None:
         conn.execute(table.delete().where(table.c.run_id.in_(stale)))
 
 
+@contextlib.contextmanager
+def night_lock(cfg: RunConfig, purpose: str, wait_s: float = 0.0):
+    """Hold <out>/.locks/<as-of>.<purpose>.lock (an flock, freed by the kernel if the process dies).
+
+    Waits up to wait_s for another holder, then raises RunBusyError with one clear line.
+    """
+    folder = Path(cfg.out) / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{cfg.as_of}.{purpose}.lock"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RunBusyError(f"another run is already working on {cfg.as_of} in {cfg.out} (lock {path}); "
+                                       "nothing was done: run again when it has finished") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+EXPORT_LOCK_WAIT_S = 600.0
+
+
 def stage_export(cfg: RunConfig) -> dict:
-    """Write the extracts for the as-of date and mark the run done."""
+    """Write the extracts for the as-of date, all at once, and mark the run done.
+
+    A failure while writing (a full disk, permissions) leaves the previous folder as it was, marks the run
+    failed with an alert, and raises ExportError; the ledger is already committed, so a rerun writes the
+    extracts and posts nothing.
+    """
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
-    with engine.begin() as conn:
-        lines = ledger.lines_posted_on(conn, cfg.as_of_date)
-        decisions = _decisions(conn, cfg.run_id)
-        rec = warehouse.read_frame(conn, warehouse.reconciliation,
-                                   warehouse.reconciliation.c.run_id == cfg.run_id)
-        q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
-        root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions, rec, q)
-        faults.checkpoint("export:written")
-        _set_run(conn, cfg.run_id, status="succeeded", finished_at=_now())
-        if _run_row(conn, cfg.run_id).get("mode") != "replay":  # a replay is never the next run's base
-            _forget_old_runs(conn, cfg.run_id)
-    engine.dispose()
+    try:
+        with night_lock(cfg, "export", EXPORT_LOCK_WAIT_S), engine.begin() as conn:
+            lines = ledger.lines_posted_on(conn, cfg.as_of_date)
+            decisions = _decisions(conn, cfg.run_id)
+            rec = warehouse.read_frame(conn, warehouse.reconciliation,
+                                       warehouse.reconciliation.c.run_id == cfg.run_id)
+            q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
+            try:
+                root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
+                                             rec, q)
+            except OSError as exc:
+                raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
+                                  f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
+                                  "is posted: run the night again to write them (it posts nothing)") from exc
+            faults.checkpoint("export:written")
+            _set_run(conn, cfg.run_id, status="succeeded", finished_at=_now())
+            if _run_row(conn, cfg.run_id).get("mode") != "replay":  # a replay is never the next run's base
+                _forget_old_runs(conn, cfg.run_id)
+    except ExportError as exc:
+        record_failure(cfg, "export", exc)
+        raise
+    finally:
+        engine.dispose()
     shutil.rmtree(cfg.work, ignore_errors=True)
     with contextlib.suppress(OSError):  # leave no empty scratch folder beside the extracts
         cfg.work.parent.rmdir()
     return {"extracts": str(root)}
 
 
+def record_failure(cfg: RunConfig, stage: str, exc: BaseException) -> None:
+    """Mark the run failed at a stage and raise an alert; best effort, never hides the original error."""
+    try:
+        engine = _engine(cfg)
+        with engine.begin() as conn:
+            _set_run(conn, cfg.run_id, status=f"failed_{stage}", finished_at=_now())
+            raise_alert(conn, cfg.run_id, cfg.dag_id, stage, f"{stage}_failed",
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        engine.dispose()
+    except Exception:  # the alert is best effort: the stage's own error is what the caller sees
+        log.exception("could not record the failure of run %s at %s", cfg.run_id, stage)
+
+
 STAGES = (
     ("extract", stage_extract), ("validate", stage_validate), ("eligibility", stage_eligibility),
     ("decide", stage_decide), ("post", stage_post), ("export", stage_export),
 )
+ALERTED = (DataQualityError, ExportError)  # these stages record their own alert
 
 
-def run(cfg: RunConfig, on_stage=None) -> dict:
-    """Run every stage in order; on_stage(name, result, seconds) is told after each."""
-    import time
+def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0) -> dict:
+    """Run every stage in order, holding the night's run lock; on_stage(name, result, seconds) after each.
 
+    A second run of the same as-of date into the same --out waits up to wait_s, then stops (RunBusyError).
+    A failing stage marks the run failed and raises an alert before the error propagates.
+    """
     results = {}
-    for name, fn in STAGES:
-        t0 = time.perf_counter()
-        faults.checkpoint(f"before:{name}")
-        results[name] = fn(cfg)
-        if on_stage:
-            on_stage(name, results[name], time.perf_counter() - t0)
+    with night_lock(cfg, "run", wait_s):
+        for name, fn in STAGES:
+            t0 = time.perf_counter()
+            faults.checkpoint(f"before:{name}")
+            try:
+                results[name] = fn(cfg)
+            except ALERTED:
+                raise
+            except Exception as exc:
+                record_failure(cfg, name, exc)
+                raise
+            if on_stage:
+                on_stage(name, results[name], time.perf_counter() - t0)
     return results

@@ -70,12 +70,27 @@ def _gx_context():
 
 
 def record_keys(frame: pd.DataFrame, registry: Registry) -> pd.Series:
-    """The registry key of each row as text ('A+B' for compound keys)."""
+    """The registry key of each row as text ('A+B' for compound keys); a NUL shows as \\x00."""
     parts = [frame[c].astype("string").fillna("") for c in registry.key]
     key = parts[0]
     for p in parts[1:]:
         key = key + "+" + p
-    return key
+    # PostgreSQL text cannot hold NUL, SQLite can: show it the same visible way in both
+    return key.str.replace("\x00", "\\x00", regex=False)
+
+
+# NUL and the other C0 controls but tab and line breaks (which quoted names may hold), DEL, and a byte-order
+# mark inside the data (two exports pasted together): no registry writes them on purpose, PostgreSQL cannot
+# store NUL while SQLite can, and a key with an invisible character would never match its twin
+_CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]"
+
+
+def control_rows(frame: pd.DataFrame, registry: Registry) -> pd.Series:
+    """Rows with a control character (NUL, a stray byte-order mark, ...) in any registry column."""
+    bad = pd.Series(False, index=frame.index)
+    for c in registry.columns:
+        bad |= frame[c].astype("string").str.contains(_CONTROL, regex=True).fillna(False).astype(bool)
+    return bad
 
 
 def failing_rows(result, registry: Registry) -> list[tuple[int, str]]:
@@ -181,6 +196,7 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
     pairs = failing_rows(result, reg)
     parse_bad = check[PARSE_ERROR_COL].notna()
     pairs += [(int(r), "malformed_record") for r in check.loc[parse_bad, ROW_COL]]
+    pairs += [(int(r), "control_character") for r in check.loc[control_rows(check, reg), ROW_COL]]
     bad = pd.DataFrame(pairs, columns=[ROW_COL, "reason"])
     bad = bad.drop_duplicates().groupby(ROW_COL, sort=True)["reason"].agg(";".join)
     is_bad = frame[ROW_COL].isin(bad.index)

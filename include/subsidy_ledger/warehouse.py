@@ -81,7 +81,19 @@ reconciliation = sa.Table(
     sa.Column("quarantined", sa.Integer, nullable=False),
     sa.Column("gx_success", sa.Boolean, nullable=False),
     sa.Column("gx_evaluated", sa.Integer, nullable=False),
+    sa.Column("problem", sa.Text),  # why an optional file there could not be read (directory, FIFO, ...)
     sa.PrimaryKeyConstraint("run_id", "registry"),
+)
+
+gate_acceptances = sa.Table(  # who let a night through a gate, and what the gate had found
+    "gate_acceptances", metadata,
+    sa.Column("acceptance_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False),   # a registry, or "reversals"
+    sa.Column("accepted_by", sa.String(250), nullable=False),
+    sa.Column("accepted_at", sa.DateTime, nullable=False),
+    sa.Column("stage", sa.String(40), nullable=False),
+    sa.Column("finding", sa.Text),  # the figure that would have stopped the night; empty if none did
 )
 
 quarantine = sa.Table(

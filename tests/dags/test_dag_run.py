@@ -61,3 +61,35 @@ def test_quality_gate_fails_before_posting_and_the_failure_is_alerted(airflow_ho
     assert status == "failed_quality_gate"
     assert any("data-quality gate" in a[2] and "nothing was posted" in a[2] for a in alerts)
     assert not (out / "2022-06-30").exists()
+
+
+@pytest.mark.airflow
+def test_a_damaged_night_fails_without_retry_until_accept_drop_change(airflow_home, small_drop, tmp_path):
+    import shutil
+
+    from subsidy_ledger.cli import main
+
+    out, wh = tmp_path / "out", f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-29", "--warehouse", wh,
+                 "--out", str(out)]) == 0
+    drop = tmp_path / "drop"
+    shutil.copytree(small_drop, drop)
+    (drop / "city_payouts.csv").unlink()
+    (drop / "city_payouts.csv").mkdir()  # an export that left a folder where the file should be
+    args = (str(drop), str(out), wh, str(REPO / "dags"))
+    stopped = run_airflow_script(airflow_home, SCRIPT, *args)
+    assert stopped["state"] == "failed"
+    accepting = SCRIPT.replace('"warehouse": warehouse}', '"warehouse": warehouse, '
+                                                          '"accept_drop_change": ["city_payouts"]}')
+    passed = run_airflow_script(airflow_home, accepting, *args)
+    assert passed["state"] == "success", passed
+    engine = sa.create_engine(wh)
+    with engine.connect() as c:
+        failed = c.execute(sa.text("select task_id, message from alerts where run_id = :r and kind = 'task_failed'"),
+                           {"r": stopped["run_id"]}).all()
+        who = c.execute(sa.text("select subject, accepted_by from gate_acceptances where run_id = :r"),
+                        {"r": passed["run_id"]}).all()
+    engine.dispose()
+    # failed at its first try: a drop gate finding does not go away on retry
+    assert [(f[0], "(try 1)" in f[1]) for f in failed] == [("validate", True)], failed
+    assert [tuple(w) for w in who] == [("city_payouts", "dag_test")]
