@@ -56,3 +56,12 @@ def warehouse_url(request, tmp_path) -> str:
         with admin.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def relaxed_gates(monkeypatch):
+    """For tests of ledger semantics over edited drops: the drop and reversal gates let every night through
+    (tests/test_gate.py is where the gates themselves are tested)."""
+    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE", "1")
+    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_SHARE", "1")
+    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT", "1000000000000")
