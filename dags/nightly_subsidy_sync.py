@@ -9,12 +9,11 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Connection, Param, chain, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk import Param, chain, dag, get_current_context, task
 from subsidy_ledger import orchestration
 from subsidy_ledger.airflow_stage import StageOperator
 
-WAREHOUSE_CONN_ID = os.environ.get("SUBSIDY_LEDGER_WAREHOUSE_CONN_ID", "subsidy_warehouse")
+WAREHOUSE_CONN_ID = orchestration.WAREHOUSE_CONN_ID
 SCHEDULE = os.environ.get("SUBSIDY_LEDGER_SCHEDULE", "0 2 * * *")
 
 DOC = """
@@ -47,14 +46,6 @@ of each run are under `<out>/data_docs/<run>/`; the "Subsidy auditor" page trace
 """
 
 
-def _connection_url(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
-    try:
-        conn = Connection.get(conn_id)
-    except AirflowNotFoundException:
-        return None
-    return orchestration.sqlalchemy_url(conn.get_uri(), conn.extra_dejson)
-
-
 @dag(
     dag_id="nightly_subsidy_sync",
     # 02:00 in Nanxun; SUBSIDY_LEDGER_SCHEDULE=none leaves only triggered runs (staging, tests)
@@ -73,7 +64,12 @@ def _connection_url(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
         "out": Param(os.environ.get("SUBSIDY_LEDGER_OUT", "/data/extracts"), type="string",
                      description="extracts are written under <out>/<as-of>/"),
         "as_of": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the logical date"),
-        "warehouse": Param(None, type=["null", "string"], description="SQLAlchemy URL overriding the connection"),
+        "warehouse": Param(None, type=["null", "string"],
+                           description="SQLAlchemy URL without a password overriding the connection (tests, "
+                                       "SQLite); credentials belong in a connection"),
+        "warehouse_conn_id": Param(WAREHOUSE_CONN_ID, type="string",
+                                   description="Airflow connection of the warehouse (extra sqlalchemy_url, or its "
+                                               "URI), resolved inside each task"),
         "max_quarantine_share": Param(None, type=["null", "number"], minimum=0, maximum=1,
                                       description="data-quality gate: fail before posting above this share "
                                                   "(default $SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE or 0.10)"),
@@ -99,16 +95,11 @@ def _connection_url(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
 def nightly_subsidy_sync():
     @task
     def configure() -> dict:
+        # connection ids, never URLs with passwords, go to XCom: each task resolves them itself
         ctx = get_current_context()
-        params = dict(ctx["params"])
-        if params.get("registry_connection"):  # registries read from a database instead of a drop folder
-            params["sources"] = _connection_url(params["registry_connection"])
-            if not params["sources"]:
-                raise ValueError(f"no Airflow connection {params['registry_connection']!r}")
-        cfg = orchestration.build_config(params, ctx["dag"].dag_id, ctx["run_id"],
-                                         ctx.get("logical_date") or ctx["dag_run"].run_after,
-                                         _connection_url(), getattr(ctx["dag_run"], "triggering_user_name", None))
-        return cfg.to_dict()
+        return orchestration.build_config(dict(ctx["params"]), ctx["dag"].dag_id, ctx["run_id"],
+                                          ctx.get("logical_date") or ctx["dag_run"].run_after,
+                                          getattr(ctx["dag_run"], "triggering_user_name", None))
 
     # Each stage is a StageOperator: it runs subsidy_ledger.pipeline.<stage> and reports OpenLineage datasets.
     stages = [

@@ -22,9 +22,11 @@ def _pg_available() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _no_data_docs(monkeypatch):
-    """Data Docs cost seconds per run; the tests that check them turn them back on."""
+def _no_data_docs(monkeypatch, tmp_path):
+    """Data Docs cost seconds per run; the tests that check them turn them back on. Each test's runs keep
+    their scratch files in its own folder, so that no two tests share a run's work folder."""
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
+    monkeypatch.setenv("SUBSIDY_LEDGER_WORK", str(tmp_path / "work"))
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,10 @@ def test_compose_services_commands_healthchecks_and_volumes():
     mounts = {v.split(":")[1] for v in services["scheduler"]["volumes"]}
     assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/subsidy-ledger/include",
             "/opt/airflow/expectations"} <= mounts
+    assert "/data/work" in {v.split(":")[1] for v in services["airflow-worker"]["volumes"]}
     env = services["scheduler"]["environment"]
+    assert env["SUBSIDY_LEDGER_WORK"] == "/data/work" and not env["SUBSIDY_LEDGER_WORK"].startswith(
+        env["SUBSIDY_LEDGER_OUT"])  # scratch files (full identity numbers) never beside the extracts
     assert "${WAREHOUSE_PASSWORD}" in env["AIRFLOW_CONN_SUBSIDY_WAREHOUSE"]  # secrets from .env, not the file
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert "${REDIS_PASSWORD}" in env["AIRFLOW__CELERY__BROKER_URL"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import BaseOperator
 
-from . import extract, lineage_events, pipeline
+from . import extract, lineage_events, orchestration, pipeline
 
 STAGE_FUNCTIONS = dict(pipeline.STAGES)
 
@@ -30,7 +30,7 @@ class StageOperator(BaseOperator):
         """Run the stage; the small result dict goes to XCom (paths and counts, never frames)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        self._cfg = pipeline.RunConfig(**context["ti"].xcom_pull(task_ids=self.config_task))
+        self._cfg = orchestration.resolve_config(context["ti"].xcom_pull(task_ids=self.config_task))
         try:
             self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
         except (pipeline.DataQualityError, extract.DropError) as exc:  # the same drop would fail again: no retries

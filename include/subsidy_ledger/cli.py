@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--full", action="store_true",
                    help="re-validate and re-decide everything instead of only what changed since the last run")
     r.add_argument("--work", default=None, help="scratch folder of the run (default $SUBSIDY_LEDGER_WORK or "
-                                                 "<out>/.work)")
+                                                 "<system temp>/subsidy-ledger-work); never inside --out")
     r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another run of the same night and --out (default: refuse at once)")
     gates = r.add_argument_group("gates", "a night that looks wrong stops before anything is posted (exit 3)")

@@ -33,9 +33,19 @@ def sqlalchemy_url(uri: str | None, extra: dict[str, Any] | None = None) -> str 
 GATE_PARAMS = ("max_quarantine_share", "max_row_loss_share", "max_reversal_share")
 
 
+def _no_password(url: str | None, what: str) -> str | None:
+    import sqlalchemy as sa
+
+    if url and "://" in url and sa.engine.make_url(url).password:
+        raise ValueError(f"{what} holds a password; params are shown in the UI and travel through XCom: put the "
+                         "credentials in an Airflow connection and name it instead")
+    return url
+
+
 def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date: dt.datetime | None,
-                 connection_url: str | None, triggered_by: str | None = None) -> RunConfig:
-    """RunConfig of one DAG run: params override, else the logical date and the warehouse connection."""
+                 triggered_by: str | None = None) -> dict:
+    """What the configure task hands on through XCom: plain values and connection ids, never a URL with a
+    password (resolve_config turns it into a RunConfig inside each task)."""
     from .money import yuan_to_fen
     from .registries import REGISTRIES
 
@@ -49,31 +59,62 @@ def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date:
     gates = {k: float(params[k]) for k in GATE_PARAMS if params.get(k) is not None}
     if params.get("max_reversal_amount") is not None:
         gates["max_reversal_fen"] = yuan_to_fen(str(params["max_reversal_amount"]))
-    return RunConfig(
-        sources=str(params["sources"]), as_of=str(as_of), out=str(params["out"]),
-        warehouse=params.get("warehouse") or connection_url or warehouse_url(None),
+    registry_conn = params.get("registry_connection")
+    cfg = RunConfig(
+        sources="" if registry_conn else str(params["sources"]), sources_conn_id=registry_conn or None,
+        as_of=str(as_of), out=str(params["out"]),
+        warehouse=_no_password(params.get("warehouse"), "params.warehouse") or "",
+        warehouse_conn_id=params.get("warehouse_conn_id") or WAREHOUSE_CONN_ID,
         run_id=run_id, dag_id=dag_id, logical_date=logical_date.isoformat() if logical_date else None,
         expectations=params.get("expectations") or os.environ.get("SUBSIDY_LEDGER_EXPECTATIONS"),
         policy_dir=params.get("policy_dir") or os.environ.get("SUBSIDY_LEDGER_POLICY_DIR"),
         accept_drop_change=accept, accepted_by=(triggered_by or "unknown") if accept else None, **gates,
     )
+    return cfg.to_dict()
+
+
+WAREHOUSE_CONN_ID = os.environ.get("SUBSIDY_LEDGER_WAREHOUSE_CONN_ID", "subsidy_warehouse")
+
+
+def connection_url(conn_id: str) -> str | None:
+    """The SQLAlchemy URL of an Airflow connection, looked up through Airflow itself (environment variables,
+    the metadata database or a secrets backend); None if there is no such connection.
+
+    In a task the Task SDK answers; elsewhere (the api-server's plugin) Airflow's core does.
+    """
+    try:
+        from airflow.sdk import Connection
+
+        conn = Connection.get(conn_id)
+    except Exception:  # not inside a task (no supervisor to ask), or no such connection
+        try:
+            from airflow.models.connection import Connection as CoreConnection
+
+            conn = CoreConnection.get_connection_from_secrets(conn_id)
+        except Exception:
+            return None
+    return sqlalchemy_url(conn.get_uri(), conn.extra_dejson)
 
 
 def warehouse_from_environment() -> str:
-    """The warehouse URL outside a task: the subsidy_warehouse connection from the environment, else
-    $SUBSIDY_LEDGER_WAREHOUSE, else the default."""
-    import json
+    """The warehouse URL outside a task: the subsidy_warehouse connection, else $SUBSIDY_LEDGER_WAREHOUSE, else
+    the default."""
+    return connection_url(WAREHOUSE_CONN_ID) or warehouse_url(None)
 
-    conn = os.environ.get("AIRFLOW_CONN_SUBSIDY_WAREHOUSE")
-    if conn:
-        if conn.lstrip().startswith("{"):
-            doc = json.loads(conn)
-            url = sqlalchemy_url(doc.get("uri"), doc.get("extra") or {})
-        else:
-            url = sqlalchemy_url(conn)
-        if url:
-            return url
-    return warehouse_url(None)
+
+def resolve_config(values: dict, lookup=connection_url) -> RunConfig:
+    """The RunConfig a task runs with: connection ids from XCom resolved to URLs here, in the task, so that no
+    URL with a password ever travels through XCom or a log."""
+    values = dict(values)
+    if not values.get("warehouse"):
+        conn_id = values.get("warehouse_conn_id") or WAREHOUSE_CONN_ID
+        values["warehouse"] = lookup(conn_id) or warehouse_url(None)
+    if values.get("sources_conn_id"):
+        url = lookup(values["sources_conn_id"])
+        if not url:
+            raise ValueError(f"no Airflow connection {values['sources_conn_id']!r} for the registry database")
+        values["sources"] = url
+    return RunConfig(**values)
 
 
 def extracts_folder() -> str | None:
@@ -99,12 +140,14 @@ def task_failed(context: dict) -> None:
     error = context.get("exception")
     message = f"{dag_id}.{task_id} failed (try {getattr(ti, 'try_number', '?')}): {type(error).__name__}: {error}"
     try:
-        cfg = ti.xcom_pull(task_ids="configure") if ti is not None and task_id != "configure" else None
-        url = (cfg or {}).get("warehouse") or warehouse_from_environment()
-        engine = warehouse.connect(url)
+        values = ti.xcom_pull(task_ids="configure") if ti is not None and task_id != "configure" else None
+        cfg = resolve_config(values) if values else None
+        engine = warehouse.connect(cfg.warehouse if cfg else warehouse_from_environment())
         with engine.begin() as conn:
             pipeline.raise_alert(conn, run_id, dag_id, task_id, "task_failed", message)
         engine.dispose()
+        if cfg:  # the run is over: its scratch files (full identity numbers) go
+            pipeline.discard_work(cfg)
     except Exception:  # the alert is best effort; the task's own failure stands regardless
         log.exception("could not record the alert: %s", message)
     address = os.environ.get(ALERT_EMAIL_ENV)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,8 +94,11 @@ class RunConfig:
     # what an operator accepted for this night (registry names, or "reversals") and who they are
     accept_drop_change: tuple[str, ...] = ()
     accepted_by: str | None = None
-    # scratch files of the run; default <out>/.work
+    # scratch files of the run, never under the extracts: default <system temp>/subsidy-ledger-work
     work_dir: str | None = field(default_factory=lambda: os.environ.get(WORK_ENV))
+    # in Airflow: the connections the URLs above come from, resolved inside each task (never in XCom)
+    warehouse_conn_id: str | None = None
+    sources_conn_id: str | None = None
 
     def __post_init__(self):
         check_run_id(self.run_id)
@@ -108,9 +112,10 @@ class RunConfig:
 
     @property
     def work(self) -> Path:
-        """Scratch folder of this run (raw frames between extract and validate)."""
+        """Scratch folder of this run (raw frames between stages): it holds full identity numbers, so it lives
+        outside the extracts, readable by the pipeline's user only, and goes when the run ends either way."""
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.run_id)
-        return Path(self.work_dir or Path(self.out) / ".work") / safe
+        return Path(self.work_dir or Path(tempfile.gettempdir()) / "subsidy-ledger-work") / safe
 
     def to_dict(self) -> dict:
         """Plain dict for XCom."""
@@ -137,8 +142,10 @@ def _run_row(conn, run_id: str) -> dict:
 def stage_extract(cfg: RunConfig) -> dict:
     """Read the drop folder or registry database (DropError if a registry cannot be read as such) and park
     the raw rows as parquet."""
+    _sweep_stale_work(cfg.work.parent)
     work = cfg.work / "raw"
-    work.mkdir(parents=True, exist_ok=True)
+    for folder in (cfg.work.parent, cfg.work, work):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if extract.is_database_url(cfg.sources):
         manifest = extract.database_to_parquet(cfg.sources, work)
     else:
@@ -158,6 +165,25 @@ def stage_extract(cfg: RunConfig) -> dict:
             logical_date=cfg.logical_date, status="running", started_at=_now()))
     engine.dispose()
     return {"manifest": str(cfg.work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
+
+
+STALE_WORK_S = 86_400
+
+
+def _sweep_stale_work(root: Path) -> None:
+    """Remove work folders that killed runs left behind more than a day ago (no night runs for a day)."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - STALE_WORK_S
+    for folder in root.iterdir():
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def discard_work(cfg: RunConfig) -> None:
+    """Delete the run's scratch folder (full identity numbers in it); a rerun extracts the drop again."""
+    shutil.rmtree(cfg.work, ignore_errors=True)
 
 
 def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
@@ -604,9 +630,7 @@ def stage_export(cfg: RunConfig) -> dict:
         raise
     finally:
         engine.dispose()
-    shutil.rmtree(cfg.work, ignore_errors=True)
-    with contextlib.suppress(OSError):  # leave no empty scratch folder beside the extracts
-        cfg.work.parent.rmdir()
+    discard_work(cfg)
     return {"extracts": str(root)}
 
 
@@ -634,7 +658,8 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0) -> dict:
     """Run every stage in order, holding the night's run lock; on_stage(name, result, seconds) after each.
 
     A second run of the same as-of date into the same --out waits up to wait_s, then stops (RunBusyError).
-    A failing stage marks the run failed and raises an alert before the error propagates.
+    A failing stage marks the run failed, raises an alert and deletes the work folder before the error
+    propagates.
     """
     results = {}
     with night_lock(cfg, "run", wait_s):
@@ -643,10 +668,10 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0) -> dict:
             faults.checkpoint(f"before:{name}")
             try:
                 results[name] = fn(cfg)
-            except ALERTED:
-                raise
             except Exception as exc:
-                record_failure(cfg, name, exc)
+                if not isinstance(exc, ALERTED):
+                    record_failure(cfg, name, exc)
+                discard_work(cfg)
                 raise
             if on_stage:
                 on_stage(name, results[name], time.perf_counter() - t0)

@@ -106,7 +106,8 @@ def failing_rows(result, registry: Registry) -> list[tuple[int, str]]:
             raise RuntimeError(f"expectation {cfg.type} on {registry.name} failed to run: "
                                f"{r.exception_info.get('exception_message')}")
         for item in r.result.get("unexpected_index_list") or []:
-            pairs.append((int(item[ROW_COL]), reason))
+            rows = item[ROW_COL]  # a list of rows when the values are left out (exclude_unexpected_values)
+            pairs.extend((int(n), reason) for n in (rows if isinstance(rows, list) else [rows]))
     return pairs
 
 
@@ -172,7 +173,10 @@ def _run_suite(ctx, frame: pd.DataFrame, reg: Registry, suite: gx.ExpectationSui
     # Data Docs are built once after the last registry (building them per checkpoint costs seconds)
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
         name=reg.name, validation_definitions=[vd], actions=[],
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COL]}))
+        # the failing values themselves stay out of results and Data Docs: they may be identity numbers (PIPL)
+        # or hostile text; the rows are named by number and their reasons are in the quarantine
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COL],
+                       "exclude_unexpected_values": True}))
     result = checkpoint.run(batch_parameters={"dataframe": frame[[*reg.columns, ROW_COL]]},
                             expectation_parameters={"as_of": as_of.isoformat()},
                             run_id=RunIdentifier(run_name=run_name) if run_name else None)

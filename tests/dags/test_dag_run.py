@@ -93,3 +93,40 @@ def test_a_damaged_night_fails_without_retry_until_accept_drop_change(airflow_ho
     # failed at its first try: a drop gate finding does not go away on retry
     assert [(f[0], "(try 1)" in f[1]) for f in failed] == [("validate", True)], failed
     assert [tuple(w) for w in who] == [("city_payouts", "dag_test")]
+
+
+@pytest.mark.airflow
+def test_no_password_reaches_xcom_or_a_task_log(airflow_home, small_drop, tmp_path, warehouse_url):
+    """The warehouse connection carries a password (PostgreSQL's trust auth ignores it): tasks resolve the
+    connection themselves, so neither XCom nor any task log may hold it."""
+    import json as _json
+    import os
+
+    import sqlalchemy as _sa
+
+    if not warehouse_url.startswith("postgresql"):
+        pytest.skip("the password travels with the PostgreSQL warehouse")
+    secret = "s3cret-Wh-pw-7f1c"
+    with_password = _sa.engine.make_url(warehouse_url).set(password=secret).render_as_string(hide_password=False)
+    out = tmp_path / "out"
+    script = SCRIPT.replace(', "warehouse": warehouse}', "}")
+    assert script != SCRIPT
+    conn = _json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": with_password}})
+    os.environ["AIRFLOW_CONN_SUBSIDY_WAREHOUSE"] = conn
+    try:
+        result = run_airflow_script(airflow_home, script, str(small_drop), str(out), "", str(REPO / "dags"))
+    finally:
+        del os.environ["AIRFLOW_CONN_SUBSIDY_WAREHOUSE"]
+    assert result["state"] == "success", result
+    meta = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    with meta.connect() as c:
+        values = [str(v[0]) for v in c.execute(sa.text("select value from xcom where run_id = :r"),
+                                               {"r": result["run_id"]})]
+    meta.dispose()
+    assert values and not [v for v in values if secret in v]
+    logs = [p for p in airflow_home.rglob("*") if p.is_file() and p.suffix in (".log", ".json", "")]
+    assert not [p for p in logs if secret.encode() in p.read_bytes()]
+    engine = sa.create_engine(warehouse_url)
+    with engine.connect() as c:  # the run did reach the warehouse through the connection
+        assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() > 0
+    engine.dispose()

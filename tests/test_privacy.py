@@ -1,0 +1,109 @@
+"""Personal data stays in the warehouse: every file a night writes, a failed night's too, is scanned for
+the drop's identity numbers; Data Docs cannot run registry content."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from subsidy_ledger.cli import main
+from subsidy_ledger.extract import sniff_encoding
+from subsidy_ledger.generate import generate
+
+ID_SHAPE = re.compile(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])")
+HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
+SCRIPT = "<script>document.title='pwned'</script>"
+
+
+def _ids(drop: Path) -> set[str]:
+    ids = set()
+    for path in drop.glob("*.csv"):
+        enc, _ = sniff_encoding(path)
+        with open(path, encoding=enc, newline="") as fh:
+            for row in csv.DictReader(fh):
+                ids |= {v for k, v in row.items() if k == "person_id" and v and ID_SHAPE.fullmatch(v)}
+    return ids
+
+
+def _texts(root: Path):
+    """(file, text) for every file under root; workbooks are opened, being zip files of XML."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if data[:2] == b"PK":
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    yield f"{path}!{name}", z.read(name).decode("utf-8", "replace")
+        else:
+            yield str(path), data.decode("utf-8", "replace")
+
+
+def _hits(root: Path, ids: set[str]) -> list[str]:
+    return [f"{where}: {m}" for where, text in _texts(root) for m in ID_SHAPE.findall(text) if m in ids]
+
+
+@pytest.fixture
+def hostile_drop(tmp_path) -> Path:
+    """A generated drop with markup in values the validation rejects and in a name it accepts."""
+    drop = tmp_path / "drop"
+    generate(400, 17, drop)
+    path = drop / "certificates.csv"
+    enc, _ = sniff_encoding(path)
+    with open(path, encoding=enc, newline="") as fh:
+        rows = list(csv.reader(fh))
+    head = rows[0]
+    rows[1][head.index("certificate_type")] = HOSTILE
+    rows[2][head.index("name")] = SCRIPT
+    rows[3][head.index("person_id")] = rows[3][head.index("person_id")][:17] + "0"  # fails its check character
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    return drop
+
+
+def test_no_identity_number_outside_the_warehouse_good_night_or_failed(hostile_drop, tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
+    ids = _ids(hostile_drop)
+    assert len(ids) > 300
+    out, work = tmp_path / "out", tmp_path / "work"
+    url = f"sqlite:///{tmp_path / 'warehouse' / 'w.sqlite'}"
+    args = ["run", "--warehouse", url, "--out", str(out), "--work", str(work)]
+    assert main([*args, "--sources", str(hostile_drop), "--as-of", "2022-06-30"]) == 0
+    night2 = tmp_path / "night2"
+    shutil.copytree(hostile_drop, night2)
+    (night2 / "social_insurance.csv").write_text("record_id,person_id,name,employer_credit_code,employer_name,"
+                                                 "employer_category,start_date,end_date,town_code\n", "utf-8")
+    assert main([*args, "--sources", str(night2), "--as-of", "2022-07-01"]) == 3  # the drop gate stops it
+    printed = capsys.readouterr()
+    assert (out / "data_docs").is_dir() and list((out / "data_docs").rglob("*.html"))
+    assert _hits(out, ids) == []
+    assert [m for m in ID_SHAPE.findall(printed.out + printed.err) if m in ids] == []
+    assert not work.exists() or not any(work.rglob("*.parquet"))  # no scratch file survives either night
+    assert not any(p.name == ".work" for p in out.rglob("*"))
+
+
+def test_data_docs_show_no_registry_value_and_run_none_in_chromium(hostile_drop, tmp_path, monkeypatch):
+    monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
+    out = tmp_path / "out"
+    assert main(["run", "--sources", str(hostile_drop), "--as-of", "2022-06-30", "--warehouse",
+                 f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
+    pages = sorted((out / "data_docs").rglob("validations/certificates/**/*.html"))
+    assert pages
+    for _, text in _texts(out / "data_docs"):
+        assert "onerror=" not in text and "<script>document.title" not in text
+    from selenium import webdriver
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"))
+    try:
+        driver.get(pages[-1].as_uri())
+        assert "certificates" in driver.page_source
+        assert driver.execute_script("return document.title") != "pwned"
+    finally:
+        driver.quit()
