@@ -2,7 +2,8 @@
 
 A FastAPI app that the Airflow plugin in plugins/ mounts under /auditor. Every route, page and API alike,
 depends on `authenticate`, which the plugin wires to Airflow's own JWT check: plugin endpoints get no
-protection from Airflow by themselves.
+protection from Airflow by themselves. The logged-in user sees only the departments subsidy_ledger.access
+maps them to (auditors: all), and every lookup is appended to the warehouse's access_log.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
-from . import trace, warehouse
+from . import access, trace, warehouse
 
 MASKED_ID = re.compile(r"^([0-9]{6})\*{8}([0-9]{3}[0-9X])$")
 PAGE = (Path(__file__).parent / "templates" / "auditor.html")
@@ -33,9 +34,10 @@ def _engine_factory(url: Callable[[], str]):
     return get
 
 
-def search(conn, q: str, limit: int = 200) -> list[dict]:
+def search(conn, q: str, limit: int = 200,
+           departments: frozenset[str] | None = None) -> tuple[list[dict], set[str]]:
     """Ledger lines matching a payout id, a reference (certificate number, agreement#k, class id) or a
-    masked person id."""
+    masked person id, within the given departments (None: all); and the persons they show."""
     t = warehouse.ledger_lines
     q = q.strip()
     m = MASKED_ID.match(q.upper())
@@ -43,11 +45,14 @@ def search(conn, q: str, limit: int = 200) -> list[dict]:
         cond = (t.c.person_id.like(f"{m.group(1)}%")) & (t.c.person_id.like(f"%{m.group(2)}"))
     else:
         cond = (t.c.payout_id == q.upper()) | (t.c.reference == q)
+    if departments is not None:
+        cond = cond & t.c.department_code.in_(sorted(departments))
     rows = conn.execute(sa.select(t).where(cond).order_by(t.c.seq).limit(limit)).mappings().all()
-    return [{"payout_id": r["payout_id"], "entry_type": r["entry_type"], "posted_on": str(r["posted_on"])[:10],
+    hits = [{"payout_id": r["payout_id"], "entry_type": r["entry_type"], "posted_on": str(r["posted_on"])[:10],
              "amount": trace.to_yuan(int(r["amount_fen"])), "subsidy_type": r["subsidy_type"],
              "reference": r["reference"], "person_id_masked": trace.mask(r["person_id"]),
              "department_code": r["department_code"]} for r in rows]
+    return hits, {r["person_id"] for r in rows}
 
 
 def _links(t: dict, prefix: str) -> dict:
@@ -64,10 +69,20 @@ def _links(t: dict, prefix: str) -> dict:
 
 
 def create_app(warehouse_url: Callable[[], str], out_dir: Callable[[], str | None],
-               authenticate: Callable, prefix: str = "/auditor") -> FastAPI:
-    """The auditors' app; `authenticate` is a FastAPI dependency that raises 401/403 for strangers."""
-    app = FastAPI(title="Subsidy ledger auditor", dependencies=[Depends(authenticate)])
+               authenticate: Callable, prefix: str = "/auditor",
+               viewer_for: Callable = access.viewer_for) -> FastAPI:
+    """The auditors' app; `authenticate` is a FastAPI dependency that raises 401/403 for strangers, and
+    viewer_for(user) says which departments that user may see (AccessDenied: none)."""
     engine = _engine_factory(warehouse_url)
+
+    # plain Depends defaults: this module's postponed annotations could not see the local `authenticate`
+    def viewer(user=Depends(authenticate)) -> access.Viewer:  # noqa: B008
+        try:
+            return viewer_for(user)
+        except access.AccessDenied as exc:
+            raise HTTPException(status_code=403, detail=str(exc)) from None
+
+    app = FastAPI(title="Subsidy ledger auditor", dependencies=[Depends(viewer)])
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -75,19 +90,28 @@ def create_app(warehouse_url: Callable[[], str], out_dir: Callable[[], str | Non
         return PAGE.read_text("utf-8")
 
     @app.get("/api/search")
-    def api_search(q: str = Query(min_length=3, max_length=64)) -> list[dict]:
-        """Payouts matching q."""
-        with engine().connect() as conn:
-            return search(conn, q)
+    def api_search(q: str = Query(min_length=3, max_length=64), who=Depends(viewer)) -> list[dict]:  # noqa: B008
+        """Payouts matching q, in the viewer's departments."""
+        with engine().begin() as conn:
+            hits, persons = search(conn, q, departments=who.departments)
+            access.record(conn, who.name, "api", f"search {q}", persons, who.scope)
+        return hits
 
     @app.get("/api/trace/{payout_id}")
-    def api_trace(payout_id: str) -> dict:
-        """The chain behind one payout."""
-        with engine().connect() as conn:
+    def api_trace(payout_id: str, who=Depends(viewer)) -> dict:  # noqa: B008
+        """The chain behind one payout, if it is in the viewer's departments."""
+        found, shown = None, []
+        with engine().begin() as conn:
             try:
-                return _links(trace.trace_payout(conn, payout_id.strip().upper()), prefix)
-            except trace.TraceError as exc:
-                raise HTTPException(status_code=404, detail=str(exc)) from None
+                found = trace.trace_payout(conn, payout_id.strip().upper())
+            except trace.TraceError:
+                found = None
+            if found is not None and who.sees(found["payout"]["department_code"]):
+                shown = [trace.person_of(conn, payout_id)]
+            access.record(conn, who.name, "api", f"trace {payout_id}", shown, who.scope)  # found or not
+        if not shown:  # another department's payout looks like no payout at all
+            raise HTTPException(status_code=404, detail=f"no payout {payout_id} in your departments")
+        return _links(found, prefix)
 
     @app.get("/data_docs/{path:path}")
     def data_docs(path: str) -> FileResponse:

@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--person", default=None, help="list every claim of this person (identity number)")
     t.add_argument("--json", action="store_true")
     t.add_argument("--warehouse", default=None)
+    a = sub.add_parser("access-log", help="export the log of lookups of personal data (identity numbers masked)")
+    a.add_argument("--from", dest="start", type=_date, required=True)
+    a.add_argument("--to", dest="end", type=_date, required=True)
+    a.add_argument("--out", type=Path, default=None, help="CSV file (UTF-8 with BOM); default: standard output")
+    a.add_argument("--warehouse", default=None)
     r = sub.add_parser("run", help="run one nightly sync")
     r.add_argument("--sources", required=True,
                    help="drop folder of registry CSV files, or an SQLAlchemy URL of a registry database")
@@ -124,28 +129,60 @@ def _change(args) -> int:
     return 0
 
 
+def _who() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user with no name
+        return "unknown"
+
+
 def _trace(args) -> int:
-    from . import trace, warehouse
+    from . import access, trace, warehouse
 
     if bool(args.payout_id) == bool(args.person):
         raise trace.TraceError("give a payout id or --person, not both")
     engine = warehouse.connect(args.warehouse)
+    query = f"trace --person {args.person.strip().upper()}" if args.person else f"trace {args.payout_id.strip()}"
+    shown: list = []
     try:
         with engine.connect() as conn:
             if args.person:
                 result = trace.trace_person(conn, args.person.strip().upper())
-                print(trace.to_json(result) if args.json else trace.render_person(result))
+                shown = [args.person.strip().upper()]
+                text = trace.to_json(result) if args.json else trace.render_person(result)
             else:
                 result = trace.trace_payout(conn, args.payout_id.strip())
-                print(trace.to_json(result) if args.json else trace.render_payout(result))
+                shown = [trace.person_of(conn, args.payout_id)]
+                text = trace.to_json(result) if args.json else trace.render_payout(result)
+    finally:  # every lookup is logged, those that found nobody too
+        with engine.begin() as conn:
+            access.record(conn, _who(), "cli", query, shown)
+        engine.dispose()
+    print(text)
+    return 0
+
+
+def _access_log(args) -> int:
+    from . import access, export, warehouse
+
+    engine = warehouse.connect(args.warehouse)
+    try:
+        with engine.connect() as conn:
+            log = access.export(conn, dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end))
     finally:
         engine.dispose()
+    if args.out:
+        export.write_csv(log.assign(who=export.neutralise(log["who"]), query=export.neutralise(log["query"])),
+                         args.out)
+        print(f"{len(log)} lookups from {args.start} to {args.end} written to {args.out}")
+    else:
+        print(log.to_csv(index=False), end="")
     return 0
 
 
 def _run(args) -> int:
-    import getpass
-
     from . import pipeline, warehouse
     from .registries import REGISTRIES
 
@@ -162,7 +199,7 @@ def _run(args) -> int:
         sources=str(args.sources), as_of=args.as_of, warehouse=warehouse.warehouse_url(args.warehouse),
         out=str(args.out), run_id=args.run_id or f"cli__{args.as_of}", expectations=args.expectations,
         policy_dir=args.policy_dir, incremental=not args.full, accept_drop_change=tuple(args.accept_drop_change),
-        accepted_by=args.accepted_by or (getpass.getuser() if args.accept_drop_change else None), **gates)
+        accepted_by=args.accepted_by or (_who() if args.accept_drop_change else None), **gates)
 
     def report(name, result, seconds):
         print(f"{name:12s} {seconds:7.2f}s  {_brief(name, result)}", flush=True)
@@ -207,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     from .policy import PolicyError
 
     try:
-        return {"generate": _generate, "change": _change, "run": _run, "trace": _trace}[args.command](args)
+        return {"generate": _generate, "change": _change, "run": _run, "trace": _trace,
+                "access-log": _access_log}[args.command](args)
     except DropError as exc:
         print(f"error: {exc} (nothing was posted)", file=sys.stderr)
         return 2

@@ -119,6 +119,12 @@ def _why(line: pd.Series, decision: dict | None) -> str:
     return f"re-priced: now owed {decision['amount']} by {decision['department_code']}"
 
 
+def person_of(conn, payout_id: str) -> str | None:
+    """The identity number behind a payout id (for the access log; never shown)."""
+    t = ledger_lines
+    return conn.execute(sa.select(t.c.person_id).where(t.c.payout_id == payout_id.strip().upper())).scalar()
+
+
 def trace_payout(conn, payout_id: str) -> dict:
     """The full chain behind one ledger line."""
     lines = read_frame(conn, ledger_lines, ledger_lines.c.payout_id == payout_id)

@@ -265,6 +265,19 @@ alerts = sa.Table(  # failed runs and tasks, for whoever watches the nightly syn
 )
 
 
+access_log = sa.Table(  # every lookup of personal data on the auditors' page, its API and `trace`; append-only
+    "access_log", metadata,
+    sa.Column("log_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("accessed_at", sa.DateTime, nullable=False),  # UTC
+    sa.Column("who", sa.String(250), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),     # api, cli
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),             # the departments the viewer may see ("*": all)
+    sa.Column("persons_shown", sa.Integer, nullable=False),
+    sa.Column("persons", sa.Text, nullable=False),           # their identity numbers, ";"-separated
+)
+
+
 def warehouse_url(url: str | None = None) -> str:
     """The warehouse URL: the argument, else $SUBSIDY_LEDGER_WAREHOUSE, else an SQLite file here."""
     return url or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE

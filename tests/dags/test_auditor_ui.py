@@ -53,6 +53,7 @@ def served(airflow_home, small_drop, tmp_path, monkeypatch):
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-for-the-auditor-page-0123456789",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "SUBSIDY_LEDGER_WAREHOUSE": url, "SUBSIDY_LEDGER_OUT": str(out),
+        "SUBSIDY_LEDGER_USER_DEPARTMENTS": '{"auditor": "*"}',
     }
     env.pop("AIRFLOW_CONN_SUBSIDY_WAREHOUSE", None)
     log = (tmp_path / "api-server.log").open("w")  # noqa: SIM115  (closed in the finally below)
