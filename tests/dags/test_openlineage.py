@@ -1,6 +1,7 @@
 """OpenLineage events of a DAG run, through the official provider's file transport, checked by schema."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,9 @@ def test_every_task_emits_schema_valid_events_with_datasets_and_quality(airflow_
     ledger = [d["name"] for d in complete["post_ledger"]["outputs"]]
     assert any(name.endswith(".ledger_lines") for name in ledger)
     assert {e["eventType"] for e in events} >= {"START", "COMPLETE"}
+    # PIPL: lineage events name files, tables and verdicts, never a person
+    ids = set()
+    for path in small_drop.glob("*.csv"):
+        ids |= set(re.findall(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])", path.read_bytes().decode("utf-8", "ignore")))
+    text = events_file.read_text()
+    assert ids and not [m for m in re.findall(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])", text) if m in ids]
