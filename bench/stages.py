@@ -19,7 +19,6 @@ def main() -> None:
     p.add_argument("--as-of", required=True)
     p.add_argument("--warehouse", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--full", action="store_true")
     p.add_argument("--profile", default=None, help="write a pyinstrument text profile here")
     a = p.parse_args()
     started = time.perf_counter()
@@ -27,7 +26,7 @@ def main() -> None:
 
     imported = time.perf_counter() - started
     cfg = pipeline.RunConfig(sources=a.sources, as_of=a.as_of, warehouse=a.warehouse, out=a.out,
-                             run_id=f"bench__{a.as_of}", incremental=not a.full)
+                             run_id=f"bench__{a.as_of}")
     profiler = None
     if a.profile:
         from pyinstrument import Profiler

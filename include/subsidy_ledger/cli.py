@@ -83,8 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", default=None, type=_run_id, help="default cli__<as-of>")
     r.add_argument("--policy-dir", default=None, help="extra policy version files")
     r.add_argument("--expectations", default=None, help="GX suites folder (default expectations/)")
-    r.add_argument("--full", action="store_true",
-                   help="re-validate and re-decide everything instead of only what changed since the last run")
     r.add_argument("--work", default=None, help="scratch folder of the run (default $SUBSIDY_LEDGER_WORK or "
                                                  "<system temp>/subsidy-ledger-work); never inside --out")
     r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -198,7 +196,7 @@ def _run(args) -> int:
     cfg = pipeline.RunConfig(
         sources=str(args.sources), as_of=args.as_of, warehouse=warehouse.warehouse_url(args.warehouse),
         out=str(args.out), run_id=args.run_id or f"cli__{args.as_of}", expectations=args.expectations,
-        policy_dir=args.policy_dir, incremental=not args.full, accept_drop_change=tuple(args.accept_drop_change),
+        policy_dir=args.policy_dir, accept_drop_change=tuple(args.accept_drop_change),
         accepted_by=args.accepted_by or (_who() if args.accept_drop_change else None), **gates)
 
     def report(name, result, seconds):
@@ -213,8 +211,7 @@ def _brief(name: str, result: dict) -> str:
     if name == "validate":
         rec = result["reconciliation"].values()
         return (f"rows in {sum(r['rows_in'] for r in rec)}, accepted {sum(r['accepted'] for r in rec)}, "
-                f"quarantined {sum(r['quarantined'] for r in rec)} ({result['mode']}: "
-                f"{result['gx_rows_checked']} rows checked by GX)")
+                f"quarantined {sum(r['quarantined'] for r in rec)}")
     if name == "decide":
         return f"approved {result['approved']}, rejected {result['rejected']}"
     if name == "post":
@@ -225,8 +222,7 @@ def _brief(name: str, result: dict) -> str:
         return f"{sum(result['rows'].values())} rows read"
     if name == "eligibility":
         r = result["rows"]
-        scoped = "" if result.get("scoped_persons") is None else f" (of {result['scoped_persons']} changed persons)"
-        return (f"{r['int_certificate_eligibility']} certificate claims{scoped}, "
+        return (f"{r['int_certificate_eligibility']} certificate claims, "
                 f"{r['int_apprentice_eligibility']} apprentice claims, "
                 f"{r['int_living_allowance_eligibility']} living-allowance claims")
     return ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, faults, gate, ledger, lineage, scope, validate, warehouse
+from . import decide, eligibility, export, extract, faults, gate, ledger, lineage, validate, warehouse
 from .gate import DataQualityError
 from .money import yuan_to_fen
 from .policy import PolicyBook
@@ -77,7 +76,6 @@ class RunConfig:
     logical_date: str | None = None
     expectations: str | None = None
     policy_dir: str | None = None
-    incremental: bool = True  # compare with the last accepted snapshot; False re-validates and re-decides all
     # Data-quality gate: stop before posting if any registry quarantines more than this share of its rows
     # (registries with fewer rows than gate_min_rows are too small for a share to mean much)
     max_quarantine_share: float = field(default_factory=lambda: float(os.environ.get(MAX_SHARE_ENV, "0.10")))
@@ -199,69 +197,26 @@ def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
     return raws
 
 
-def _fingerprint(cfg: RunConfig, book: PolicyBook) -> str:
-    exp_dir = Path(cfg.expectations) if cfg.expectations else None
-    return hashlib.sha256(f"{validate.suites_fingerprint(exp_dir)}|{book.fingerprint}".encode()).hexdigest()
-
-
-def _base_run(conn, cfg: RunConfig, fingerprint: str) -> dict | None:
-    """The snapshot an incremental run compares against: the latest succeeded run with the same suites and
-    policy, on or before this as-of date, after which nothing else was posted."""
-    if not cfg.incremental:
-        return None
-    r = warehouse.runs
-    row = conn.execute(
-        sa.select(r).where(r.c.status == "succeeded", r.c.run_id != cfg.run_id, r.c.as_of <= cfg.as_of_date,
-                           r.c.fingerprint == fingerprint, r.c.mode != "replay")
-        .order_by(r.c.finished_at.desc()).limit(1)).mappings().first()
-    if row is None or row["ledger_seq_after_post"] != ledger.high_water(conn):
-        return None
-    return dict(row)
-
-
-def _previous_rows(conn, base_run: str) -> dict[str, pd.DataFrame]:
-    """Content hash -> the run whose GX validation accepted that content, per registry of the base run."""
-    out = {}
-    for name, table in warehouse.STAGING.items():
-        stmt = sa.select(table.c.row_hash, table.c.validated_run).where(table.c.run_id == base_run)
-        out[name] = pd.read_sql_query(stmt, conn, dtype_backend="pyarrow").drop_duplicates("row_hash")
-    return out
-
-
-def _validated_run(accepted: pd.DataFrame, previous: pd.DataFrame | None, run_id: str) -> pd.Series:
-    """Rows checked now were accepted by this run; the others by whichever run accepted that content first."""
-    if previous is None or previous.empty:
-        return pd.Series(run_id, index=accepted.index, dtype="string")
-    earlier = accepted[extract.HASH_COL].map(previous.set_index("row_hash")["validated_run"]).astype("string")
-    return earlier.where(~accepted[validate.CHECKED_COL] & earlier.notna(), run_id)
-
-
 def stage_validate(cfg: RunConfig) -> dict:
-    """Validate every registry with GX (only changed rows when a base snapshot exists); stage accepted rows,
-    record quarantine and reconciliation."""
+    """Validate every registry with GX; stage accepted rows, record quarantine and reconciliation; then the
+    quality and drop gates decide whether the night goes on."""
     raws = _load_raw(cfg)
-    book = PolicyBook.load(cfg.policy_dir)
-    fingerprint = _fingerprint(cfg, book)
     engine = _engine(cfg)
-    with engine.connect() as conn:
-        base = _base_run(conn, cfg, fingerprint)
-        previous = _previous_rows(conn, base["run_id"]) if base else {}
-    exp_dir = Path(cfg.expectations) if cfg.expectations else None
-    hashes = {n: set(f["row_hash"]) for n, f in previous.items()} if base else None
     docs = Path(cfg.out) / "data_docs" / cfg.work.name if cfg.data_docs else None
     if docs:
         shutil.rmtree(docs, ignore_errors=True)
-    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, hashes, docs_dir=docs, run_name=cfg.run_id)
+    exp_dir = Path(cfg.expectations) if cfg.expectations else None
+    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, docs_dir=docs, run_name=cfg.run_id)
     accepted_dir = cfg.work / "accepted"
     accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
         for name, v in results.items():
             table = warehouse.STAGING[name]
             conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
-            v.accepted["validated_run"] = _validated_run(v.accepted, previous.get(name), cfg.run_id)
+            v.accepted["validated_run"] = cfg.run_id  # lineage: the GX validation that accepted the row
             staged = v.accepted.rename(columns={extract.ROW_COL: "source_row", extract.HASH_COL: "row_hash"})
             warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-            v.accepted.drop(columns=[validate.CHECKED_COL]).to_parquet(accepted_dir / f"{name}.parquet", index=False)
+            v.accepted.to_parquet(accepted_dir / f"{name}.parquet", index=False)
             faults.checkpoint(f"validate:staged:{name}")
         for t in (warehouse.quarantine, warehouse.reconciliation, warehouse.validation_results):
             conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
@@ -279,8 +234,7 @@ def stage_validate(cfg: RunConfig) -> dict:
                              "gx_success": v.gx_summary["success"], "gx_evaluated": v.gx_summary["evaluated"],
                              "problem": raws[n].problem, "run_id": cfg.run_id} for n, v in results.items()])
         warehouse.insert_frame(conn, warehouse.reconciliation, rec)
-        _set_run(conn, cfg.run_id, fingerprint=fingerprint, base_run=base["run_id"] if base else None,
-                 mode="incremental" if base else "full")
+        _set_run(conn, cfg.run_id, mode="full")
         previous = _previous_figures(conn, cfg.run_id)
     figures = rec.to_dict("records")
     tonight = [gate.RegistryFigures(r["registry"], r["file_name"], REGISTRIES[r["registry"]].required,
@@ -296,7 +250,6 @@ def stage_validate(cfg: RunConfig) -> dict:
             "quality": {n: {"suite": v.gx_summary["suite"], "success": v.gx_summary["success"],
                             "rows_checked": v.gx_summary["rows_checked"],
                             "expectations": v.gx_summary["expectations"]} for n, v in results.items()},
-            "mode": "incremental" if base else "full",
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
 
 
@@ -374,30 +327,6 @@ def _accepted(cfg: RunConfig, conn) -> dict[str, pd.DataFrame]:
     return {n: pd.read_parquet(folder / f"{n}.parquet") for n in REGISTRIES}
 
 
-def _base_links(conn, base_run: str) -> dict[str, pd.DataFrame]:
-    out = {}
-    for name, table in warehouse.STAGING.items():
-        cols = [table.c.row_hash, *[table.c[c] for c in scope.LINK_COLUMNS if c in table.c]]
-        out[name] = pd.read_sql_query(sa.select(*cols).where(table.c.run_id == base_run), conn)
-    return out
-
-
-def _certificate_scope(conn, cfg: RunConfig, stg: dict[str, pd.DataFrame]) -> tuple[set[str] | None, dict]:
-    """(persons to re-decide, base run) for an incremental run; (None, {}) decides everyone."""
-    run = _run_row(conn, cfg.run_id)
-    if run.get("mode") != "incremental" or not run.get("base_run"):
-        return None, {}
-    base = _run_row(conn, run["base_run"])
-    if not base or base.get("ledger_seq_after_post") != ledger.high_water(conn):
-        return None, {}
-    persons = scope.changed_persons(stg, _base_links(conn, base["run_id"]), base["as_of"], cfg.as_of_date)
-    return persons, base
-
-
-def _only(stg: dict[str, pd.DataFrame], persons: set[str]) -> dict[str, pd.DataFrame]:
-    return {n: (f.loc[f["person_id"].isin(persons)] if "person_id" in f else f) for n, f in stg.items()}
-
-
 ELIGIBILITY = (  # intermediate table, builder
     (warehouse.certificate_eligibility, eligibility.build_certificate_eligibility),
     (warehouse.apprentice_eligibility, eligibility.build_apprentice_eligibility),
@@ -405,33 +334,23 @@ ELIGIBILITY = (  # intermediate table, builder
 )
 
 
-def _build_eligibility(conn, cfg: RunConfig, book: PolicyBook, full: bool) -> dict:
+def _build_eligibility(conn, cfg: RunConfig, book: PolicyBook) -> dict:
     stg = _accepted(cfg, conn)
-    persons, base = (None, {}) if full else _certificate_scope(conn, cfg, stg)
     rows = {}
     for table, build in ELIGIBILITY:
-        scoped = persons is not None and table is warehouse.certificate_eligibility
-        frame = build(_only(stg, persons) if scoped else stg, cfg.as_of_date, book)
+        frame = build(stg, cfg.as_of_date, book)
         conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
         warehouse.insert_frame(conn, table, frame.assign(run_id=cfg.run_id))
         rows[table.name] = len(frame)
-    scope_file = cfg.work / "scope.parquet"
-    if persons is None:
-        _set_run(conn, cfg.run_id, mode="full", base_run=None)
-        scope_file.unlink(missing_ok=True)
-    else:
-        pd.DataFrame({"person_id": sorted(persons)}, dtype="string").to_parquet(scope_file, index=False)
-    return {"rows": rows, "scoped_persons": None if persons is None else len(persons),
-            "base_run": base.get("run_id")}
+    return {"rows": rows}
 
 
 def stage_eligibility(cfg: RunConfig) -> dict:
-    """Join the accepted registries into the intermediate eligibility tables (one per claim kind); an
-    incremental run joins certificate facts only for the persons whose inputs changed."""
+    """Join the accepted registries into the intermediate eligibility tables (one per claim kind)."""
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
     with engine.begin() as conn:
-        out = _build_eligibility(conn, cfg, book, full=False)
+        out = _build_eligibility(conn, cfg, book)
     engine.dispose()
     return out
 
@@ -444,26 +363,13 @@ def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()
 
 
 def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
-    """Decide every claim from this run's eligibility tables (R1 of unchanged persons: the base run's)."""
-    run = _run_row(conn, cfg.run_id)
-    scope_file = cfg.work / "scope.parquet"
-    if run.get("mode") == "incremental" and not scope_file.is_file():
-        # the scope did not survive (work folder lost): decide everyone
-        _build_eligibility(conn, cfg, book, full=True)
-        run = _run_row(conn, cfg.run_id)
+    """Decide every claim from this run's eligibility tables; store the decisions and their lineage."""
     certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
                          ("civil_servant", "insured", "key_group", "paid_by_city"))
     state = ledger.claim_state(conn, CERTIFICATE_TYPES)
     paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
-    parts = [decide.decide_certificates(certs, book, paid)]
-    kept = pd.DataFrame(columns=[*decide.DECISION_COLUMNS, "decided_in_run"])
-    if run.get("mode") == "incremental":
-        t = warehouse.decisions
-        kept = warehouse.read_frame(conn, t, (t.c.run_id == run["base_run"]) & t.c.subsidy_type.in_(CERTIFICATE_TYPES))
-        scoped = pd.read_parquet(scope_file)["person_id"]
-        kept = kept.loc[~kept["person_id"].isin(scoped)]
-        kept["decided_in_run"] = kept["decided_in_run"].fillna(run["base_run"])
-    parts += [
+    parts = [
+        decide.decide_certificates(certs, book, paid),
         decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id), book,
                                   cfg.as_of_date),
         decide.decide_living_allowances(
@@ -471,15 +377,12 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
                          ("filed_in_advance", "qualifying_group")), book, cfg.as_of_date),
     ]
     fresh = [p for p in parts if len(p)]
-    fresh = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
-    # lineage of the claims decided now; kept decisions point at the run that decided them
-    sources = lineage.claim_sources(_accepted(cfg, conn), fresh)
+    d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
+    sources = lineage.claim_sources(_accepted(cfg, conn), d)
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, t, sources.assign(run_id=cfg.run_id))
-    fresh = fresh.assign(decided_in_run=cfg.run_id)
-    d = pd.concat([fresh, kept[fresh.columns]], ignore_index=True) if len(kept) else fresh
-    d = d.sort_values(decide.CLAIM_KEY, kind="stable").reset_index(drop=True)
+    d = d.assign(decided_in_run=cfg.run_id).sort_values(decide.CLAIM_KEY, kind="stable").reset_index(drop=True)
     conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
     _set_run(conn, cfg.run_id, ledger_seq_at_decide=ledger.high_water(conn))
@@ -538,7 +441,7 @@ def stage_post(cfg: RunConfig) -> dict:
             if _run_row(conn, cfg.run_id).get("ledger_seq_at_decide") != ledger.high_water(conn):
                 log.warning("the ledger moved since run %s decided; deciding again before posting", cfg.run_id)
                 book = PolicyBook.load(cfg.policy_dir)
-                _build_eligibility(conn, cfg, book, full=True)
+                _build_eligibility(conn, cfg, book)
                 _make_decisions(conn, cfg, book)
             decisions = _decisions(conn, cfg.run_id)
             state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -15,14 +14,12 @@ import pandas as pd
 
 from . import gx_expectations  # noqa: F401  (registers the custom expectations the suites name)
 from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, RawRegistry
-from .fastops import isin
 from .identifiers import compact_resident_id
 from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
 QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons"]
 DOCS_SITE = "run_data_docs"
-CHECKED_COL = "__checked"  # accepted row went through GX in this run (else an earlier run accepted its content)
 log = logging.getLogger(__name__)
 
 
@@ -148,19 +145,6 @@ def type_frame(frame: pd.DataFrame, registry: Registry) -> pd.DataFrame:
     return out
 
 
-def unchanged_rows(frame: pd.DataFrame, registry: Registry, previous_hashes: set[str] | None) -> pd.Series:
-    """Rows an earlier run accepted with identical content and whose key no other row shares.
-
-    Their expectations can only pass again (row-wise checks see the same values; the birth-date bound
-    only moves later), so an incremental run does not send them through GX; rows sharing a key with any
-    other row always go, so that uniqueness is judged on every row that could break it.
-    """
-    if not previous_hashes:
-        return pd.Series(False, index=frame.index)
-    shared_key = record_keys(frame, registry).duplicated(keep=False)
-    return isin(frame[HASH_COL], previous_hashes) & ~shared_key & frame[PARSE_ERROR_COL].isna()
-
-
 def _run_suite(ctx, frame: pd.DataFrame, reg: Registry, suite: gx.ExpectationSuite, as_of: dt.date,
                run_name: str | None):
     """Validate through a GX checkpoint, so that the result also lands in the run's Data Docs."""
@@ -184,18 +168,13 @@ def _run_suite(ctx, frame: pd.DataFrame, reg: Registry, suite: gx.ExpectationSui
 
 
 def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: dt.date,
-                      previous_hashes: set[str] | None = None, run_name: str | None = None) -> Validated:
-    """Validate one raw registry with its suite; every row ends accepted or quarantined.
-
-    With previous_hashes (the content hashes of the last accepted snapshot), only rows that changed, are
-    new, or share a key go through GX; the rest are accepted as before.
-    """
+                      run_name: str | None = None) -> Validated:
+    """Validate one raw registry with its suite; every row ends accepted or quarantined."""
     reg = raw.registry
     frame = raw.frame
     if "person_id" in frame:
         frame = frame.assign(person_id=compact_resident_id(frame["person_id"]))
-    same = unchanged_rows(frame, reg, previous_hashes)
-    check = frame.loc[~same]
+    check = frame
     result = _run_suite(ctx, check, reg, suite, as_of, run_name)
     pairs = failing_rows(result, reg)
     parse_bad = check[PARSE_ERROR_COL].notna()
@@ -212,7 +191,6 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
         "reasons": bad.reindex(rejected[ROW_COL]).to_numpy(),
     }, columns=QUARANTINE_COLUMNS)
     accepted = type_frame(frame.loc[~is_bad, [*reg.columns, ROW_COL, HASH_COL]].reset_index(drop=True), reg)
-    accepted[CHECKED_COL] = ~same[~is_bad].to_numpy(dtype=bool)
     stats = result.statistics
     summary = {"success": bool(result.success), "evaluated": int(stats["evaluated_expectations"]),
                "successful": int(stats["successful_expectations"]), "suite": suite.name,
@@ -222,20 +200,10 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
     return Validated(reg, accepted, quarantine, len(frame), summary)
 
 
-def suites_fingerprint(expectations_dir: Path | None = None) -> str:
-    """SHA-256 over every suite file: an incremental run trusts earlier verdicts only under the same suites."""
-    exp_dir = Path(expectations_dir) if expectations_dir else default_expectations_dir()
-    digest = hashlib.sha256()
-    for path in sorted(exp_dir.glob("*.json")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,
-                  previous_hashes: dict[str, set[str]] | None = None, docs_dir: Path | None = None,
-                  run_name: str | None = None) -> dict[str, Validated]:
-    """Validate every registry of a drop with its GX suite (only changed rows when previous_hashes is given);
-    with docs_dir, GX Data Docs of this run are built there."""
+                  docs_dir: Path | None = None, run_name: str | None = None) -> dict[str, Validated]:
+    """Validate every registry of a drop with its GX suite; with docs_dir, GX Data Docs of this run are built
+    there."""
     exp_dir = Path(expectations_dir) if expectations_dir else default_expectations_dir()
     ctx = _gx_context()
     if docs_dir:
@@ -245,8 +213,7 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
                               "base_directory": str(Path(docs_dir).resolve())}})
     out = {}
     for name, raw in raws.items():
-        prev = (previous_hashes or {}).get(name)
-        out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, prev, run_name)
+        out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, run_name)
         v = out[name]
         assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
     if docs_dir:

@@ -35,7 +35,7 @@ def _staging_table(reg: Registry) -> sa.Table:
         else:
             typ = sa.Text
         cols.append(sa.Column(c, typ))
-    cols.append(sa.Column("row_hash", sa.String(32)))  # content hash of the source row (incremental runs)
+    cols.append(sa.Column("row_hash", sa.String(32)))  # content hash of the source row (lineage)
     cols.append(sa.Column("validated_run", RUN_ID))     # the run whose GX validation accepted this content
     table = sa.Table(reg.table, metadata, *cols)
     sa.Index(f"ix_{reg.table}_run", table.c.run_id, table.c.row_hash)
@@ -56,9 +56,9 @@ runs = sa.Table(
     sa.Column("finished_at", sa.DateTime),
     sa.Column("ledger_seq_at_decide", sa.BigInteger),
     sa.Column("ledger_seq_after_post", sa.BigInteger),
-    sa.Column("mode", sa.String(20)),       # full, incremental, replay
-    sa.Column("base_run", RUN_ID),          # the snapshot an incremental run compared against
-    sa.Column("fingerprint", sa.String(64)),  # suites + policy files: earlier verdicts hold only under the same
+    sa.Column("mode", sa.String(20)),       # full, replay (earlier revisions: incremental)
+    sa.Column("base_run", RUN_ID),          # no longer set: earlier revisions' incremental runs
+    sa.Column("fingerprint", sa.String(64)),  # no longer set: earlier revisions' incremental runs
 )
 
 ledger_lock = sa.Table(
@@ -190,7 +190,7 @@ decisions = sa.Table(
     sa.Column("occupation_code", sa.Text),
     sa.Column("level", sa.Integer),
     sa.Column("event_date", sa.Date),
-    sa.Column("decided_in_run", RUN_ID),  # an incremental run keeps unchanged decisions of an earlier run
+    sa.Column("decided_in_run", RUN_ID),  # the run itself (earlier revisions kept unchanged decisions of another)
     sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference", "person_id"),
 )
 
