@@ -47,6 +47,9 @@ def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop
     wanted = {(t, c) for t, codes in by_type.items() for c in ("", *codes) if c != "max_years_reached"}
     assert wanted - seen == set()
     assert ("special_ability", "") in seen
+    held = {("skill_upgrade", "awaiting_registry_correction"), ("living_allowance", "overlapping_attendance")}
+    assert held - seen == set()  # POLICY.md revision 2's holds the pipeline builds so far
+    assert all(r["held_rows"] for r in decisions if r["reason_code"] == "awaiting_registry_correction")
     paid = {(r["subsidy_type"], r["amount"]) for r in decisions if r["decision"] == "approved"}
     assert {("skill_upgrade", "1100.00"), ("skill_upgrade", "1650.00"), ("special_ability", "600.00")} <= paid
     lines = [r for p in root.glob("*/ledger.csv") for r in _rows(p)]

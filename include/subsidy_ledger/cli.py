@@ -213,7 +213,7 @@ def _brief(name: str, result: dict) -> str:
         return (f"rows in {sum(r['rows_in'] for r in rec)}, accepted {sum(r['accepted'] for r in rec)}, "
                 f"quarantined {sum(r['quarantined'] for r in rec)}")
     if name == "decide":
-        return f"approved {result['approved']}, rejected {result['rejected']}"
+        return f"approved {result['approved']}, rejected {result['rejected']}, held {result.get('held', 0)}"
     if name == "post":
         if result.get("replay"):
             return "replay of an earlier date: nothing posted"

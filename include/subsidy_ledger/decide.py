@@ -1,4 +1,4 @@
-"""Decide: every claim approved or rejected with its reason code, amount, rule id and policy version."""
+"""Decide: every claim approved, rejected or held, with its reason code, amount, rule id and policy version."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 
 from .money import apply_uplift
 from .policy import PolicyBook
+from .rules import holds
 from .rules import r1_skill_upgrade as r1
 from .rules import r4_employee_apprentice as r4
 from .rules import r5_student_apprentice as r5
@@ -106,5 +107,7 @@ def decide_living_allowances(f: pd.DataFrame, book: PolicyBook, as_of) -> pd.Dat
     per_day = book.per_version(f["policy_version"], lambda v: v.living_allowance_per_day_fen)
     base = r6.amount_fen(pd.Series(True, index=f.index), days, per_day)
     amount = r6.amount_fen(reason.isna(), days, per_day)
-    return _frame(f, reason, amount, base, r6.RULE_ID, EMPLOYMENT_FUND, f["start_date"],
-                  occupation_code=f["occupation_code"], level=f["level"])
+    out = _frame(f, reason, amount, base, r6.RULE_ID, EMPLOYMENT_FUND, f["start_date"],
+                 occupation_code=f["occupation_code"], level=f["level"])
+    overlapping = f.get("overlapping_attendance")
+    return holds.hold(out, pd.Series(pd.NA, index=out.index, dtype="string"), overlapping)

@@ -152,7 +152,23 @@ def build_apprentice_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, b
 LIVING_COLUMNS = [
     "class_id", "person_id", "name", "department_code", "occupation_code", "level", "filed_in_advance",
     "start_date", "end_date", "policy_version", "attendance_days", "class_days", "qualifying_group",
+    "overlapping_attendance",
 ]
+
+
+def overlapping_entries(enrollments: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
+    """(class_id, person_id) roster entries of a person who is on the rosters of two classes whose date
+    ranges overlap (资金监管: one person cannot attend both; both entries wait for a corrected roster)."""
+    r = enrollments[["class_id", "person_id"]].merge(classes[["class_id", "start_date", "end_date"]],
+                                                     on="class_id", how="inner")
+    r = r.loc[r["person_id"].duplicated(keep=False) & r["start_date"].notna()]
+    end = r["end_date"].fillna(r["start_date"])
+    r = r.assign(end_date=end)
+    pairs = r.merge(r, on="person_id", suffixes=("", "_other"))
+    hit = pairs.loc[(pairs["class_id"] != pairs["class_id_other"])
+                    & (pairs["start_date"] <= pairs["end_date_other"])
+                    & (pairs["start_date_other"] <= pairs["end_date"])]
+    return hit[["class_id", "person_id"]].drop_duplicates().reset_index(drop=True)
 
 
 def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date,
@@ -179,6 +195,9 @@ def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.d
                            columns=["policy_version", "category"])
     hit = pairs.merge(allowed, on=["policy_version", "category"])["event"].unique()
     f["qualifying_group"] = f.index.isin(hit)
+    overlap = overlapping_entries(stg["class_enrollments"], stg["training_classes"]).assign(_o=True)
+    f["overlapping_attendance"] = f[["class_id", "person_id"]].merge(
+        overlap, on=["class_id", "person_id"], how="left")["_o"].fillna(False).astype(bool).to_numpy()
     fallback = book.versions[0].department_without_class
     f["department_code"] = f["department_code"].fillna(
         f["policy_version"].map({v.version: v.department_without_class for v in book.versions})).fillna(fallback)

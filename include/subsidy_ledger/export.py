@@ -20,8 +20,8 @@ from .money import fen_to_yuan_text, rate_units_to_text
 LEDGER_COLUMNS = ["payout_id", "entry_type", "reverses_payout_id", "posted_on", "department_code", "fund",
                   "subsidy_type", "person_id_masked", "name", "reference", "occupation_code", "level", "amount",
                   "uplift_rate", "rule_id", "policy_version", "run_id"]
-DECISION_COLUMNS = ["reference", "subsidy_type", "person_id_masked", "name", "decision", "reason_code", "amount",
-                    "rule_id", "department_code"]
+DECISION_COLUMNS = ["reference", "subsidy_type", "person_id_masked", "name", "decision", "reason_code", "held_rows",
+                    "amount", "rule_id", "department_code"]
 SUMMARY_COLUMNS = ["posted_on", "department_code", "fund", "subsidy_type", "payout_lines", "reversal_lines",
                    "amount"]
 RECONCILIATION_COLUMNS = ["registry", "file_name", "present", "encoding", "sha256", "rows_in", "accepted",
@@ -62,7 +62,8 @@ def decisions_extract(d: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "reference": neutralise(d["reference"]), "subsidy_type": d["subsidy_type"],
         "person_id_masked": mask_resident_id(d["person_id"]), "name": neutralise(d["name"]),
-        "decision": d["decision"], "reason_code": d["reason_code"], "amount": fen_to_yuan_text(d["amount_fen"]),
+        "decision": d["decision"], "reason_code": d["reason_code"],
+        "held_rows": d.get("held_rows", pd.NA), "amount": fen_to_yuan_text(d["amount_fen"]),
         "rule_id": d["rule_id"], "department_code": d["department_code"],
     }, columns=DECISION_COLUMNS)
 

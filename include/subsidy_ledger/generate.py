@@ -254,6 +254,8 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
     # a few roster entries name a class that was never filed (R6 class_not_filed_in_advance)
     ghost = rng.random(len(roster)) < 0.01
     roster.loc[ghost, "class_id"] = [f"NX2020-9{i:04d}" for i in range(int(ghost.sum()))]
+    roster = pd.concat([roster, _overlapping_entries(roster, set(pid[li]) if len(li) else set(), class_ids,
+                                                     cls_start, cls_end)], ignore_index=True)
     frames["class_enrollments"] = roster.reset_index(drop=True)
 
     # the city already paid a few (R1 check 7): by certificate number or by occupation and level
@@ -349,6 +351,26 @@ def _defects(rng, name: str, df: pd.DataFrame) -> pd.DataFrame:
         dst = rng.choice(n, k, replace=False)
         df.loc[dst, key] = df.loc[src, key].to_numpy()
     return df
+
+
+def _overlapping_entries(roster: pd.DataFrame, low_income: set, class_ids, starts, ends) -> pd.DataFrame:
+    """A few trainees, low-income ones more often, also on the roster of another class whose dates overlap
+    (资金监管: R6/R7 overlapping_attendance). Drawn from their own stream, added after every other draw, so
+    the rest of the drop stays as it was."""
+    rng = np.random.default_rng(len(roster) + 7919)
+    index = {c: i for i, c in enumerate(class_ids)}
+    share = np.where(roster["person_id"].isin(low_income), 0.15, 0.005)
+    picked = roster.loc[(rng.random(len(roster)) < share) & roster["class_id"].isin(index)]
+    rows = []
+    for cid, person, name in zip(picked["class_id"], picked["person_id"], picked["name"], strict=True):
+        i = index[cid]
+        other = np.flatnonzero((starts <= ends[i]) & (starts[i] <= ends) & (np.arange(len(starts)) != i))
+        if len(other):
+            rows.append({"class_id": class_ids[int(rng.choice(other))], "person_id": person, "name": name,
+                         "attendance_days": str(int(rng.integers(3, 20))), "passed": "false"})
+    extra = pd.DataFrame(rows, columns=roster.columns)
+    return extra.loc[~extra.set_index(["class_id", "person_id"]).index.isin(
+        roster.set_index(["class_id", "person_id"]).index)].drop_duplicates(["class_id", "person_id"])
 
 
 def generate(persons: int, seed: int, out: Path) -> DropStats:

@@ -81,10 +81,20 @@ def claim_state(conn, subsidy_types: list[str]) -> pd.DataFrame:
     return state.merge(active, on=CLAIM_KEY, how="left")
 
 
+def _not_held(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The rows of frame whose claim is not held: a held claim's ledger lines stand untouched."""
+    held = decisions.loc[decisions["decision"] == "held", CLAIM_KEY]
+    if held.empty:
+        return frame
+    m = frame.merge(held.assign(_held=True), on=CLAIM_KEY, how="left")
+    return frame.loc[~m["_held"].fillna(False).astype(bool).to_numpy()]
+
+
 def plan_postings(decisions: pd.DataFrame, state: pd.DataFrame, posted_on: dt.date, run_id: str) -> pd.DataFrame:
-    """The lines that bring every claim's ledger sum to what it is owed now (none if already equal)."""
+    """The lines that bring every claim's ledger sum to what it is owed now (none if already equal); held
+    claims get none, whatever the ledger holds for them."""
     owed = decisions.loc[decisions["decision"] == "approved"]
-    m = state.merge(owed, on=CLAIM_KEY, how="outer")
+    m = _not_held(state, decisions).merge(owed, on=CLAIM_KEY, how="outer")
     m["owed"] = m["amount_fen"].fillna(0).astype("int64")
     has_active = m["active_id"].notna()
     amount_changed = (m["active_amount"].astype("Int64") != m["owed"]).fillna(True).astype(bool)
@@ -114,8 +124,9 @@ def plan_postings(decisions: pd.DataFrame, state: pd.DataFrame, posted_on: dt.da
 
 
 def check_claim_sums(conn, decisions: pd.DataFrame, subsidy_types: list[str]) -> None:
-    """Invariant: for every claim of these subsidy types, the ledger sum equals the amount owed."""
-    state = claim_state(conn, subsidy_types)
+    """Invariant: for every claim of these subsidy types, the ledger sum equals the amount owed (held claims:
+    whatever it was, untouched)."""
+    state = _not_held(claim_state(conn, subsidy_types), decisions)
     owed = decisions.loc[decisions["decision"] == "approved", [*CLAIM_KEY, "amount_fen"]]
     m = state[[*CLAIM_KEY, "net_fen"]].merge(owed, on=CLAIM_KEY, how="outer")
     bad = m.loc[m["net_fen"].fillna(0).astype("int64") != m["amount_fen"].fillna(0).astype("int64")]

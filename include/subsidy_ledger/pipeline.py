@@ -28,6 +28,7 @@ from .gate import DataQualityError
 from .money import yuan_to_fen
 from .policy import PolicyBook
 from .registries import REGISTRIES
+from .rules import holds
 
 log = logging.getLogger(__name__)
 CERTIFICATE_TYPES = ["skill_upgrade", "special_ability"]
@@ -368,16 +369,20 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
                          ("civil_servant", "insured", "key_group", "paid_by_city"))
     state = ledger.claim_state(conn, CERTIFICATE_TYPES)
     paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
+    living = _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
+                          ("filed_in_advance", "qualifying_group", "overlapping_attendance"))
     parts = [
         decide.decide_certificates(certs, book, paid),
         decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id), book,
                                   cfg.as_of_date),
-        decide.decide_living_allowances(
-            _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
-                         ("filed_in_advance", "qualifying_group")), book, cfg.as_of_date),
+        decide.decide_living_allowances(living, book, cfg.as_of_date),
     ]
     fresh = [p for p in parts if len(p)]
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
+    quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
+    d = holds.hold(d, holds.quarantined_rows(d, quarantine))
+    d = pd.concat([d, _orphans_on_hold(ledger.claim_state(conn, decide.SUBSIDY_TYPES), d, quarantine)],
+                  ignore_index=True)
     sources = lineage.claim_sources(_accepted(cfg, conn), d)
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
@@ -389,6 +394,23 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     return d
 
 
+def _orphans_on_hold(state: pd.DataFrame, decided: pd.DataFrame, quarantine: pd.DataFrame) -> pd.DataFrame:
+    """Claims the ledger pays that no longer appear at all because their own row was quarantined (say the
+    certificate row itself): held, so that their payout stands, instead of reversed on unreadable evidence."""
+    paid = state.loc[state["net_fen"].astype("int64") > 0]
+    gone = paid.merge(decided[decide.CLAIM_KEY], on=decide.CLAIM_KEY, how="left", indicator=True)
+    gone = gone.loc[gone["_merge"] == "left_only"].reset_index(drop=True)
+    rows = holds.quarantined_rows(gone, quarantine)
+    gone = gone.loc[rows.notna()]
+    return pd.DataFrame({
+        **{k: gone[k] for k in decide.CLAIM_KEY}, "name": gone["active_name"], "decision": holds.HELD,
+        "reason_code": holds.AWAITING_CORRECTION, "amount_fen": 0, "uplift_units": 0,
+        "rule_id": gone["active_rule_id"], "policy_version": gone["active_policy_version"],
+        "department_code": gone["active_department_code"], "fund": gone["active_fund"],
+        "occupation_code": gone["active_occupation_code"], "level": gone["active_level"],
+        "held_rows": rows[rows.notna()]}, columns=[*decide.DECISION_COLUMNS, "held_rows"])
+
+
 def stage_decide(cfg: RunConfig) -> dict:
     """Decide every claim (R1-R6); store this run's decisions."""
     book = PolicyBook.load(cfg.policy_dir)
@@ -398,7 +420,7 @@ def stage_decide(cfg: RunConfig) -> dict:
     engine.dispose()
     counts = d["decision"].value_counts().to_dict()
     return {"table": warehouse.decisions.name, "approved": int(counts.get("approved", 0)),
-            "rejected": int(counts.get("rejected", 0))}
+            "rejected": int(counts.get("rejected", 0)), "held": int(counts.get("held", 0))}
 
 
 def _decisions(conn, run_id: str) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from .identifiers import compact_resident_id
 from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
-QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons"]
+QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons", "person_id"]
 DOCS_SITE = "run_data_docs"
 log = logging.getLogger(__name__)
 
@@ -184,11 +184,14 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
     bad = bad.drop_duplicates().groupby(ROW_COL, sort=True)["reason"].agg(";".join)
     is_bad = frame[ROW_COL].isin(bad.index)
     rejected = frame.loc[is_bad]
+    person = (rejected["person_id"] if "person_id" in rejected else pd.Series(pd.NA, index=rejected.index))
     quarantine = pd.DataFrame({
         "registry": reg.name,
         "row_number": rejected[ROW_COL].astype("int64").to_numpy(),
         "record_key": record_keys(rejected, reg).to_numpy(),
         "reasons": bad.reindex(rejected[ROW_COL]).to_numpy(),
+        # whose row it was (compacted, as read): their claims on this registry wait for the correction
+        "person_id": person.astype("string").str.replace("\x00", "", regex=False).to_numpy(),
     }, columns=QUARANTINE_COLUMNS)
     accepted = type_frame(frame.loc[~is_bad, [*reg.columns, ROW_COL, HASH_COL]].reset_index(drop=True), reg)
     stats = result.statistics

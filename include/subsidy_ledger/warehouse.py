@@ -103,6 +103,7 @@ quarantine = sa.Table(
     sa.Column("row_number", sa.Integer, nullable=False),
     sa.Column("record_key", sa.Text),
     sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("person_id", sa.Text),  # the row's person, compacted: their claims on this registry are held
     sa.PrimaryKeyConstraint("run_id", "registry", "row_number"),
 )
 
@@ -166,6 +167,7 @@ living_allowance_eligibility = sa.Table(
     sa.Column("attendance_days", sa.Integer, nullable=False),
     sa.Column("class_days", sa.Integer),
     sa.Column("qualifying_group", sa.Boolean, nullable=False),
+    sa.Column("overlapping_attendance", sa.Boolean),  # on another roster whose class dates overlap: held
     sa.PrimaryKeyConstraint("run_id", "class_id", "person_id"),
 )
 
@@ -191,6 +193,7 @@ decisions = sa.Table(
     sa.Column("level", sa.Integer),
     sa.Column("event_date", sa.Date),
     sa.Column("decided_in_run", RUN_ID),  # the run itself (earlier revisions kept unchanged decisions of another)
+    sa.Column("held_rows", sa.Text),  # awaiting_registry_correction: the quarantined "registry:row" pairs
     sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference", "person_id"),
 )
 

@@ -89,3 +89,23 @@ def test_each_trainee_is_a_separate_claim():
                  low_income=[low_income(A), low_income(B, "employment_difficulty")])
     d = decide_living(stg)
     assert d.loc[("K1", A), "amount_fen"] == 30000 and d.loc[("K1", B), "amount_fen"] == 9000
+
+
+def test_two_rosters_with_overlapping_dates_hold_both_entries():
+    """POLICY.md Decisions: overlapping_attendance holds both R6 entries until a roster is corrected."""
+    classes = [training_class("K1", "2020-05-01", "2020-05-20"), training_class("K2", "2020-05-15", "2020-06-10"),
+               training_class("K3", "2020-07-01", "2020-07-10")]
+    roster = [enrolled("K1", A, "10"), enrolled("K2", A, "10"), enrolled("K3", A, "5"), enrolled("K1", B, "10")]
+    d = decide_living(staged(training_classes=classes, class_enrollments=roster,
+                             low_income=[low_income(A), low_income(B)]))
+    for cid in ("K1", "K2"):
+        row = d.loc[(cid, A)]
+        assert (row["decision"], row["reason_code"], int(row["amount_fen"])) == ("held", "overlapping_attendance", 0)
+    assert d.loc[("K3", A), "decision"] == "approved" and d.loc[("K1", B), "decision"] == "approved"
+
+
+def test_classes_that_touch_on_one_day_overlap():
+    classes = [training_class("K1", "2020-05-01", "2020-05-20"), training_class("K2", "2020-05-20", "2020-05-30")]
+    d = decide_living(staged(training_classes=classes, class_enrollments=[enrolled("K1", A), enrolled("K2", A)],
+                             low_income=[low_income(A)]))
+    assert set(d["reason_code"]) == {"overlapping_attendance"}
