@@ -70,16 +70,16 @@ def test_the_documented_example_version_prices_every_rule_from_its_start_date():
     )
 
     book = PolicyBook.load(EXAMPLE)
-    a = PEOPLE[5]
+    a, b = PEOPLE[5], PEOPLE[6]  # b takes the second class: one person on two overlapping classes is held
     stg = staged(
-        social_insurance=[insured(a)], low_income=[low_income(a)],
+        social_insurance=[insured(a)], low_income=[low_income(a), low_income(b)],
         certificates=[certificate("C1", a, "2021-12-31", level="5"),
                       certificate("C2", a, "2022-01-01", level="5", occupation="6-31-01-03")],
         apprenticeships=[agreement("E1", a, "employee", "2020-12-20"), agreement("E2", a, "employee", "2021-01-05"),
                          agreement("S1", a, "student", "2022-01-01", allowance="400.00")],
         training_classes=[training_class("K1", "2021-12-31", "2022-01-09"),
                           training_class("K2", "2022-01-01", "2022-01-10")],
-        class_enrollments=[enrolled("K1", a, "5"), enrolled("K2", a, "5")])
+        class_enrollments=[enrolled("K1", a, "5"), enrolled("K2", b, "5")])
     certs = decide_all(stg, as_of="2023-06-30", book=book)
     assert certs.loc["C1", ["amount_fen", "policy_version"]].tolist() == [100000, "nanxun-2019"]
     assert certs.loc["C2", ["amount_fen", "policy_version"]].tolist() == [120000, "nanxun-2022"]
@@ -90,8 +90,8 @@ def test_the_documented_example_version_prices_every_rule_from_its_start_date():
     assert ap.loc["E2#3", "reason_code"] == "outside_policy_window"  # begins 2023-01-05: no version then
     assert ap.loc["S1#1", ["amount_fen", "policy_version"]].tolist() == [360000, "nanxun-2022"]  # 12 x 400 capped
     la = decide_living(stg, as_of="2023-06-30", book=book)
-    assert la.loc[("K1", a), "amount_fen"] == 15000 and la.loc[("K2", a), "amount_fen"] == 20000
-    assert la.loc[("K2", a), "policy_version"] == "nanxun-2022"
+    assert la.loc[("K1", a), "amount_fen"] == 15000 and la.loc[("K2", b), "amount_fen"] == 20000
+    assert la.loc[("K2", b), "policy_version"] == "nanxun-2022"
 
 
 @pytest.mark.parametrize("key", ["max_years", "months_counted"])
