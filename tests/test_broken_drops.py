@@ -223,6 +223,9 @@ QUARANTINED = {  # recipe -> (registry, reason prefix)
                            "invalid_monthly_allowance"),
     "negative_attendance": (set_cell("class_enrollments.csv", "attendance_days", "-5"), "class_enrollments",
                             "invalid_attendance_days"),
+    # more days than the class has (POLICY.md revision 2: quarantined, never capped)
+    "attendance_beyond_class_days": (set_cell("class_enrollments.csv", "attendance_days", "999"),
+                                     "class_enrollments", "attendance_exceeds_class_days"),
     "unknown_certificate_type": (set_cell("certificates.csv", "certificate_type", "荣誉证书"), "certificates",
                                  "unknown_certificate_type"),
     "unknown_level": (set_cell("certificates.csv", "level", "6"), "certificates", "unknown_level"),

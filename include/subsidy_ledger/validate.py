@@ -203,6 +203,29 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
     return Validated(reg, accepted, quarantine, len(frame), summary)
 
 
+ATTENDANCE_REASON = "attendance_exceeds_class_days"
+
+
+def attendance_within_class_days(enrollments: Validated, classes: Validated) -> Validated:
+    """Quarantine roster entries that claim more attended days than their class has calendar days (a
+    cross-registry check GX's per-registry suites cannot make); a roster that pays more is never capped."""
+    acc = enrollments.accepted
+    cls = classes.accepted[["class_id", "start_date", "end_date"]]
+    days = acc[["class_id"]].merge(cls, on="class_id", how="left")
+    class_days = ((days["end_date"] - days["start_date"]).dt.days + 1).to_numpy()
+    over = pd.Series((acc["attendance_days"].to_numpy(dtype="float64", na_value=0) > class_days), index=acc.index)
+    if not over.any():
+        return enrollments
+    bad = acc.loc[over]
+    extra = pd.DataFrame({"registry": enrollments.registry.name, "row_number": bad[ROW_COL].astype("int64").to_numpy(),
+                          "record_key": record_keys(bad, enrollments.registry).to_numpy(),
+                          "reasons": ATTENDANCE_REASON, "person_id": bad["person_id"].astype("string").to_numpy()},
+                         columns=QUARANTINE_COLUMNS)
+    quarantine = pd.concat([enrollments.quarantine, extra], ignore_index=True).sort_values("row_number")
+    return Validated(enrollments.registry, acc.loc[~over].reset_index(drop=True), quarantine.reset_index(drop=True),
+                     enrollments.rows_in, enrollments.gx_summary)
+
+
 def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,
                   docs_dir: Path | None = None, run_name: str | None = None) -> dict[str, Validated]:
     """Validate every registry of a drop with its GX suite; with docs_dir, GX Data Docs of this run are built
@@ -219,6 +242,8 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
         out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, run_name)
         v = out[name]
         assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
+    if "class_enrollments" in out and "training_classes" in out:
+        out["class_enrollments"] = attendance_within_class_days(out["class_enrollments"], out["training_classes"])
     if docs_dir:
         ctx.build_data_docs(site_names=[DOCS_SITE])
         for name, v in out.items():
