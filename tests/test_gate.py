@@ -19,6 +19,7 @@ from subsidy_ledger import gate, pipeline
 from subsidy_ledger.cli import main
 from subsidy_ledger.export import published_folder
 from subsidy_ledger.generate import change, generate
+from subsidy_ledger.registries import REGISTRIES
 
 NIGHT1, NIGHT2 = "2022-06-30", "2022-07-01"
 
@@ -324,3 +325,14 @@ def test_nul_bytes_and_a_gated_night_behave_alike_on_both_warehouses(warehouse_u
     _keep("certificates.csv", 0)(drop)
     code, err = _run(drop, warehouse_url, out, capsys)
     assert code == 3 and "certificates.csv has no accepted rows" in err and _ledger(warehouse_url) == before
+
+
+def test_accepting_a_registry_that_does_not_exist_is_refused_in_one_line(small_drop, tmp_path, capsys):
+    code = main(["run", "--sources", str(small_drop), "--as-of", NIGHT1, "--out", str(tmp_path / "out"),
+                 "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--accept-drop-change", "certificate"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == ("error: --accept-drop-change names no registry: certificate (registries: "
+                                 + ", ".join(REGISTRIES) + ", or reversals)")
+    with pytest.raises(LookupError):
+        pipeline.RunConfig(sources="x", as_of=NIGHT1, warehouse="sqlite://", out="o", run_id="r",
+                           accept_drop_change=("reversal",))

@@ -47,15 +47,11 @@ def build_config(params: dict[str, Any], dag_id: str, run_id: str, logical_date:
     """What the configure task hands on through XCom: plain values and connection ids, never a URL with a
     password (resolve_config turns it into a RunConfig inside each task)."""
     from .money import yuan_to_fen
-    from .registries import REGISTRIES
 
     if not params.get("as_of") and logical_date is None:
         raise ValueError("a run without a logical date needs params.as_of")
     as_of = params.get("as_of") or as_of_for(logical_date)
     accept = tuple(params.get("accept_drop_change") or ())
-    unknown = sorted(set(accept) - set(REGISTRIES) - {"reversals"})
-    if unknown:
-        raise ValueError(f"accept_drop_change names no registry: {', '.join(unknown)}")
     gates = {k: float(params[k]) for k in GATE_PARAMS if params.get(k) is not None}
     if params.get("max_reversal_amount") is not None:
         gates["max_reversal_fen"] = yuan_to_fen(str(params["max_reversal_amount"]))

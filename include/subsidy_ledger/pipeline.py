@@ -103,6 +103,10 @@ class RunConfig:
         check_run_id(self.run_id)
         dt.date.fromisoformat(self.as_of)
         object.__setattr__(self, "accept_drop_change", tuple(self.accept_drop_change or ()))
+        unknown = sorted(set(self.accept_drop_change) - set(REGISTRIES) - {gate.REVERSALS})
+        if unknown:  # LookupError: the CLI reports it in one line (exit 2), the DAG fails its configure task
+            raise LookupError(f"--accept-drop-change names no registry: {', '.join(unknown)} "
+                              f"(registries: {', '.join(REGISTRIES)}, or {gate.REVERSALS})")
 
     @property
     def as_of_date(self) -> dt.date:
@@ -367,8 +371,9 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     """Decide every claim from this run's eligibility tables; store the decisions and their lineage."""
     certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
                          ("civil_servant", "insured", "key_group", "paid_by_city"))
-    state = ledger.claim_state(conn, CERTIFICATE_TYPES)
-    paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
+    state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)  # read once: R1's paid claims and the orphans below
+    paid = state.loc[(state["net_fen"].astype("int64") > 0) & state["subsidy_type"].isin(CERTIFICATE_TYPES),
+                     decide.CLAIM_KEY]
     living = _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
                           ("filed_in_advance", "qualifying_group", "overlapping_attendance"))
     parts = [
@@ -381,7 +386,7 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
     quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
     d = holds.hold(d, holds.quarantined_rows(d, quarantine))
-    d = pd.concat([d, _orphans_on_hold(ledger.claim_state(conn, decide.SUBSIDY_TYPES), d, quarantine)],
+    d = pd.concat([d, _orphans_on_hold(state, d, quarantine)],
                   ignore_index=True)
     sources = lineage.claim_sources(_accepted(cfg, conn), d)
     t = warehouse.claim_sources
