@@ -57,7 +57,8 @@ def decide_all(stg: dict[str, pd.DataFrame], as_of: str = "2022-06-30", paid: li
     book = book or PolicyBook.load()
     elig = eligibility.build_certificate_eligibility(stg, dt.date.fromisoformat(as_of), book)
     already = pd.DataFrame(list(paid), columns=decide.CLAIM_KEY)
-    return decide.decide_certificates(elig, book, already).set_index("reference", drop=False)
+    city = eligibility.city_paid_by(stg["city_payouts"], dt.date.fromisoformat(as_of))
+    return decide.decide_certificates(elig, book, already, city).set_index("reference", drop=False)
 
 
 def agreement(aid: str, person: str, kind: str, start: str, end: str | None = None, allowance: str | None = None,
@@ -86,6 +87,12 @@ def low_income(person: str, category: str = "low_income_rural_household", start:
     """A low-income / hardship record."""
     return {"record_id": f"LI-{person[-6:]}-{category}-{start}", "person_id": person, "name": "困难人员",
             "household_id": "HH1", "category": category, "valid_from": start, "valid_to": end}
+
+
+def school_leaver(person: str, hukou: str = "rural", graduated: str = "2019-07-01") -> dict:
+    """A school leaver (两后生) row."""
+    return {"record_id": f"SL-{person[-6:]}", "person_id": person, "name": "两后生", "school_name": "南浔某中学",
+            "education_level": "junior_secondary", "graduated_on": graduated, "hukou": hukou}
 
 
 def decide_apprentices(stg, as_of: str = "2022-06-30", book: PolicyBook | None = None) -> pd.DataFrame:

@@ -272,7 +272,7 @@ def test_a_full_disk_keeps_the_previous_extracts_and_a_rerun_completes_them(firs
         shutil.copytree(first_night / "out" / NIGHT1, out / NIGHT1)
         previous = _snapshot(out / NIGHT1)
         changed = tmp_path / "changed"
-        change(drop, changed, 0.03, 5)
+        change(drop, changed, 0.03, 6)  # a change that moves money (seed 6: two lines on this drop)
         relaxed = ("--max-row-loss-share", "1", "--max-reversal-share", "1", "--max-quarantine-share", "1",
                    "--work", str(tmp_path / "work"))
         with open(out / "filler", "wb") as fh:  # fill the disk to the last block

@@ -31,6 +31,19 @@ def test_quarantined_rows_name_the_rows_of_the_claims_person_in_the_registries_i
     assert held["reason_code"].tolist()[:2] == [holds.AWAITING_CORRECTION] * 2 and held["amount_fen"].iloc[0] == 0
 
 
+@pytest.mark.parametrize("subsidy_type,registry,held", [
+    ("apprentice_employee", "social_insurance", True),   # R4 reads the employer's episodes (in post a year)
+    ("apprentice_student", "social_insurance", False),
+    ("living_allowance", "school_leavers", True),        # R6 reads the school leavers' list (两后生)
+    ("skill_upgrade", "class_enrollments", False),       # revision 2: R1 reads no roster
+    ("skill_upgrade", "city_payouts", True),
+])
+def test_which_registries_each_rule_waits_for(subsidy_type, registry, held):
+    claims = pd.DataFrame({"subsidy_type": [subsidy_type], "person_id": ["A"]})
+    q = pd.DataFrame({"registry": [registry], "row_number": [5], "person_id": ["A"]})
+    assert holds.quarantined_rows(claims, q).notna().iloc[0] == held
+
+
 def _rows(path: Path) -> tuple[list[list[str]], str]:
     enc, _ = sniff_encoding(path)
     with open(path, encoding=enc, newline="") as fh:

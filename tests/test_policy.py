@@ -39,9 +39,39 @@ def test_a_new_version_takes_effect_on_its_start_date(tmp_path):
     assert book.by_name["nanxun-2022"].level_amount_fen(5) == 120000
 
 
-def test_overlapping_versions_are_refused(tmp_path):
-    _write(tmp_path, "overlap", "2021-06-01", "2022-12-31")
-    with pytest.raises(PolicyError, match="overlap"):
+def test_a_later_version_supersedes_from_its_start_and_the_earlier_resumes_after_its_end(tmp_path):
+    _write(tmp_path, "interim", "2020-07-01", "2020-12-31", amount="1100.00")
+    book = PolicyBook.load(tmp_path)
+    got = book.version_of(pd.Series(pd.to_datetime(["2020-06-30", "2020-07-01", "2020-12-31", "2021-01-01"])))
+    assert got.tolist() == ["nanxun-2019", "interim", "interim", "nanxun-2019"]
+
+
+def test_versions_starting_on_the_same_day_are_refused(tmp_path):
+    _write(tmp_path, "twin", "2019-01-01", "2020-12-31")
+    with pytest.raises(PolicyError, match="same day"):
+        PolicyBook.load(tmp_path)
+
+
+def test_an_amending_version_states_only_what_changes(tmp_path):
+    (tmp_path / "z.yaml").write_text((EXAMPLE / "zhejiang-2020-07.yaml").read_text("utf-8"), "utf-8")
+    book = PolicyBook.load(tmp_path)
+    base, new = book.by_name["nanxun-2019"], book.by_name["zhejiang-2020-07"]
+    assert (base.minimum_insured_months, new.minimum_insured_months) == (0, 12)
+    assert new.level_amount_fen(5) == base.level_amount_fen(5) and new.departments == base.departments
+    assert new.living_allowance_categories == base.living_allowance_categories
+
+
+@pytest.mark.parametrize("text,message", [
+    ("version: x\namends: nowhere\neffective_from: 2020-01-01\neffective_to: 2020-12-31\nparameters: {}\n",
+     "no policy file defines"),
+    ("version: x\namends: nanxun-2019\neffective_from: 2020-01-01\neffective_to: 2020-12-31\n"
+     "parameters: {minimum_insured_months: -1}\n", "cannot be negative"),
+    ("version: nanxun-2019\neffective_from: 2020-01-01\neffective_to: 2020-12-31\nparameters: {}\n",
+     "defined twice"),
+])
+def test_bad_amendments_are_refused(tmp_path, text, message):
+    (tmp_path / "x.yaml").write_text(text, "utf-8")
+    with pytest.raises(PolicyError, match=message):
         PolicyBook.load(tmp_path)
 
 
@@ -54,7 +84,12 @@ def test_sub_fen_amounts_are_refused(tmp_path):
 EXAMPLE = Path(__file__).parents[1] / "docs/examples/policies"
 
 
-def test_the_documented_example_version_prices_every_rule_from_its_start_date():
+def _only(tmp_path, name):
+    (tmp_path / name).write_text((EXAMPLE / name).read_text("utf-8"), "utf-8")
+    return tmp_path
+
+
+def test_the_documented_example_version_prices_every_rule_from_its_start_date(tmp_path):
     from tests.scenario import (
         PEOPLE,
         agreement,
@@ -69,13 +104,15 @@ def test_the_documented_example_version_prices_every_rule_from_its_start_date():
         training_class,
     )
 
-    book = PolicyBook.load(EXAMPLE)
-    a, b = PEOPLE[5], PEOPLE[6]  # b takes the second class: one person on two overlapping classes is held
+    book = PolicyBook.load(_only(tmp_path, "nanxun-2022.yaml"))
+    # b takes the second class (one person on two overlapping classes is held) and the second employee
+    # agreement (three apprentice years per person across agreements)
+    a, b = PEOPLE[5], PEOPLE[6]
     stg = staged(
-        social_insurance=[insured(a)], low_income=[low_income(a), low_income(b)],
+        social_insurance=[insured(a), insured(b)], low_income=[low_income(a), low_income(b)],
         certificates=[certificate("C1", a, "2021-12-31", level="5"),
                       certificate("C2", a, "2022-01-01", level="5", occupation="6-31-01-03")],
-        apprenticeships=[agreement("E1", a, "employee", "2020-12-20"), agreement("E2", a, "employee", "2021-01-05"),
+        apprenticeships=[agreement("E1", a, "employee", "2020-12-20"), agreement("E2", b, "employee", "2021-01-05"),
                          agreement("S1", a, "student", "2022-01-01", allowance="400.00")],
         training_classes=[training_class("K1", "2021-12-31", "2022-01-09"),
                           training_class("K2", "2022-01-01", "2022-01-10")],

@@ -84,3 +84,22 @@ def test_birth_date_after_the_as_of_date_is_quarantined(tmp_path):
     pid = body + ric.calc_check_digit(body + "0")
     v = _one(tmp_path, "veterans", f"record_id,person_id,name,discharged_on,town_code\nV1,{pid},甲,2020-01-01,\n")
     assert v.quarantine["reasons"].tolist() == ["invalid_person_id"]
+
+
+def test_school_leavers_suite(tmp_path):
+    """两后生: known education levels and hukou, a real graduation date, unique record ids."""
+    good = "33050320020101123"
+    from stdnum.cn import ric
+    pid = good + ric.calc_check_digit(good + "0")
+    text = ("record_id,person_id,name,school_name,education_level,graduated_on,hukou\n"
+            f"S1,{pid},甲,南浔区菱湖中学,junior_secondary,2017-07-01,rural\n"
+            f"S2,{pid},乙,南浔区菱湖中学,primary,2017-07-01,rural\n"
+            f"S3,{pid},丙,南浔区菱湖中学,senior_secondary,2017-02-30,urban\n"
+            f"S4,{pid},丁,南浔区菱湖中学,senior_secondary,2017-07-01,城镇\n"
+            f"S5,{pid},戊,南浔区菱湖中学,senior_secondary,2017-07-01,\n")
+    v = _one(tmp_path, "school_leavers", text)
+    assert list(v.accepted["record_id"]) == ["S1"]
+    reasons = dict(zip(v.quarantine["record_key"], v.quarantine["reasons"], strict=True))
+    assert reasons == {"S2": "unknown_education_level", "S3": "invalid_graduated_on", "S4": "unknown_hukou",
+                       "S5": "missing_hukou"}
+    assert v.rows_in == 5 and v.quarantine["person_id"].eq(pid).all()

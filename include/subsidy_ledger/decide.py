@@ -25,22 +25,45 @@ DECISION_COLUMNS = [
 CLAIM_KEY = ["subsidy_type", "reference", "person_id"]
 
 
-def decide_certificates(e: pd.DataFrame, book: PolicyBook, already_paid: pd.DataFrame) -> pd.DataFrame:
+def _claim_keys(frame: pd.DataFrame) -> set[tuple]:
+    return set(zip(frame["subsidy_type"], frame["reference"], frame["person_id"], strict=True))
+
+
+def _is_paid(stype: pd.Series, reference: pd.Series, person: pd.Series, already_paid: pd.DataFrame) -> pd.Series:
+    paid = _claim_keys(already_paid)
+    return pd.Series([k in paid for k in zip(stype, reference, person, strict=True)], index=stype.index, dtype=bool)
+
+
+def paid_as_training(e: pd.DataFrame, training_approved: pd.DataFrame | None) -> pd.Series:
+    """R1 check 7: the person has an approved R7 claim for the certificate's occupation code and level
+    (a class without a level matches a special-ability certificate of its occupation)."""
+    if training_approved is None or training_approved.empty:
+        return pd.Series(False, index=e.index)
+    key = ["person_id", "occupation_code", "level"]
+    t = training_approved[key].astype("string").fillna("").drop_duplicates().assign(_hit=True)
+    hit = e[key].astype("string").fillna("").merge(t, on=key, how="left")["_hit"]
+    return pd.Series(hit.fillna(False).to_numpy(dtype=bool), index=e.index)
+
+
+def decide_certificates(e: pd.DataFrame, book: PolicyBook, already_paid: pd.DataFrame,
+                        city: pd.DataFrame | None = None, training_approved: pd.DataFrame | None = None
+                        ) -> pd.DataFrame:
     """R1 (with R2, R3) for every certificate in the eligibility table.
 
-    already_paid holds the claim keys the ledger currently pays (net amount > 0).
+    already_paid holds the claim keys the ledger currently pays (net amount > 0); city the city's payouts
+    made by the run's date (they take cap places); training_approved the approved R7 claims (person,
+    occupation code, level).
     """
     e = e.reset_index(drop=True)
     stype = r1.subsidy_type(e["certificate_type"])
-    reason = r1.record_check_failures(e)
+    is_paid = _is_paid(stype, e["certificate_no"], e["person_id"], already_paid)
+    min_months = book.per_version(e["policy_version"], lambda v: v.minimum_insured_months)
+    reason = r1.record_check_failures(e, min_months, is_paid, paid_as_training(e, training_approved))
     cands = e.loc[reason.isna()]
-    paid_keys = set(zip(already_paid["subsidy_type"], already_paid["reference"], already_paid["person_id"],
-                        strict=True))
-    is_paid = pd.Series([k in paid_keys for k in zip(stype[cands.index], cands["certificate_no"],
-                                                      cands["person_id"], strict=True)],
-                        index=cands.index, dtype=bool)
     cap = book.per_version(cands["policy_version"], lambda v: v.annual_cap)
-    order = r1.apply_order_checks(cands, cap, is_paid)
+    district_pays = set(e.loc[is_paid, "certificate_no"])
+    places = r1.city_places(city if city is not None else pd.DataFrame(), e, district_pays)
+    order = r1.apply_order_checks(cands, cap, is_paid[cands.index], places)
     reason.loc[cands.index] = order["reason"]
     cap_place = order["cap_place"].reindex(e.index).astype("Int64")
 
@@ -64,6 +87,26 @@ def decide_certificates(e: pd.DataFrame, book: PolicyBook, already_paid: pd.Data
     })[DECISION_COLUMNS]
 
 
+CITY_OVERLAP_COLUMNS = ["reference", "person_id", "name", "department_code", "occupation_code", "level",
+                        "district_amount_fen", "city_certificate_no", "city_paid_on", "city_amount_fen"]
+
+
+def city_overlaps(e: pd.DataFrame, decided: pd.DataFrame, already_paid: pd.DataFrame,
+                  city: pd.DataFrame) -> pd.DataFrame:
+    """R1 check 6: certificates the district pays and still approves that the city has paid too (its payout
+    recorded after the district's). The district's payout stands; HRSS settles the pair with the city."""
+    from .eligibility import city_matches
+
+    e = e.reset_index(drop=True)
+    d = decided.reset_index(drop=True)
+    paid = _is_paid(d["subsidy_type"], d["reference"], d["person_id"], already_paid)
+    both = e.loc[(d["decision"] == "approved") & paid & e["paid_by_city"].fillna(False).astype(bool)]
+    pairs = city_matches(both, city).merge(
+        d[["reference", "person_id", "name", "department_code", "occupation_code", "level", "amount_fen"]],
+        left_on="event", right_index=True)
+    return pairs.rename(columns={"amount_fen": "district_amount_fen"})[CITY_OVERLAP_COLUMNS].reset_index(drop=True)
+
+
 def _frame(f: pd.DataFrame, reason: pd.Series, amount: pd.Series, base: pd.Series, rule_id: pd.Series | str,
            fund: str, event_date: pd.Series, **cols) -> pd.DataFrame:
     approved = reason.isna()
@@ -77,14 +120,20 @@ def _frame(f: pd.DataFrame, reason: pd.Series, amount: pd.Series, base: pd.Serie
     })[DECISION_COLUMNS]
 
 
-def decide_apprentices(f: pd.DataFrame, book: PolicyBook, as_of) -> pd.DataFrame:
-    """R4 for employee agreement years and R5 for student agreements."""
+def decide_apprentices(f: pd.DataFrame, book: PolicyBook, as_of, already_paid: pd.DataFrame | None = None
+                       ) -> pd.DataFrame:
+    """R4 for employee agreement years and R5 for student agreements (limits per person, across agreements;
+    already_paid: the claim keys the ledger pays, which keep their place)."""
     f = f.reset_index(drop=True)
     when = pd.Timestamp(as_of)
     version = f["policy_version"]
     employee = (f["subsidy_type"] == r4.SUBSIDY_TYPE).to_numpy(dtype=bool)
+    paid = _is_paid(f["subsidy_type"], f["reference"], f["person_id"],
+                    already_paid if already_paid is not None else pd.DataFrame(columns=CLAIM_KEY))
     max_years = book.per_version(version, lambda v: v.apprentice_max_years)
-    reason = r4.reasons(f, max_years, when).where(employee, r5.reasons(f, when))
+    emp, stu = f.loc[employee], f.loc[~employee]
+    reason = pd.concat([r4.reasons(emp, max_years[emp.index], when, paid[emp.index]),
+                        r5.reasons(stu, when, paid[stu.index])]).reindex(f.index).astype("string")
     approved = reason.isna()
     per_year = book.per_version(version, lambda v: v.apprentice_year_amount_fen)
     cap = book.per_version(version, lambda v: v.student_cap_fen)

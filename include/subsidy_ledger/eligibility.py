@@ -1,13 +1,12 @@
-"""Eligibility: join the staged registries into one row of facts per certificate claim (intermediate layer).
+"""Eligibility: join the staged registries into one row of facts per claim (intermediate layer).
 
-Each fact is what R1's checks ask about the issue date; the decision itself is made in decide.py.
+Each fact is what a rule's checks ask about the claim's event date; the decision itself is made in decide.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 
 from .intervals import add_months, covering, full_months
@@ -18,9 +17,8 @@ from .rules import r5_student_apprentice as r5
 
 ELIGIBILITY_COLUMNS = [
     "certificate_no", "person_id", "name", "certificate_type", "occupation_code", "level", "issued_on",
-    "training_class_id", "status", "policy_version", "civil_servant", "insured", "key_group",
-    "class_filed_in_advance", "on_roster", "paid_by_city", "uplift_units", "catalog_amount_fen",
-    "department_code",
+    "training_class_id", "status", "policy_version", "civil_servant", "insured", "key_group", "insured_months",
+    "paid_by_city", "uplift_units", "catalog_amount_fen", "department_code",
 ]
 
 
@@ -39,39 +37,43 @@ def _civil_servant(certs, insurance, book: PolicyBook) -> pd.Series:
     return pd.Series(certs.index.isin(hit), index=certs.index)
 
 
-def _class_facts(certs, classes, enrollments, book: PolicyBook) -> pd.DataFrame:
-    named = certs["training_class_id"]
-    cls = classes.set_index("class_id")
-    known = named.isin(cls.index)
-    filed = cls["filed_on"].reindex(named).to_numpy()
-    start = cls["start_date"].reindex(named).to_numpy()
-    in_advance = pd.Series(np.where(known, filed < start, False), index=certs.index).astype("boolean")
-    in_advance[named.isna()] = pd.NA
-    passed = enrollments.loc[enrollments["passed"], ["class_id", "person_id"]].assign(_ok=True)
-    roster = certs[["training_class_id", "person_id"]].merge(
-        passed, left_on=["training_class_id", "person_id"], right_on=["class_id", "person_id"], how="left")
-    on_roster = pd.Series(roster["_ok"].fillna(False).to_numpy(dtype=bool), index=certs.index).astype("boolean")
-    on_roster[named.isna()] = pd.NA
-    fallback = book.versions[0].department_without_class
-    by_version = certs["policy_version"].map({v.version: v.department_without_class for v in book.versions})
-    dept = cls["department_code"].reindex(named).to_numpy()
-    dept = pd.Series(dept, index=certs.index, dtype="string").fillna(by_version).fillna(fallback)
-    return pd.DataFrame({"class_filed_in_advance": in_advance, "on_roster": on_roster, "department_code": dept})
+def insured_months(events: pd.DataFrame, date_col: str, insurance: pd.DataFrame) -> pd.Series:
+    """Full calendar months of the person's insurance episodes up to each event date, summed over episodes
+    (decided here: the registry holds one episode per employer and period; they do not overlap)."""
+    pairs = events[["person_id", date_col]].reset_index(names="event").merge(
+        insurance[["person_id", "start_date", "end_date"]], on="person_id")
+    pairs = pairs.loc[pairs["start_date"] <= pairs[date_col]]
+    until = pairs["end_date"].where(pairs["end_date"] < pairs[date_col], pairs[date_col])
+    months = full_months(pairs["start_date"], until).fillna(0).astype("int64")
+    return months.groupby(pairs["event"]).sum().reindex(events.index, fill_value=0).astype("int64")
 
 
-def _paid_by_city(certs, city) -> pd.Series:
-    by_no = certs["certificate_no"].isin(city["certificate_no"])
-    keys = city[["person_id", "occupation_code", "level"]].drop_duplicates().assign(_hit=True)
-    same = certs[["person_id", "occupation_code", "level"]].merge(keys, how="left",
-                                                                 on=["person_id", "occupation_code", "level"])
-    return by_no | pd.Series(same["_hit"].fillna(False).to_numpy(dtype=bool), index=certs.index)
+def city_matches(certs: pd.DataFrame, city: pd.DataFrame) -> pd.DataFrame:
+    """(event, city payout) pairs: the city paid the person for the same certificate number, or for the same
+    occupation code and level (R1 check 6, 市、区政策不重复享受)."""
+    left = certs[["certificate_no", "person_id", "occupation_code", "level"]].reset_index(names="event")
+    cols = ["person_id", "occupation_code", "level", "certificate_no", "paid_on", "amount"]
+    by_no = left[["event", "certificate_no"]].merge(city[cols], on="certificate_no")
+    by_slot = left[["event", "person_id", "occupation_code", "level"]].merge(
+        city[cols], on=["person_id", "occupation_code", "level"])
+    out = pd.concat([by_no[["event", "certificate_no", "paid_on", "amount"]],
+                     by_slot[["event", "certificate_no", "paid_on", "amount"]]], ignore_index=True)
+    return out.drop_duplicates(["event", "certificate_no"]).rename(columns={
+        "certificate_no": "city_certificate_no", "paid_on": "city_paid_on", "amount": "city_amount_fen"})
+
+
+def city_paid_by(city: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """City payouts made on or before the run's date (a later one is not known to have happened yet)."""
+    return city.loc[~(city["paid_on"] > pd.Timestamp(as_of)).fillna(False)]
 
 
 def _catalog_amount(certs, catalog) -> pd.Series:
+    """R1: the special-ability catalog row effective on the issue date (the latest-starting one)."""
+    catalog = catalog.loc[catalog["certificate_type"] == "special_ability"]
     if catalog.empty:
         return pd.Series(pd.NA, index=certs.index, dtype="Int64")
-    left = certs[["certificate_type", "occupation_code", "level", "issued_on"]].reset_index(names="event")
-    rows = left.merge(catalog, on=["certificate_type", "occupation_code", "level"], how="inner")
+    left = certs[["certificate_type", "occupation_code", "issued_on"]].reset_index(names="event")
+    rows = left.merge(catalog.drop(columns=["level"]), on=["certificate_type", "occupation_code"], how="inner")
     rows = rows.loc[(rows["effective_from"] <= rows["issued_on"])
                     & (rows["issued_on"] <= rows["effective_to"].fillna(pd.Timestamp.max))]
     latest = rows.sort_values("effective_from").groupby("event")["amount"].last()
@@ -79,7 +81,7 @@ def _catalog_amount(certs, catalog) -> pd.Series:
 
 
 def build_certificate_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> pd.DataFrame:
-    """One row of R1-R3 facts per certificate issued on or before as_of."""
+    """One row of R1-R3 facts per certificate issued on or before as_of (the certificate alone: no class)."""
     certs = claims_due(stg["certificates"], as_of)
     certs["policy_version"] = book.version_of(certs["issued_on"])
     versions = certs["policy_version"]
@@ -93,19 +95,34 @@ def build_certificate_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, 
                                                     "start_date", "end_date")["event"]), index=certs.index),
         key_group=r2_key_groups.in_key_group(certs, "issued_on", stg["unemployment_registrations"],
                                              stg["low_income"], stg["veterans"]),
-        paid_by_city=_paid_by_city(certs, stg["city_payouts"]),
+        insured_months=insured_months(certs, "issued_on", stg["social_insurance"]),
+        paid_by_city=certs.index.isin(city_matches(certs, city_paid_by(stg["city_payouts"], as_of))["event"]),
         uplift_units=r3_uplift.uplift_units(certs, stg["social_insurance"], stg["affected_enterprises"],
                                             default_units, last_uplift),
         catalog_amount_fen=_catalog_amount(certs, stg["subsidy_catalog"]),
+        department_code=book.per_version(versions, lambda v: v.certificate_department).fillna(
+            book.versions[0].certificate_department).astype("string"),
     )
-    out = pd.concat([out, _class_facts(certs, stg["training_classes"], stg["class_enrollments"], book)], axis=1)
     return out[ELIGIBILITY_COLUMNS]
 
 
 APPRENTICE_COLUMNS = [
     "subsidy_type", "reference", "agreement_id", "year", "person_id", "name", "period_start", "period_end",
-    "agreement_end", "policy_version", "months_served", "monthly_allowance_fen", "department_code",
+    "agreement_start", "agreement_end", "policy_version", "months_served", "monthly_allowance_fen",
+    "department_code", "school_partner", "in_post_one_year",
 ]
+
+
+def in_post_one_year(agreements: pd.DataFrame, insurance: pd.DataFrame) -> pd.Series:
+    """R4: on the agreement's start the person has been insured with the agreement's employer for the whole
+    preceding year (已在岗满一年): one episode with that employer covering [start - 12 months, start - 1 day]."""
+    a = agreements[["person_id", "employer_credit_code", "start_date"]].reset_index(names="event")
+    a["since"] = add_months(a["start_date"], -12)
+    pairs = a.merge(insurance[["person_id", "employer_credit_code", "start_date", "end_date"]],
+                    on=["person_id", "employer_credit_code"], suffixes=("", "_ep"))
+    day_before = pairs["start_date"] - pd.Timedelta(days=1)
+    ok = (pairs["start_date_ep"] <= pairs["since"]) & ~(pairs["end_date"] < day_before).fillna(False)
+    return pd.Series(agreements.index.isin(pairs.loc[ok, "event"]), index=agreements.index)
 
 
 def _employee_years(agreements: pd.DataFrame, as_of: pd.Timestamp, book: PolicyBook) -> pd.DataFrame:
@@ -141,9 +158,12 @@ def _student_agreements(agreements: pd.DataFrame, as_of: pd.Timestamp, book: Pol
 def build_apprentice_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> pd.DataFrame:
     """One row of R4/R5 facts per apprentice claim (employee agreement year, or student agreement)."""
     a = stg["apprenticeships"]
+    a = a.assign(school_partner=a["school_name"].fillna("").str.strip().ne(""),
+                 in_post_one_year=in_post_one_year(a, stg["social_insurance"]))
     when = pd.Timestamp(as_of)
     out = pd.concat([_employee_years(a, when, book), _student_agreements(a, when, book)], ignore_index=True)
-    out = out.rename(columns={"end_date": "agreement_end", "monthly_allowance": "monthly_allowance_fen"})
+    out = out.rename(columns={"start_date": "agreement_start", "end_date": "agreement_end",
+                              "monthly_allowance": "monthly_allowance_fen"})
     out["year"] = out["year"].astype("int64")
     out["months_served"] = out["months_served"].astype("Int64")
     return out[APPRENTICE_COLUMNS]
@@ -152,8 +172,43 @@ def build_apprentice_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, b
 LIVING_COLUMNS = [
     "class_id", "person_id", "name", "department_code", "occupation_code", "level", "filed_in_advance",
     "start_date", "end_date", "policy_version", "attendance_days", "class_days", "qualifying_group",
-    "overlapping_attendance",
+    "group_basis", "overlapping_attendance",
 ]
+
+
+def _allowed(book: PolicyBook, getter, column: str) -> pd.DataFrame:
+    return pd.DataFrame([(v.version, c) for v in book.versions for c in getter(v)], columns=["policy_version", column])
+
+
+def living_allowance_group(f: pd.DataFrame, low: pd.DataFrame, leavers: pd.DataFrame, book: PolicyBook) -> pd.Series:
+    """R6: on the class start date, why the trainee is in one of the plan's groups (NA: in none).
+
+    Their own low_income record of a qualifying category (its category is the basis); else a school leaver
+    (两后生, graduated by the class start) with a qualifying hukou (`school_leaver_rural`), or whose household
+    (the household_id of any of their own low_income records) has a qualifying record valid on the class
+    start (`school_leaver_urban_minimum_living`). The categories are those of the version in force then.
+    """
+    events = f[["person_id", "start_date", "policy_version"]]
+    own = covering(events, "start_date", low, "valid_from", "valid_to", keep=("category",))
+    own = own.assign(policy_version=events["policy_version"].reindex(own["event"]).to_numpy()).merge(
+        _allowed(book, lambda v: v.living_allowance_categories, "category"))
+    own = own.assign(basis=own["category"], rank=0)
+    left = events.reset_index(names="event")
+    grads = left.merge(leavers[["person_id", "graduated_on", "hukou"]], on="person_id")
+    grads = grads.loc[grads["graduated_on"] <= grads["start_date"]]
+    rural = grads.merge(_allowed(book, lambda v: v.school_leaver_hukou, "hukou"))
+    rural = rural.assign(basis="school_leaver_" + rural["hukou"].astype("string"), rank=1)
+    households = low[["person_id", "household_id"]].dropna().drop_duplicates()
+    home = grads[["event", "person_id", "start_date", "policy_version"]].drop_duplicates("event").merge(
+        households, on="person_id").merge(low[["household_id", "category", "valid_from", "valid_to"]],
+                                          on="household_id")
+    home = home.loc[(home["valid_from"] <= home["start_date"])
+                    & ~(home["valid_to"] < home["start_date"]).fillna(False)]
+    home = home.merge(_allowed(book, lambda v: v.school_leaver_household_categories, "category"))
+    home = home.assign(basis="school_leaver_" + home["category"].astype("string"), rank=2)
+    found = pd.concat([x[["event", "basis", "rank"]] for x in (own, rural, home)], ignore_index=True)
+    first = found.sort_values(["event", "rank", "basis"]).drop_duplicates("event").set_index("event")["basis"]
+    return first.reindex(f.index).astype("string")
 
 
 def overlapping_entries(enrollments: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
@@ -173,32 +228,27 @@ def overlapping_entries(enrollments: pd.DataFrame, classes: pd.DataFrame) -> pd.
 
 def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date,
                                        book: PolicyBook) -> pd.DataFrame:
-    """One row of R6 facts per roster entry whose person has ever had a qualifying low_income record.
+    """One row of R6 facts per roster entry whose person is in the low_income registry or on the school
+    leavers' list (两后生) at any time.
 
-    Other trainees make no living-allowance claim at all (decided here: they would only add noise).
+    Other trainees make no living-allowance claim at all (decided here: they would only add noise); those
+    listed but in none of the plan's groups on the class start are told so (`not_eligible_group`).
     """
-    categories = sorted({c for v in book.versions for c in v.living_allowance_categories})
-    low = stg["low_income"]
-    low = low.loc[low["category"].isin(categories)]
+    low, leavers = stg["low_income"], stg["school_leavers"]
     roster = stg["class_enrollments"]
-    roster = roster.loc[roster["person_id"].isin(low["person_id"])]
+    roster = roster.loc[roster["person_id"].isin(low["person_id"]) | roster["person_id"].isin(leavers["person_id"])]
     cls = stg["training_classes"].drop(columns=["run_id", "source_row", "town_code"], errors="ignore")
     f = roster[["class_id", "person_id", "name", "attendance_days"]].merge(cls, on="class_id", how="left")
     f = f.loc[~(f["start_date"] > pd.Timestamp(as_of)).fillna(False)].reset_index(drop=True)
     f["policy_version"] = book.version_of(f["start_date"])
     f["filed_in_advance"] = (f["filed_on"] < f["start_date"]).fillna(False).astype(bool)
     f["class_days"] = ((f["end_date"] - f["start_date"]).dt.days + 1).astype("Int64")
-    # the categories that qualify are those of the version in force on the class start date
-    pairs = covering(f, "start_date", low, "valid_from", "valid_to", keep=("category",))
-    pairs = pairs.assign(policy_version=f["policy_version"].reindex(pairs["event"]).to_numpy())
-    allowed = pd.DataFrame([(v.version, c) for v in book.versions for c in v.living_allowance_categories],
-                           columns=["policy_version", "category"])
-    hit = pairs.merge(allowed, on=["policy_version", "category"])["event"].unique()
-    f["qualifying_group"] = f.index.isin(hit)
+    f["group_basis"] = living_allowance_group(f, low, leavers, book)
+    f["qualifying_group"] = f["group_basis"].notna()
     overlap = overlapping_entries(stg["class_enrollments"], stg["training_classes"]).assign(_o=True)
     f["overlapping_attendance"] = f[["class_id", "person_id"]].merge(
         overlap, on=["class_id", "person_id"], how="left")["_o"].fillna(False).astype(bool).to_numpy()
-    fallback = book.versions[0].department_without_class
+    fallback = book.versions[0].certificate_department
     f["department_code"] = f["department_code"].fillna(
-        f["policy_version"].map({v.version: v.department_without_class for v in book.versions})).fillna(fallback)
+        f["policy_version"].map({v.version: v.certificate_department for v in book.versions})).fillna(fallback)
     return f[LIVING_COLUMNS]

@@ -27,6 +27,8 @@ SUMMARY_COLUMNS = ["posted_on", "department_code", "fund", "subsidy_type", "payo
 RECONCILIATION_COLUMNS = ["registry", "file_name", "present", "encoding", "sha256", "rows_in", "accepted",
                           "quarantined", "gx_success", "problem"]
 QUARANTINE_COLUMNS = ["registry", "row_number", "key", "reasons"]
+CITY_OVERLAP_COLUMNS = ["department_code", "reference", "person_id_masked", "name", "occupation_code", "level",
+                        "district_amount", "city_certificate_no", "city_paid_on", "city_amount"]
 NUMERIC_XLSX = {"amount"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -154,17 +156,35 @@ def published_folder(final: Path):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def city_overlaps_extract(o: pd.DataFrame) -> pd.DataFrame:
+    """R1 check 6 pairs for HRSS to settle with the city: the district's payout and the city's, masked."""
+    o = o.sort_values(["reference", "person_id", "city_certificate_no"], kind="stable")
+    return pd.DataFrame({
+        "department_code": o["department_code"], "reference": neutralise(o["reference"]),
+        "person_id_masked": mask_resident_id(o["person_id"]), "name": neutralise(o["name"]),
+        "occupation_code": neutralise(o["occupation_code"]), "level": o["level"].astype("Int64"),
+        "district_amount": fen_to_yuan_text(o["district_amount_fen"]),
+        "city_certificate_no": neutralise(o["city_certificate_no"]), "city_paid_on": _date_text(o["city_paid_on"]),
+        "city_amount": fen_to_yuan_text(o["city_amount_fen"].fillna(0)).where(o["city_amount_fen"].notna()),
+    }, columns=CITY_OVERLAP_COLUMNS)
+
+
 def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
-                   decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame) -> Path:
+                   decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame,
+                   city_overlaps: pd.DataFrame | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it."""
     final = Path(out) / as_of.isoformat()
+    overlaps = city_overlaps if city_overlaps is not None else pd.DataFrame(
+        columns=["reference", "person_id", "name", "department_code", "occupation_code", "level",
+                 "district_amount_fen", "city_certificate_no", "city_paid_on", "city_amount_fen"])
     with published_folder(final) as root:
-        _write_all(root, as_of, departments, lines, decisions, reconciliation, quarantine)
+        _write_all(root, as_of, departments, lines, decisions, reconciliation, quarantine, overlaps)
     return final
 
 
 def _write_all(root: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
-               decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame) -> None:
+               decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame,
+               city_overlaps: pd.DataFrame) -> None:
     ledger = ledger_extract(lines)
     dec = decisions_extract(decisions)
     depts = sorted(set(departments) | set(ledger["department_code"].dropna()) | set(dec["department_code"].dropna()))
@@ -178,6 +198,7 @@ def _write_all(root: Path, as_of: dt.date, departments: list[str], lines: pd.Dat
     q = quarantine.rename(columns={"record_key": "key"}).sort_values(["registry", "row_number"])
     q = q.assign(key=neutralise(mask_ids_in_text(q["key"])), reasons=neutralise(q["reasons"]))
     write_csv(q[QUARANTINE_COLUMNS], root / "quarantine.csv")
+    write_csv(city_overlaps_extract(city_overlaps), root / "city_overlaps.csv")
 
 
 def mask_ids_in_text(text: pd.Series) -> pd.Series:

@@ -1,7 +1,9 @@
 """Generate a realistic registry drop (CONTRACT.md) for Nanxun, deterministic for a seed.
 
-Every R1-R6 path occurs (each reason code, the uplift, catalog rows), plus a small share of realistic
-defects, and some files are written in GB18030 as Chinese government exports often are.
+Every R1-R6 path occurs (each reason code and hold, the uplift, catalog rows, school leavers, city payouts
+that come after the district's), plus a small share of realistic defects, and some files are written in
+GB18030 as Chinese government exports often are. Paths added after the first version draw from their own
+random streams.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ENCODING = {  # file -> (encoding, line terminator)
     "low_income": ("gb18030", "\r\n"), "training_classes": ("gb18030", "\r\n"),
     "class_enrollments": ("utf-8-sig", "\n"), "apprenticeships": ("utf-8-sig", "\n"),
     "affected_enterprises": ("utf-8-sig", "\n"), "city_payouts": ("utf-8-sig", "\n"),
-    "subsidy_catalog": ("utf-8-sig", "\n"),
+    "subsidy_catalog": ("utf-8-sig", "\n"), "school_leavers": ("gb18030", "\r\n"),
 }
 DEFECT_SHARE = 0.003
 
@@ -312,7 +314,114 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
         cat.append((code, "special_ability", "", amount, "2019-01-01", "2021-06-30"))
     frames["subsidy_catalog"] = pd.DataFrame(cat, columns=["occupation_code", "certificate_type", "level", "amount",
                                                            "effective_from", "effective_to"])
+    _apprentice_paths(frames, n)
+    _city_payouts_later(frames, issued, paid)
+    _school_leavers(frames, pid, name, class_ids, n)
     return frames
+
+
+def _at_least_one(rng, mask: np.ndarray, share: float, among: np.ndarray) -> np.ndarray:
+    """mask | a random share of `among` | its first element (so even a small drop has the path)."""
+    pick = mask.copy()
+    pick |= among & (rng.random(len(mask)) < share)
+    first = np.flatnonzero(among)
+    if len(first):
+        pick[first[0]] = True
+    return pick
+
+
+def _apprentice_paths(frames: dict[str, pd.DataFrame], n: int) -> None:
+    """R4/R5 revision 2: most employee apprentices have been in post with their employer for a year (an
+    insurance episode is added where the drop has none), some not; a few agreements name no school; a few
+    people hold a second, concurrent employee agreement (three years per person) or a second student
+    placement (once per person). Its own random stream."""
+    rng = np.random.default_rng(n + 30011)
+    ap, si = frames["apprenticeships"].copy(), frames["social_insurance"]
+    emp = (ap["apprentice_kind"] == "employee").to_numpy()
+    start = pd.to_datetime(ap["start_date"])
+    open_end = ap["end_date"].eq("").to_numpy()
+    early = ((start >= "2019-01-01") & (start <= "2019-12-31")).to_numpy()
+    concurrent = _at_least_one(rng, np.zeros(len(ap), bool), 0.15, emp & open_end & early)
+    in_post = (emp & (rng.random(len(ap)) < 0.85)) | concurrent
+    since = start - pd.to_timedelta(rng.integers(380, 2500, len(ap)), unit="D")
+    added = pd.DataFrame({
+        "record_id": [f"SIA{i:07d}" for i in range(int(in_post.sum()))],
+        "person_id": ap.loc[in_post, "person_id"].to_numpy(), "name": ap.loc[in_post, "name"].to_numpy(),
+        "employer_credit_code": ap.loc[in_post, "employer_credit_code"].to_numpy(), "employer_name": "学徒培养企业",
+        "employer_category": "enterprise", "start_date": since[in_post].dt.strftime("%Y-%m-%d").to_numpy(),
+        "end_date": "", "town_code": TOWNS[rng.integers(0, len(TOWNS), int(in_post.sum()))]})
+    frames["social_insurance"] = pd.concat([si, added], ignore_index=True)
+    none = np.zeros(len(ap), bool)
+    no_school = _at_least_one(rng, none, 0.04, emp & ~concurrent) | _at_least_one(rng, none, 0.04, ~emp)
+    ap.loc[no_school, "school_name"] = ""
+    end = pd.to_datetime(ap["end_date"])
+    allowance = pd.to_numeric(ap["monthly_allowance"], errors="coerce").fillna(0).to_numpy()
+    # a second placement once the first, paid one ended: both would be payable, only one is
+    served = ((end - start).dt.days >= 62) & (end <= "2021-06-30")
+    payable = ~emp & ~no_school & (allowance > 0) & (start >= "2019-01-01").to_numpy() & served.to_numpy()
+    second_student = _at_least_one(rng, none, 0.15, payable)
+    twin = ap.loc[concurrent].assign(start_date=(start[concurrent] + pd.to_timedelta(
+        rng.integers(90, 270, int(concurrent.sum())), unit="D")).dt.strftime("%Y-%m-%d").to_numpy())
+    placement = ap.loc[second_student].assign(start_date=ap.loc[second_student, "end_date"].to_numpy(), end_date="")
+    again = pd.concat([twin, placement], ignore_index=True)
+    again["agreement_id"] = [f"AP9{i:05d}" for i in range(len(again))]
+    frames["apprenticeships"] = pd.concat([ap, again], ignore_index=True)
+
+
+def _city_payouts_later(frames: dict[str, pd.DataFrame], issued: np.ndarray, paid: np.ndarray) -> None:
+    """Some city payouts are made months after the certificate: a night between the two may have paid the
+    district's subsidy already (R1 check 6: city_overlaps.csv). Its own random stream."""
+    city = frames["city_payouts"]
+    rng = np.random.default_rng(len(city) + 50021)
+    late = rng.random(len(city)) < 0.4
+    when = issued[paid] + np.where(late, rng.integers(150, 400, len(city)), 20).astype("timedelta64[D]")
+    frames["city_payouts"] = city.assign(paid_on=_text(when))
+
+
+def _school_leavers(frames: dict[str, pd.DataFrame], pid, name, class_ids, n: int) -> None:
+    """两后生 (R6): young people who left school after junior or senior secondary, rural or urban; some urban
+    ones from an urban minimum-living household (a parent's record in the same household), and trainees on
+    the rosters. Its own random stream."""
+    rng = np.random.default_rng(n + 60013)
+    born = pd.to_datetime(pd.Series(pid).str[6:14], format="%Y%m%d").to_numpy(dtype="datetime64[D]")
+    young = np.flatnonzero(born >= np.datetime64("1996-01-01"))  # 15-19 at graduation, by 2021
+    k = min(len(young), max(12, n // 150))
+    who = rng.choice(young, k, replace=False)
+    hukou = np.where(rng.random(k) < 0.55, "rural", "urban")
+    years = born[who].astype("datetime64[Y]") + rng.integers(15, 20, k).astype("timedelta64[Y]")
+    graduated = years.astype("datetime64[D]") + rng.integers(170, 200, k).astype("timedelta64[D]")  # summer
+    graduated = np.minimum(graduated, np.datetime64("2021-07-10"))
+    frames["school_leavers"] = pd.DataFrame({
+        "record_id": [f"SL{i:07d}" for i in range(k)], "person_id": pid[who], "name": name[who],
+        "school_name": _pick(rng, ["南浔区练市镇初级中学", "南浔区菱湖中学", "湖州市南浔高级中学"], k),
+        "education_level": _pick(rng, ["junior_secondary", "senior_secondary"], k, p=[0.6, 0.4]),
+        "graduated_on": _text(graduated), "hukou": hukou})
+    # urban leavers: half from an urban minimum-living household (the record is a parent's), a few of them
+    # with a household record that is not urban minimum living
+    urban = np.flatnonzero(hukou == "urban")
+    homes = urban[rng.random(len(urban)) < 0.6]
+    parents = rng.choice(n, len(homes), replace=False)
+    low = frames["low_income"]
+    households = [f"HHS{i:06d}" for i in range(len(homes))]
+    category = np.where(rng.random(len(homes)) < 0.8, "urban_minimum_living", "zero_employment_family")
+    parent_rows = pd.DataFrame({
+        "record_id": [f"LIS{i:07d}" for i in range(len(homes))], "person_id": pid[parents], "name": name[parents],
+        "household_id": households, "category": category,
+        "valid_from": _text(_dates(rng, "2014-01-01", "2019-06-30", len(homes))), "valid_to": ""})
+    own_rows = pd.DataFrame({  # the leaver's own record in the household (an earlier, expired benefit)
+        "record_id": [f"LIC{i:07d}" for i in range(len(homes))], "person_id": pid[who[homes]],
+        "name": name[who[homes]], "household_id": households, "category": "urban_minimum_living",
+        "valid_from": "2012-01-01", "valid_to": "2013-12-31"})
+    frames["low_income"] = pd.concat([low, parent_rows, own_rows], ignore_index=True)
+    trainees = who[rng.random(k) < 0.8]
+    rows = pd.DataFrame({"class_id": class_ids[rng.integers(0, len(class_ids), len(trainees))],
+                         "person_id": pid[trainees], "name": name[trainees],
+                         "attendance_days": rng.integers(1, 6, len(trainees)).astype(str),
+                         "passed": np.where(rng.random(len(trainees)) < 0.7, "true", "false")})
+    roster = frames["class_enrollments"]
+    rows = rows.loc[~rows.set_index(["class_id", "person_id"]).index.isin(
+        roster.set_index(["class_id", "person_id"]).index)].drop_duplicates(["class_id", "person_id"])
+    frames["class_enrollments"] = pd.concat([roster, rows], ignore_index=True)
 
 
 def _anniversary(start: np.datetime64, years: int) -> np.datetime64:
@@ -336,12 +445,12 @@ def _defects(rng, name: str, df: pd.DataFrame) -> pd.DataFrame:
             ids[r] = v[:17] + ("0" if v[17] != "0" else "1")
         df["person_id"] = ids
     enum_col = next((c for c in ("employer_category", "category", "certificate_type", "area", "status",
-                                 "department_code", "apprentice_kind") if c in df), None)
+                                 "department_code", "apprentice_kind", "hukou") if c in df), None)
     if enum_col:
         rows = rng.choice(n, k, replace=False)
         df.loc[rows, enum_col] = _pick(rng, ["其他", "unknown", "enterprize"], k)
     date_col = next((c for c in ("issued_on", "start_date", "registered_on", "discharged_on", "valid_from",
-                                 "listed_on", "paid_on") if c in df), None)
+                                 "listed_on", "paid_on", "graduated_on") if c in df), None)
     if date_col:
         rows = rng.choice(n, k, replace=False)
         df.loc[rows, date_col] = _pick(rng, ["2021-02-30", "2020-13-01", "20200101", "2019/05/06"], k)

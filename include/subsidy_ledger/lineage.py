@@ -41,7 +41,8 @@ def _covering(claims, date_col, records, registry, start, end, keep=()):
 
 def certificate_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
     """Rows behind R1-R3 decisions: the certificate, the episodes and group records on its issue date,
-    its class and roster entry, city payouts and the uplift listing and catalog rows that apply."""
+    the person's earlier insurance episodes (insured months), city payouts and the uplift listing and
+    special-ability catalog rows that apply. R1 reads no class or roster (revision 2)."""
     certs = stg["certificates"]
     c = decided[CLAIM].merge(certs, left_on=["reference", "person_id"], right_on=["certificate_no", "person_id"])
     c = c.reset_index(drop=True)
@@ -53,12 +54,10 @@ def certificate_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> 
                                         "ended_on"), ("low_income", "low_income_record", "valid_from", "valid_to"),
                                        ("veterans", "veteran_record", "discharged_on", None)):
         parts.append(_rows(_covering(c, "issued_on", stg[registry], registry, start, end), registry, role))
-    named = c.loc[c["training_class_id"].notna(), [*CLAIM, "training_class_id", "issued_on"]]
-    cls = named.merge(stg["training_classes"], left_on="training_class_id", right_on="class_id")
-    parts.append(_rows(cls, "training_classes", "training_class"))
-    roster = named.merge(stg["class_enrollments"], left_on=["training_class_id", "person_id"],
-                         right_on=["class_id", "person_id"])
-    parts.append(_rows(roster, "class_enrollments", "roster_entry"))
+    earlier = c[[*CLAIM, "issued_on"]].merge(stg["social_insurance"], on="person_id")
+    earlier = earlier.loc[(earlier["start_date"] <= earlier["issued_on"])
+                          & ~(earlier["end_date"] >= earlier["issued_on"]).fillna(True)]
+    parts.append(_rows(earlier, "social_insurance", "earlier_insurance_episode"))
     city = stg["city_payouts"]
     by_no = c[[*CLAIM, "certificate_no"]].merge(city.drop(columns=["person_id"]), on="certificate_no")
     by_slot = c[[*CLAIM, "occupation_code", "level"]].merge(city, on=["person_id", "occupation_code", "level"])
@@ -67,8 +66,9 @@ def certificate_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> 
                                                                        on="employer_credit_code")
     listed = listed.loc[listed["listed_on"].to_numpy() <= c["issued_on"].reindex(listed["event"]).to_numpy()]
     parts.append(_rows(listed, "affected_enterprises", "affected_enterprise"))
-    cat = c[[*CLAIM, "certificate_type", "occupation_code", "level", "issued_on"]].merge(
-        stg["subsidy_catalog"], on=["certificate_type", "occupation_code", "level"])
+    special = c.loc[c["certificate_type"] == "special_ability",
+                    [*CLAIM, "certificate_type", "occupation_code", "issued_on"]]
+    cat = special.merge(stg["subsidy_catalog"], on=["certificate_type", "occupation_code"])
     cat = cat.loc[(cat["effective_from"] <= cat["issued_on"])
                   & (cat["issued_on"] <= cat["effective_to"].fillna(pd.Timestamp.max))]
     parts.append(_rows(cat, "subsidy_catalog", "catalog_row"))
@@ -76,22 +76,35 @@ def certificate_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> 
 
 
 def apprentice_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
-    """Rows behind R4/R5 decisions: the agreement."""
+    """Rows behind R4/R5 decisions: the agreement and, for R4, the person's episodes with its employer."""
     d = decided[CLAIM].assign(agreement_id=decided["reference"].str.rsplit("#", n=1).str[0])
     rows = d.merge(stg["apprenticeships"], on=["agreement_id", "person_id"])
-    return _rows(rows, "apprenticeships", "agreement")
+    employee = rows.loc[rows["subsidy_type"] == "apprentice_employee", [*CLAIM, "employer_credit_code"]]
+    episodes = employee.merge(stg["social_insurance"], on=["person_id", "employer_credit_code"])
+    return _concat([_rows(rows, "apprenticeships", "agreement"),
+                    _rows(episodes, "social_insurance", "employment_episode")])
 
 
 def living_allowance_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
-    """Rows behind R6 decisions: the roster entry, the class, and low-income records on its start date."""
+    """Rows behind R6 decisions: the roster entry, the class, low-income records on its start date, the
+    school-leaver record and the household's records valid then."""
     d = decided[CLAIM].assign(class_id=decided["reference"]).reset_index(drop=True)
     roster = d.merge(stg["class_enrollments"], on=["class_id", "person_id"])
     cls = d.merge(stg["training_classes"], on="class_id")
     starts = d.merge(stg["training_classes"][["class_id", "start_date"]], on="class_id").reset_index(drop=True)
     low = _covering(starts, "start_date", stg["low_income"], "low_income", "valid_from", "valid_to")
+    leavers = starts.merge(stg["school_leavers"], on="person_id")
+    leavers = leavers.loc[leavers["graduated_on"] <= leavers["start_date"]]
+    homes = stg["low_income"][["person_id", "household_id"]].dropna().drop_duplicates()
+    household = leavers[[*CLAIM, "start_date"]].drop_duplicates().merge(homes, on="person_id").merge(
+        stg["low_income"].drop(columns=["person_id"]), on="household_id")
+    household = household.loc[(household["valid_from"] <= household["start_date"])
+                              & ~(household["valid_to"] < household["start_date"]).fillna(False)]
     return _concat([_rows(roster, "class_enrollments", "roster_entry"),
                     _rows(cls, "training_classes", "training_class"),
-                    _rows(low, "low_income", "low_income_record")])
+                    _rows(low, "low_income", "low_income_record"),
+                    _rows(leavers, "school_leavers", "school_leaver"),
+                    _rows(household, "low_income", "household_record")])
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:

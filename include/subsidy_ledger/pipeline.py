@@ -31,7 +31,6 @@ from .registries import REGISTRIES
 from .rules import holds
 
 log = logging.getLogger(__name__)
-CERTIFICATE_TYPES = ["skill_upgrade", "special_ability"]
 DATA_DOCS_ENV = "SUBSIDY_LEDGER_DATA_DOCS"
 MAX_SHARE_ENV = "SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE"
 GATE_MIN_ROWS_ENV = "SUBSIDY_LEDGER_GATE_MIN_ROWS"
@@ -371,24 +370,30 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     """Decide every claim from this run's eligibility tables; store the decisions and their lineage."""
     certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
                          ("civil_servant", "insured", "key_group", "paid_by_city"))
-    state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)  # read once: R1's paid claims and the orphans below
-    paid = state.loc[(state["net_fen"].astype("int64") > 0) & state["subsidy_type"].isin(CERTIFICATE_TYPES),
-                     decide.CLAIM_KEY]
+    state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)  # read once: the paid claims and the orphans below
+    paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
     living = _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
                           ("filed_in_advance", "qualifying_group", "overlapping_attendance"))
+    stg = _accepted(cfg, conn)
+    apprentices = _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
+                               ("school_partner", "in_post_one_year"))
+    city = eligibility.city_paid_by(stg["city_payouts"], cfg.as_of_date)
     parts = [
-        decide.decide_certificates(certs, book, paid),
-        decide.decide_apprentices(_eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id), book,
-                                  cfg.as_of_date),
+        # R7 (issue 11) is not decided yet: no training subsidy is approved, so R1 check 7 cannot fire
+        decide.decide_certificates(certs, book, paid, city),
+        decide.decide_apprentices(apprentices, book, cfg.as_of_date, paid),
         decide.decide_living_allowances(living, book, cfg.as_of_date),
     ]
+    overlaps = decide.city_overlaps(certs, parts[0], paid, city)
+    conn.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
+    warehouse.insert_frame(conn, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
     fresh = [p for p in parts if len(p)]
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
     quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
     d = holds.hold(d, holds.quarantined_rows(d, quarantine))
     d = pd.concat([d, _orphans_on_hold(state, d, quarantine)],
                   ignore_index=True)
-    sources = lineage.claim_sources(_accepted(cfg, conn), d)
+    sources = lineage.claim_sources(stg, d)
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, t, sources.assign(run_id=cfg.run_id))
@@ -544,9 +549,11 @@ def stage_export(cfg: RunConfig) -> dict:
             rec = warehouse.read_frame(conn, warehouse.reconciliation,
                                        warehouse.reconciliation.c.run_id == cfg.run_id)
             q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
+            overlaps = warehouse.read_frame(conn, warehouse.city_overlaps,
+                                            warehouse.city_overlaps.c.run_id == cfg.run_id)
             try:
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
-                                             rec, q)
+                                             rec, q, overlaps)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "

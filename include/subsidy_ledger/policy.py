@@ -1,4 +1,9 @@
-"""Dated policy versions: the parameters of POLICY.md, read from YAML files, chosen by event date."""
+"""Dated policy versions: the parameters of POLICY.md, read from YAML files, chosen by event date.
+
+Versions may overlap: on a date, the version in force is the one with the latest `effective_from` among
+those whose range holds the date (a later rule supersedes an earlier one from its start, "国家和省、市有新规定的
+按新规定执行"). A version may `amend` another: it then states only the parameters it changes.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ POLICY_DIR_ENV = "SUBSIDY_LEDGER_POLICY_DIR"
 
 
 class PolicyError(ValueError):
-    """A policy file is malformed or versions overlap."""
+    """A policy file is malformed, amends an unknown version, or two versions start on the same day."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,18 @@ class PolicyVersion:
         return list(self.params["civil_servant_categories"])
 
     @property
+    def minimum_insured_months(self) -> int:
+        """R1 check 5: months of insurance a person qualifying through insurance alone needs (0 = off)."""
+        return int(self.params.get("minimum_insured_months", 0))
+
+    @property
     def apprentice_year_amount_fen(self) -> int:
         """R4: amount per completed employee-apprentice agreement year, in fen."""
         return yuan_to_fen(self.params["employee_apprentice"]["amount_per_year"])
 
     @property
     def apprentice_max_years(self) -> int:
-        """R4: agreement years paid at most."""
+        """R4: employee-apprentice years paid per person at most, across agreements."""
         return int(self.params["employee_apprentice"]["max_years"])
 
     @property
@@ -90,13 +100,23 @@ class PolicyVersion:
 
     @property
     def living_allowance_categories(self) -> list[str]:
-        """R6: low_income categories that qualify a trainee."""
+        """R6: low_income categories that qualify a trainee of their own."""
         return list(self.params["living_allowance"]["categories"])
 
     @property
-    def department_without_class(self) -> str:
-        """Department charged for certificates claimed without a training class."""
-        return str(self.params["department_without_class"])
+    def school_leaver_hukou(self) -> list[str]:
+        """R6: school leavers (两后生) qualify with this hukou."""
+        return list(self.params["living_allowance"]["school_leavers"]["hukou"])
+
+    @property
+    def school_leaver_household_categories(self) -> list[str]:
+        """R6: school leavers also qualify when their household has a low_income record of these categories."""
+        return list(self.params["living_allowance"]["school_leavers"]["household_categories"])
+
+    @property
+    def certificate_department(self) -> str:
+        """R1 is this department's (and a roster naming an unfiled class is charged to it)."""
+        return str(self.params["certificate_department"])
 
 
 def _as_date(value: Any) -> dt.date:
@@ -117,6 +137,14 @@ def _check_params(version: str, params: dict[str, Any]) -> None:
     yuan_to_fen(params["employee_apprentice"]["amount_per_year"])
     yuan_to_fen(params["student_apprentice"]["cap"])
     yuan_to_fen(params["living_allowance"]["per_day"])
+    if int(params.get("minimum_insured_months", 0)) < 0:
+        raise PolicyError(f"policy {version}: minimum_insured_months cannot be negative")
+    leavers = params["living_allowance"]["school_leavers"]
+    for key in ("hukou", "household_categories"):
+        if not isinstance(leavers[key], list):
+            raise PolicyError(f"policy {version}: living_allowance.school_leavers.{key} must be a list")
+    if not params["certificate_department"]:
+        raise PolicyError(f"policy {version}: certificate_department is empty")
     for section, key in (("employee_apprentice", "max_years"), ("student_apprentice", "months_counted")):
         if int(params[section][key]) < 1:
             raise PolicyError(f"policy {version}: {section}.{key} must be at least 1")
@@ -124,32 +152,81 @@ def _check_params(version: str, params: dict[str, Any]) -> None:
         raise PolicyError(f"policy {version}: living_allowance.categories is empty")
 
 
-def load_version(path: Path) -> PolicyVersion:
-    """Read and check one policy YAML file."""
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """base with changes laid over it, section by section (a list or a value replaces the base's)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+            else value
+    return out
+
+
+def _read(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh)
+    if not isinstance(doc, dict) or "version" not in doc:
+        raise PolicyError(f"policy file {path.name} is malformed: no version")
+    return {**doc, "_file": path.name}
+
+
+def _build(doc: dict[str, Any], base: PolicyVersion | None) -> PolicyVersion:
+    name = doc["_file"]
     try:
         version = str(doc["version"])
         start, end = _as_date(doc["effective_from"]), _as_date(doc["effective_to"])
-        params = dict(doc["parameters"])
+        params = dict(doc["parameters"] or {})
+        if base is not None:
+            params = _merged(base.params, params)
         _check_params(version, params)
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-        raise PolicyError(f"policy file {path.name} is malformed: {exc!r}") from exc
+        if isinstance(exc, PolicyError):
+            raise
+        raise PolicyError(f"policy file {name} is malformed: {exc!r}") from exc
     if end < start:
         raise PolicyError(f"policy {version}: effective_to is before effective_from")
-    return PolicyVersion(version, start, end, params, dict(doc.get("departments") or {}))
+    departments = dict(doc.get("departments") or (base.departments if base else {}))
+    return PolicyVersion(version, start, end, params, departments)
+
+
+def _resolve(docs: list[dict[str, Any]]) -> list[PolicyVersion]:
+    """Build every version, each amending one after the version it names."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        name = str(doc["version"])
+        if name in by_name:
+            raise PolicyError(f"policy version {name} is defined twice ({by_name[name]['_file']}, {doc['_file']})")
+        by_name[name] = doc
+    built: dict[str, PolicyVersion] = {}
+
+    def build(name: str, seen: tuple[str, ...]) -> PolicyVersion:
+        if name in built:
+            return built[name]
+        doc = by_name[name]
+        base_name = doc.get("amends")
+        base = None
+        if base_name is not None:
+            if str(base_name) not in by_name:
+                raise PolicyError(f"policy {name} amends {base_name}, which no policy file defines")
+            if str(base_name) in seen:
+                raise PolicyError(f"policy {name} amends itself through {' -> '.join(seen)}")
+            base = build(str(base_name), (*seen, name))
+        built[name] = _build(doc, base)
+        return built[name]
+
+    return [build(n, ()) for n in by_name]
 
 
 class PolicyBook:
-    """All policy versions, non-overlapping, ordered by start date."""
+    """All policy versions, ordered by start date; on a date the latest-starting one in force wins."""
 
     def __init__(self, versions: list[PolicyVersion]):
         if not versions:
             raise PolicyError("no policy version found")
         self.versions = sorted(versions, key=lambda v: v.effective_from)
         for a, b in zip(self.versions, self.versions[1:], strict=False):
-            if b.effective_from <= a.effective_to:
-                raise PolicyError(f"policy versions {a.version} and {b.version} overlap")
+            if b.effective_from == a.effective_from:
+                raise PolicyError(f"policy versions {a.version} and {b.version} start on the same day "
+                                  f"({a.effective_from}): which one supersedes the other is undecided")
         self.by_name = {v.version: v for v in self.versions}
 
     @classmethod
@@ -160,7 +237,7 @@ class PolicyBook:
         extra = extra_dir or os.environ.get(POLICY_DIR_ENV)
         if extra:
             paths += sorted(Path(extra).glob("*.yaml"))
-        return cls([load_version(p) for p in paths])
+        return cls(_resolve([_read(p) for p in paths]))
 
     @property
     def fingerprint(self) -> str:
@@ -174,16 +251,15 @@ class PolicyBook:
         return sorted({d for v in self.versions for d in v.departments})
 
     def version_of(self, dates: pd.Series) -> pd.Series:
-        """Name of the version in force on each date (NA where none is: outside the policy window)."""
-        starts = np.array([np.datetime64(v.effective_from, "D") for v in self.versions])
-        ends = np.array([np.datetime64(v.effective_to, "D") for v in self.versions])
-        names = np.array([v.version for v in self.versions], dtype=object)
+        """Name of the version in force on each date (NA where none is: outside the policy window).
+
+        Of the versions whose range holds the date, the one that started last supersedes the others."""
         d = dates.to_numpy(dtype="datetime64[D]")
-        idx = np.searchsorted(starts, d, side="right") - 1
-        ok = (idx >= 0) & ~np.isnat(d)
-        idx_c = np.clip(idx, 0, None)
-        ok &= d <= ends[idx_c]
-        return pd.Series(np.where(ok, names[idx_c], None), index=dates.index, dtype="string")
+        out = np.full(len(d), None, dtype=object)
+        for v in self.versions:  # in start order: a later start overwrites
+            inside = (d >= np.datetime64(v.effective_from, "D")) & (d <= np.datetime64(v.effective_to, "D"))
+            out[inside] = v.version
+        return pd.Series(out, index=dates.index, dtype="string")
 
     def per_version(self, versions: pd.Series, getter) -> pd.Series:
         """Map each row's version name to a parameter value (getter(version) -> value)."""

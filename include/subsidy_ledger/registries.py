@@ -93,5 +93,10 @@ REGISTRIES: dict[str, Registry] = {
             required=False, dates=("effective_from", "effective_to"), integers=("level",),
             money=("amount",),
         ),
+        Registry(
+            "school_leavers", "“两后生”名单", ("record_id",),
+            ("record_id", "person_id", "name", "school_name", "education_level", "graduated_on", "hukou"),
+            required=False, dates=("graduated_on",),
+        ),
     )
 }

@@ -123,8 +123,7 @@ certificate_eligibility = sa.Table(
     sa.Column("civil_servant", sa.Boolean, nullable=False),
     sa.Column("insured", sa.Boolean, nullable=False),
     sa.Column("key_group", sa.Boolean, nullable=False),
-    sa.Column("class_filed_in_advance", sa.Boolean),
-    sa.Column("on_roster", sa.Boolean),
+    sa.Column("insured_months", sa.Integer),  # R1 check 5: full months of insurance up to the issue date
     sa.Column("paid_by_city", sa.Boolean, nullable=False),
     sa.Column("uplift_units", sa.Integer, nullable=False),
     sa.Column("catalog_amount_fen", sa.BigInteger),
@@ -143,11 +142,14 @@ apprentice_eligibility = sa.Table(
     sa.Column("name", sa.Text),
     sa.Column("period_start", sa.Date, nullable=False),
     sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("agreement_start", sa.Date),
     sa.Column("agreement_end", sa.Date),
     sa.Column("policy_version", sa.String(64)),
     sa.Column("months_served", sa.Integer),
     sa.Column("monthly_allowance_fen", sa.BigInteger),
     sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("school_partner", sa.Boolean),    # R4/R5: the agreement names a school (校企合作)
+    sa.Column("in_post_one_year", sa.Boolean),  # R4: insured with the employer the whole year before
     sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference"),
 )
 
@@ -167,6 +169,7 @@ living_allowance_eligibility = sa.Table(
     sa.Column("attendance_days", sa.Integer, nullable=False),
     sa.Column("class_days", sa.Integer),
     sa.Column("qualifying_group", sa.Boolean, nullable=False),
+    sa.Column("group_basis", sa.String(64)),  # why: the low_income category, or school_leaver_<hukou|category>
     sa.Column("overlapping_attendance", sa.Boolean),  # on another roster whose class dates overlap: held
     sa.PrimaryKeyConstraint("run_id", "class_id", "person_id"),
 )
@@ -195,6 +198,22 @@ decisions = sa.Table(
     sa.Column("decided_in_run", RUN_ID),  # the run itself (earlier revisions kept unchanged decisions of another)
     sa.Column("held_rows", sa.Text),  # awaiting_registry_correction: the quarantined "registry:row" pairs
     sa.PrimaryKeyConstraint("run_id", "subsidy_type", "reference", "person_id"),
+)
+
+city_overlaps = sa.Table(  # R1 check 6: certificates paid by the district and, later, by the city too
+    "city_overlaps", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("occupation_code", sa.Text),
+    sa.Column("level", sa.Integer),
+    sa.Column("district_amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("city_certificate_no", sa.Text, nullable=False),
+    sa.Column("city_paid_on", sa.Date),
+    sa.Column("city_amount_fen", sa.BigInteger),
+    sa.PrimaryKeyConstraint("run_id", "reference", "person_id", "city_certificate_no"),
 )
 
 claim_sources = sa.Table(  # lineage: every source row a decision rests on, and in which role

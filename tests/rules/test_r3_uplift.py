@@ -60,11 +60,13 @@ def test_uplift_applies_after_the_special_ability_cap():
 
 
 def test_rounding_is_half_up_to_the_fen():
-    # catalog 123.55 yuan x 1.10 = 135.905 yuan: half up gives 135.91 (banker's rounding would give 135.90)
-    catalog = [{"occupation_code": "6-18-01-01", "certificate_type": "skill_level", "level": "4",
+    # special-ability catalog 123.55 yuan x 1.10 = 135.905 yuan: half up gives 135.91 (banker's gives 135.90)
+    catalog = [{"occupation_code": "ZJ-NX-001", "certificate_type": "special_ability", "level": None,
                 "amount": "123.55", "effective_from": "2019-01-01"}]
     d = decide_all(staged(social_insurance=[insured(A)], affected_enterprises=[affected(rate="0.10")],
-                          subsidy_catalog=catalog, certificates=[certificate("C1", A, "2020-05-01")]))
+                          subsidy_catalog=catalog, certificates=[
+                              certificate("C1", A, "2020-05-01", level=None, occupation="ZJ-NX-001",
+                                          kind="special_ability")]))
     assert d.loc["C1", "amount_fen"] == 13591
 
 

@@ -53,3 +53,35 @@ def test_window_by_start_date(start, inside):
 @pytest.mark.parametrize("allowance", [None, "0.00"])
 def test_no_allowance_means_nothing_to_pay(allowance):
     assert decided("2019-09-01", allowance=allowance) == ("rejected", "no_allowance_paid", 0)
+
+
+def test_no_school_partner():
+    ag = agreement("ST1", A, "student", "2019-09-01", None, "1000.00") | {"school_name": " "}
+    d = decide_apprentices(staged(apprenticeships=[ag]))
+    assert d.loc["ST1#1", ["decision", "reason_code"]].tolist() == ["rejected", "no_school_partner"]
+
+
+def test_once_per_person_the_earliest_payable_agreement():
+    stg = staged(apprenticeships=[agreement("ST2", A, "student", "2020-09-01", None, "1000.00"),
+                                  agreement("ST0", A, "student", "2019-03-01", "2019-03-20", "1000.00"),
+                                  agreement("ST1", A, "student", "2019-09-01", None, "1000.00")])
+    d = decide_apprentices(stg)
+    assert d.loc["ST0#1", "reason_code"] == "no_full_month_served"  # not payable: uses up nothing
+    assert d.loc["ST1#1", ["decision", "amount_fen"]].tolist() == ["approved", 300000]
+    assert d.loc["ST2#1", ["decision", "reason_code", "amount_fen"]].tolist() == ["rejected", "already_paid_once", 0]
+
+
+def test_the_agreement_the_ledger_pays_stays_the_one():
+    import datetime as dt
+
+    import pandas as pd
+    from subsidy_ledger import decide, eligibility
+    from subsidy_ledger.policy import PolicyBook
+
+    book = PolicyBook.load()
+    stg = staged(apprenticeships=[agreement("ST1", A, "student", "2019-09-01", None, "1000.00"),
+                                  agreement("ST2", A, "student", "2020-09-01", None, "1000.00")])
+    elig = eligibility.build_apprentice_eligibility(stg, dt.date(2022, 6, 30), book)
+    paid = pd.DataFrame({"subsidy_type": ["apprentice_student"], "reference": ["ST2#1"], "person_id": [A]})
+    d = decide.decide_apprentices(elig, book, dt.date(2022, 6, 30), paid).set_index("reference")
+    assert d.loc["ST2#1", "decision"] == "approved" and d.loc["ST1#1", "reason_code"] == "already_paid_once"

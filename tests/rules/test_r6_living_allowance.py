@@ -1,16 +1,17 @@
-"""R6 scenarios: filing, window, completion, qualifying categories on the start date, days and amount."""
+"""R6 scenarios: filing, window, completion, the plan's groups on the start date (school leavers included),
+days and amount."""
 
 import pytest
 
-from tests.scenario import PEOPLE, decide_living, enrolled, low_income, staged, training_class
+from tests.scenario import PEOPLE, decide_living, enrolled, low_income, school_leaver, staged, training_class
 
 A, B = PEOPLE[2], PEOPLE[3]
 
 
-def decided(klass=None, roster=None, records=None, as_of="2022-06-30"):
+def decided(klass=None, roster=None, records=None, as_of="2022-06-30", leavers=()):
     stg = staged(training_classes=[klass or training_class("K1", "2020-05-01", "2020-05-20")],
                  class_enrollments=roster or [enrolled("K1", A, "10")],
-                 low_income=[low_income(A)] if records is None else records)
+                 low_income=[low_income(A)] if records is None else records, school_leavers=list(leavers))
     d = decide_living(stg, as_of)
     if len(d) == 0:
         return None
@@ -29,15 +30,55 @@ def test_attended_days_times_thirty_yuan_passed_or_not():
     assert row["policy_version"] == "nanxun-2019"
 
 
-@pytest.mark.parametrize("category", ["low_income_rural_household", "urban_minimum_living",
-                                      "zero_employment_family", "employment_difficulty"])
+@pytest.mark.parametrize("category", ["low_income_rural_household", "employment_difficulty", "disabled",
+                                      "zero_employment_family"])
 def test_each_qualifying_category(category):
+    """二 "就业困难人员（含残疾人）": disabled trainees count as employment-difficulty ones."""
     assert decided(records=[low_income(A, category)]) == ("approved", None, 30000)
 
 
+def test_an_urban_minimum_living_adult_who_is_no_school_leaver_is_in_no_group():
+    assert decided(records=[low_income(A, "urban_minimum_living")]) == ("rejected", "not_eligible_group", 0)
+
+
 def test_other_trainees_make_no_claim():
-    assert decided(records=[low_income(A, "disabled")]) is None
     assert decided(records=[]) is None
+
+
+@pytest.mark.parametrize("hukou,household,ok", [
+    ("rural", None, True),                        # 两后生中的农村学员
+    ("urban", "urban_minimum_living", True),      # 两后生中的城市低保家庭学员
+    ("urban", None, False),
+    ("urban", "employment_difficulty", False),    # the household's record must be urban minimum living
+])
+def test_school_leavers(hukou, household, ok):
+    # the leaver's household (HH1) holds a record in a parent's name; the leaver has one of their own there
+    parent = PEOPLE[9]
+    records = [low_income(A, "urban_minimum_living", start="2010-01-01", end="2012-12-31")]
+    if household:
+        records.append(low_income(parent, household))
+    got = decided(records=records, leavers=[school_leaver(A, hukou)])
+    assert got == (("approved", None, 30000) if ok else ("rejected", "not_eligible_group", 0))
+
+
+def test_a_school_leaver_who_graduated_after_the_class_started_is_not_one_yet():
+    assert decided(records=[], leavers=[school_leaver(A, "rural", graduated="2020-05-02")]) == \
+        ("rejected", "not_eligible_group", 0)
+    assert decided(records=[], leavers=[school_leaver(A, "rural", graduated="2020-05-01")]) == \
+        ("approved", None, 30000)
+
+
+def test_the_group_basis_is_recorded():
+    import datetime as dt
+
+    from subsidy_ledger import eligibility
+    from subsidy_ledger.policy import PolicyBook
+
+    stg = staged(training_classes=[training_class("K1", "2020-05-01", "2020-05-20")],
+                 class_enrollments=[enrolled("K1", A), enrolled("K1", B)],
+                 low_income=[low_income(B, "disabled")], school_leavers=[school_leaver(A, "rural")])
+    f = eligibility.build_living_allowance_eligibility(stg, dt.date(2022, 6, 30), PolicyBook.load())
+    assert dict(zip(f["person_id"], f["group_basis"], strict=True)) == {A: "school_leaver_rural", B: "disabled"}
 
 
 @pytest.mark.parametrize("valid_from,valid_to,ok", [("2020-05-01", None, True), ("2020-05-02", None, False),
@@ -77,10 +118,8 @@ def test_a_class_not_started_by_the_as_of_date_makes_no_claim():
     assert decided(klass=training_class("K1", "2022-07-01", "2022-07-20")) is None
 
 
-def test_no_attendance_and_attendance_beyond_the_class_length():
+def test_no_attendance():
     assert decided(roster=[enrolled("K1", A, "0")]) == ("rejected", "no_attendance", 0)
-    # a 20-day class pays at most 20 days (decided here), whatever the roster says
-    assert decided(roster=[enrolled("K1", A, "45")]) == ("approved", None, 60000)
 
 
 def test_each_trainee_is_a_separate_claim():

@@ -21,13 +21,13 @@ HOLD_REASONS = (AWAITING_CORRECTION, OVERLAPPING_ATTENDANCE)
 
 # the registries each rule reads about the claim's person (rows of other persons cannot change its outcome)
 R1_READS = ("certificates", "social_insurance", "unemployment_registrations", "veterans", "low_income",
-            "city_payouts", "class_enrollments")
+            "city_payouts")
 READS = {
     "skill_upgrade": R1_READS,
     "special_ability": R1_READS,
-    r4.SUBSIDY_TYPE: ("apprenticeships",),
+    r4.SUBSIDY_TYPE: ("apprenticeships", "social_insurance"),
     r5.SUBSIDY_TYPE: ("apprenticeships",),
-    r6.SUBSIDY_TYPE: ("class_enrollments", "low_income"),
+    r6.SUBSIDY_TYPE: ("class_enrollments", "low_income", "school_leavers"),
 }
 
 
