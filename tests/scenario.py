@@ -69,12 +69,41 @@ def agreement(aid: str, person: str, kind: str, start: str, end: str | None = No
             "monthly_allowance": allowance, "department_code": dept}
 
 
-def training_class(cid: str, start: str, end: str, filed: str | None = None, dept: str = "AGRI") -> dict:
-    """A filed training class (filed ten days before it starts unless told)."""
+def training_class(cid: str, start: str, end: str, filed: str | None = None, dept: str = "AGRI",
+                   project_id: str | None = None, occupation: str = "5-01-02-01", level: str | None = "5") -> dict:
+    """A filed training class (filed ten days before it starts unless told), run by INSTITUTION."""
     filed = filed or (dt.date.fromisoformat(start) - dt.timedelta(days=10)).isoformat()
-    return {"class_id": cid, "department_code": dept, "institution_name": "南浔区农民田间学校",
-            "occupation_code": "5-01-02-01", "level": "5", "training_kind": "employment_skill",
-            "filed_on": filed, "start_date": start, "end_date": end}
+    return {"class_id": cid, "department_code": dept, "project_id": project_id,
+            "institution_name": "南浔区农民田间学校", "institution_credit_code": INSTITUTION,
+            "occupation_code": occupation, "level": level,
+            "training_kind": "employment_skill", "filed_on": filed, "start_date": start, "end_date": end}
+
+
+INSTITUTION = EMPLOYERS[3]
+
+
+def project(pid: str, dept: str = "AGRI", standard: str = "1200.00", budget: str = "100000.00",
+            filed: str = "2018-06-01", occupation: str = "5-01-02-01", level: str | None = "5") -> dict:
+    """A training project filed with HRSS."""
+    return {"project_id": pid, "department_code": dept, "title": "培训项目", "occupation_code": occupation,
+            "level": level, "standard_per_trainee": standard, "planned_trainees": "100", "budget": budget,
+            "filed_on": filed}
+
+
+def institution(code: str = INSTITUTION, start: str = "2015-01-01", end: str | None = None) -> dict:
+    """A qualification of a training institution."""
+    return {"institution_credit_code": code, "institution_name": "南浔区农民田间学校", "qualified_from": start,
+            "qualified_to": end, "bank_name": "浙江南浔农村商业银行", "account_no": "6228480012345678"}
+
+
+def decide_training(stg, as_of: str = "2022-06-30", paid: list[tuple] = (), book: PolicyBook | None = None,
+                    held_rows: pd.Series | None = None) -> pd.DataFrame:
+    """Eligibility and R7 on staged registries; decisions indexed by (class id, person)."""
+    book = book or PolicyBook.load()
+    elig = eligibility.build_training_eligibility(stg, dt.date.fromisoformat(as_of), book)
+    already = pd.DataFrame(list(paid), columns=decide.CLAIM_KEY)
+    return decide.decide_training_subsidies(elig, book, already, held_rows).set_index(["reference", "person_id"],
+                                                                                      drop=False)
 
 
 def enrolled(cid: str, person: str, days: str = "10", passed: str = "true") -> dict:

@@ -11,6 +11,7 @@ from subsidy_ledger.rules import r1_skill_upgrade as r1
 from subsidy_ledger.rules import r4_employee_apprentice as r4
 from subsidy_ledger.rules import r5_student_apprentice as r5
 from subsidy_ledger.rules import r6_living_allowance as r6
+from subsidy_ledger.rules import r7_training_subsidy as r7
 
 
 def _hashes(path):
@@ -44,14 +45,17 @@ def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop
     seen = {(r["subsidy_type"], r["reason_code"]) for r in decisions}
     by_type = {"skill_upgrade": r1.REASON_CODES, "apprentice_employee": r4.REASON_CODES,
                "apprentice_student": r5.REASON_CODES, "living_allowance": r6.REASON_CODES}
-    # insufficient_insurance_months is off in nanxun-2019 (a later version switches it on) and
-    # paid_as_training_subsidy needs an approved R7 claim: both are covered in tests/rules only
-    later = {"insufficient_insurance_months", "paid_as_training_subsidy"}
+    # insufficient_insurance_months is off in nanxun-2019 (a later version switches it on): tests/rules
+    later = {"insufficient_insurance_months"}
     wanted = {(t, c) for t, codes in by_type.items() for c in ("", *codes) if c not in later}
     assert wanted - seen == set()
     assert ("special_ability", "") in seen
-    held = {("skill_upgrade", "awaiting_registry_correction"), ("living_allowance", "overlapping_attendance")}
-    assert held - seen == set()  # POLICY.md revision 2's holds the pipeline builds so far
+    held = {("skill_upgrade", "awaiting_registry_correction"), ("living_allowance", "overlapping_attendance"),
+            ("training_subsidy", "overlapping_attendance")}
+    assert held - seen == set()
+    # R7 on a dozen classes: the filing paths (the per-person limits and budgets: the 20,000-person test below)
+    assert {("training_subsidy", c) for c in ("", "project_not_filed", "class_not_filed_in_advance",
+                                              "assessment_not_passed", "not_in_catalog")} - seen == set()
     assert all(r["held_rows"] for r in decisions if r["reason_code"] == "awaiting_registry_correction")
     paid = {(r["subsidy_type"], r["amount"]) for r in decisions if r["decision"] == "approved"}
     # the catalog lowers the special-ability ceiling; it no longer prices levelled certificates (R7's)
@@ -70,3 +74,23 @@ def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop
                for x in r["reasons"].split(";")}
     assert {"duplicate_key", "invalid_person_id", "unknown_employer_category", "unknown_certificate_type"} <= reasons
     assert any(x.startswith("invalid_") and x.endswith("_on") for x in reasons), reasons  # impossible dates
+
+
+def test_a_district_sized_drop_has_every_training_path_and_department_money(tmp_path):
+    """20,000 persons: every R7 reason code and hold, the supervision signals, and the departments' training
+    subsidies a substantial share of the money (谁主管、谁培训、谁负责)."""
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    generate(20000, 1, drop)
+    assert main(["run", "--sources", str(drop), "--as-of", "2022-06-30",
+                 "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
+    root = out / "2022-06-30"
+    decisions = [r for p in root.glob("*/decisions.csv") for r in _rows(p) if r["subsidy_type"] == "training_subsidy"]
+    seen = {r["reason_code"] for r in decisions}
+    assert {"", *r7.REASON_CODES, r7.OVER_BUDGET, "overlapping_attendance", "awaiting_registry_correction"} <= seen
+    assert len({r["department_code"] for r in decisions if r["decision"] == "approved"}) >= 6
+    money = {}
+    for r in _rows(root / "summary.csv"):
+        money[r["subsidy_type"]] = money.get(r["subsidy_type"], 0) + float(r["amount"])
+    assert money["training_subsidy"] / sum(money.values()) > 0.25, money
+    signals = {r["signal"] for r in _rows(root / "supervision.csv")}
+    assert signals == {"roster_overlap", "certificate_other_occupation", "institution_outlier", "filed_same_day"}

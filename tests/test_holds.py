@@ -20,9 +20,11 @@ NIGHT1, NIGHT2 = "2022-06-30", "2022-07-01"
 
 def test_quarantined_rows_name_the_rows_of_the_claims_person_in_the_registries_its_rule_reads():
     claims = pd.DataFrame({"subsidy_type": ["skill_upgrade", "living_allowance", "skill_upgrade",
-                                            "apprentice_student"], "person_id": ["A", "A", "B", "A"]})
+                                            "apprentice_student"], "person_id": ["A", "A", "B", "A"],
+                           "reference": ["C1", "K1", "C2", "S1#1"]})
     q = pd.DataFrame({"registry": ["social_insurance", "low_income", "veterans", "training_classes"],
-                      "row_number": [7, 3, 9, 4], "person_id": ["A", "A", "C", pd.NA]})
+                      "row_number": [7, 3, 9, 4], "person_id": ["A", "A", "C", pd.NA],
+                      "record_key": ["SI7", "LI3", "V9", "K4"]})
     rows = holds.quarantined_rows(claims, q)
     assert rows.iloc[0] == "low_income:3;social_insurance:7" and rows.iloc[1] == "low_income:3"
     assert rows.iloc[2:].isna().all()  # B has no bad row; R5 does not read low_income or insurance
@@ -39,9 +41,25 @@ def test_quarantined_rows_name_the_rows_of_the_claims_person_in_the_registries_i
     ("skill_upgrade", "city_payouts", True),
 ])
 def test_which_registries_each_rule_waits_for(subsidy_type, registry, held):
-    claims = pd.DataFrame({"subsidy_type": [subsidy_type], "person_id": ["A"]})
-    q = pd.DataFrame({"registry": [registry], "row_number": [5], "person_id": ["A"]})
+    claims = pd.DataFrame({"subsidy_type": [subsidy_type], "person_id": ["A"], "reference": ["X1"]})
+    q = pd.DataFrame({"registry": [registry], "row_number": [5], "person_id": ["A"], "record_key": ["R5"]})
     assert holds.quarantined_rows(claims, q).notna().iloc[0] == held
+
+
+def test_a_claim_on_a_class_waits_for_its_class_project_and_institution_rows():
+    claims = pd.DataFrame({"subsidy_type": ["training_subsidy", "living_allowance", "training_subsidy"],
+                           "person_id": ["A", "A", "B"], "reference": ["K1", "K1", "K2"]})
+    classes = pd.DataFrame({"class_id": ["K1", "K2"], "project_id": ["P1", pd.NA],
+                            "institution_credit_code": ["91330503AAAAAAAAAA", "91330503BBBBBBBBBB"]})
+    q = pd.DataFrame({"registry": ["training_projects", "training_institutions", "training_institutions"],
+                      "row_number": [2, 3, 4], "person_id": [pd.NA] * 3,
+                      "record_key": ["P1", "91330503AAAAAAAAAA+2019-01-01", "91330503CCCCCCCCCC+2019-01-01"]})
+    rows = holds.quarantined_rows(claims, q, classes)
+    assert rows.iloc[0] == "training_institutions:3;training_projects:2"
+    assert pd.isna(rows.iloc[1]) and pd.isna(rows.iloc[2])  # R6 does not read projects; K2's institution is fine
+    q = pd.DataFrame({"registry": ["training_classes"], "row_number": [8], "person_id": [pd.NA],
+                      "record_key": ["K2"]})
+    assert holds.quarantined_rows(claims, q, classes).tolist()[2] == "training_classes:8"
 
 
 def _rows(path: Path) -> tuple[list[list[str]], str]:

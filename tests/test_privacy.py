@@ -14,7 +14,7 @@ from subsidy_ledger.cli import main
 from subsidy_ledger.extract import sniff_encoding
 from subsidy_ledger.generate import generate
 
-ID_SHAPE = re.compile(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])")
+ID_SHAPE = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])")  # not inside a hex payout id
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 SCRIPT = "<script>document.title='pwned'</script>"
 

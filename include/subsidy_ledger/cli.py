@@ -218,7 +218,8 @@ def _brief(name: str, result: dict) -> str:
         r = result["rows"]
         return (f"{r['int_certificate_eligibility']} certificate claims, "
                 f"{r['int_apprentice_eligibility']} apprentice claims, "
-                f"{r['int_living_allowance_eligibility']} living-allowance claims")
+                f"{r['int_living_allowance_eligibility']} living-allowance claims, "
+                f"{r['int_training_eligibility']} training-subsidy claims")
     return ""
 
 

@@ -12,11 +12,14 @@ from .rules import r1_skill_upgrade as r1
 from .rules import r4_employee_apprentice as r4
 from .rules import r5_student_apprentice as r5
 from .rules import r6_living_allowance as r6
+from .rules import r7_training_subsidy as r7
 
 # Funds named in CONTRACT.md: the skills-upgrade account pays all but R6 (就业补助资金).
 SKILLS_ACCOUNT = "skills_upgrade_account"
 EMPLOYMENT_FUND = "employment_subsidy_fund"
-SUBSIDY_TYPES = ["skill_upgrade", "special_ability", r4.SUBSIDY_TYPE, r5.SUBSIDY_TYPE, r6.SUBSIDY_TYPE]
+SUBSIDY_TYPES = ["skill_upgrade", "special_ability", r4.SUBSIDY_TYPE, r5.SUBSIDY_TYPE, r6.SUBSIDY_TYPE,
+                 r7.SUBSIDY_TYPE]
+PAYEE_INSTITUTION = {r7.SUBSIDY_TYPE}  # the others pay the person
 DECISION_COLUMNS = [
     "subsidy_type", "reference", "person_id", "name", "decision", "reason_code", "amount_fen",
     "base_amount_fen", "uplift_units", "cap_place", "rule_id", "policy_version", "department_code", "fund",
@@ -160,3 +163,40 @@ def decide_living_allowances(f: pd.DataFrame, book: PolicyBook, as_of) -> pd.Dat
                  occupation_code=f["occupation_code"], level=f["level"])
     overlapping = f.get("overlapping_attendance")
     return holds.hold(out, pd.Series(pd.NA, index=out.index, dtype="string"), overlapping)
+
+
+def decide_training_subsidies(f: pd.DataFrame, book: PolicyBook, already_paid: pd.DataFrame | None = None,
+                              held_rows: pd.Series | None = None) -> pd.DataFrame:
+    """R7 (with R3) for every roster entry in the training eligibility table.
+
+    held_rows: the quarantined rows each entry waits for (holds.quarantined_rows); a held entry uses up no
+    slot, cap place or budget. Then overlapping attendance and the project's filed budget hold entries.
+    """
+    f = f.reset_index(drop=True).assign(subsidy_type=r7.SUBSIDY_TYPE)
+    f["reference"] = f["class_id"]
+    awaiting = (held_rows.reset_index(drop=True) if held_rows is not None
+                else pd.Series(pd.NA, index=f.index, dtype="string")).astype("string")
+    paid = _is_paid(f["subsidy_type"], f["reference"], f["person_id"],
+                    already_paid if already_paid is not None else pd.DataFrame(columns=CLAIM_KEY))
+    base = r7.base_amount_fen(f["project_standard_fen"], f["catalog_amount_fen"])
+    reason = r7.record_check_failures(f.assign(base_amount_fen=base))
+    # "then holds": an entry that fails its own checks is rejected, overlapping or not
+    overlap = f["overlapping_attendance"].fillna(False).astype(bool) & reason.isna()
+    waits = awaiting.notna() | overlap
+    cands = f.loc[reason.isna() & ~waits]
+    cap = book.per_version(cands["policy_version"], lambda v: v.training_annual_cap)
+    order = r7.apply_order_checks(cands, cap, paid[cands.index])
+    reason.loc[cands.index] = order["reason"]
+    approved = reason.isna()
+    uplift = f["uplift_units"].where(approved, 0).fillna(0).astype("int64")
+    amount = apply_uplift(base.fillna(0), uplift).where(approved, 0).astype("int64")
+    over = r7.budget_holds(f, approved & ~waits, amount, paid)
+    out = _frame(f, reason, amount, base, r7.RULE_ID, SKILLS_ACCOUNT, f["start_date"],
+                 occupation_code=f["occupation_code"], level=f["level"])
+    out["uplift_units"] = uplift
+    out["cap_place"] = order["cap_place"].reindex(f.index).astype("Int64")
+    out = holds.hold(out, awaiting, overlap)
+    out.loc[over, "decision"] = holds.HELD
+    out.loc[over, "reason_code"] = r7.OVER_BUDGET
+    out.loc[over, "amount_fen"] = 0
+    return out

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 
+from . import extract as extract_cols
 from .intervals import add_months, covering, full_months
 from .policy import PolicyBook
 from .rules import r2_key_groups, r3_uplift
@@ -252,3 +254,82 @@ def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.d
     f["department_code"] = f["department_code"].fillna(
         f["policy_version"].map({v.version: v.certificate_department for v in book.versions})).fillna(fallback)
     return f[LIVING_COLUMNS]
+
+
+TRAINING_COLUMNS = [
+    "class_id", "person_id", "name", "department_code", "project_id", "institution_credit_code", "institution_name",
+    "occupation_code", "level", "filed_in_advance", "start_date", "end_date", "policy_version", "passed",
+    "project_filed", "institution_qualified", "project_standard_fen", "catalog_amount_fen", "budget_fen",
+    "uplift_units", "overlapping_attendance",
+]
+
+
+def training_catalog_amount(f: pd.DataFrame, catalog: pd.DataFrame) -> pd.Series:
+    """R7: the catalog amount for the class's occupation and level in force on its start (a levelled class
+    matches skill_level and vocational_qualification rows alike, one without a level special_ability rows);
+    the latest effective_from wins, and of two rows starting the same day the higher (decided here)."""
+    if catalog.empty or f.empty:
+        return pd.Series(pd.NA, index=f.index, dtype="Int64")
+    cat = catalog.assign(level_key=catalog["level"].astype("string").fillna(""),
+                         kind=np.where(catalog["certificate_type"] == "special_ability", "S", "Q"))
+    left = f[["occupation_code", "start_date"]].reset_index(names="event").assign(
+        level_key=f["level"].astype("string").fillna("").to_numpy(),
+        kind=np.where(f["level"].isna(), "S", "Q"))
+    rows = left.merge(cat[["occupation_code", "level_key", "kind", "amount", "effective_from", "effective_to"]],
+                      on=["occupation_code", "level_key", "kind"])
+    rows = rows.loc[(rows["effective_from"] <= rows["start_date"])
+                    & ~(rows["effective_to"] < rows["start_date"]).fillna(False)]
+    best = rows.sort_values(["event", "effective_from", "amount"]).groupby("event")["amount"].last()
+    return best.reindex(f.index).astype("Int64")
+
+
+def _project_facts(f: pd.DataFrame, projects: pd.DataFrame) -> pd.DataFrame:
+    """R7 check 3: a non-HRSS class must name a project of its department filed with HRSS on or before the
+    class's own filing (decided here: the same day counts); an HRSS class may run without one."""
+    p = projects[["project_id", "department_code", "filed_on", "standard_per_trainee", "budget"]].rename(
+        columns={"department_code": "project_department", "filed_on": "project_filed_on"})
+    m = f[["project_id", "department_code", "filed_on"]].merge(p, on="project_id", how="left")
+    no_project = f["project_id"].isna().to_numpy()
+    in_time = (m["project_filed_on"] <= m["filed_on"]).fillna(False).to_numpy()
+    same_dept = (m["project_department"] == m["department_code"]).fillna(False).to_numpy()
+    hrss_own = (f["department_code"] == "HRSS").fillna(False).to_numpy()
+    return pd.DataFrame({"project_filed": np.where(no_project, hrss_own, in_time & same_dept),
+                         "project_standard_fen": m["standard_per_trainee"].astype("Int64").to_numpy(),
+                         "budget_fen": m["budget"].astype("Int64").to_numpy()}, index=f.index)
+
+
+def _institution_qualified(f: pd.DataFrame, institutions: pd.DataFrame) -> pd.Series:
+    """R7 check 4: a qualification of the class's institution covers the class start (二 具备资质)."""
+    q = institutions[["institution_credit_code", "qualified_from", "qualified_to"]]
+    m = f[["institution_credit_code", "start_date"]].reset_index(names="event").merge(q, on="institution_credit_code")
+    ok = (m["qualified_from"] <= m["start_date"]) & ~(m["qualified_to"] < m["start_date"]).fillna(False)
+    return pd.Series(f.index.isin(m.loc[ok, "event"]), index=f.index)
+
+
+def build_training_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> pd.DataFrame:
+    """One row of R7 facts per roster entry of a class that ended on or before as_of (or of a class that was
+    never filed: rejected `class_not_filed_in_advance`, as R6 does)."""
+    cls = stg["training_classes"].drop(columns=["run_id", "source_row", "town_code", extract_cols.HASH_COL,
+                                                extract_cols.ROW_COL, "validated_run"], errors="ignore")
+    roster = stg["class_enrollments"][["class_id", "person_id", "name", "passed"]]
+    f = roster.merge(cls, on="class_id", how="left")
+    f = f.loc[~(f["end_date"] > pd.Timestamp(as_of)).fillna(False)].reset_index(drop=True)
+    f["policy_version"] = book.version_of(f["start_date"])
+    f["filed_in_advance"] = (f["filed_on"] < f["start_date"]).fillna(False).astype(bool)
+    f["passed"] = f["passed"].fillna(False).astype(bool)
+    f = pd.concat([f, _project_facts(f, stg["training_projects"])], axis=1)
+    f["institution_qualified"] = _institution_qualified(f, stg["training_institutions"])
+    f["catalog_amount_fen"] = training_catalog_amount(f, stg["subsidy_catalog"])
+    versions = f["policy_version"]
+    default_units = book.per_version(versions, lambda v: v.default_uplift_units).fillna(
+        book.versions[-1].default_uplift_units)
+    last_uplift = pd.to_datetime(book.per_version(versions, lambda v: v.uplift_last_issue_date))
+    f["uplift_units"] = r3_uplift.uplift_units(f, stg["social_insurance"], stg["affected_enterprises"],
+                                               default_units, last_uplift, date_col="start_date")
+    overlap = overlapping_entries(stg["class_enrollments"], stg["training_classes"]).assign(_o=True)
+    f["overlapping_attendance"] = f[["class_id", "person_id"]].merge(
+        overlap, on=["class_id", "person_id"], how="left")["_o"].fillna(False).astype(bool).to_numpy()
+    fallback = book.versions[0].certificate_department
+    f["department_code"] = f["department_code"].fillna(
+        f["policy_version"].map({v.version: v.certificate_department for v in book.versions})).fillna(fallback)
+    return f[TRAINING_COLUMNS]

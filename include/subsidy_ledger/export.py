@@ -18,12 +18,17 @@ from .identifiers import mask_resident_id
 from .money import fen_to_yuan_text, rate_units_to_text
 
 LEDGER_COLUMNS = ["payout_id", "entry_type", "reverses_payout_id", "posted_on", "department_code", "fund",
-                  "subsidy_type", "person_id_masked", "name", "reference", "occupation_code", "level", "amount",
-                  "uplift_rate", "rule_id", "policy_version", "run_id"]
+                  "subsidy_type", "payee_type", "person_id_masked", "name", "reference", "occupation_code", "level",
+                  "amount", "uplift_rate", "rule_id", "policy_version", "run_id"]
 DECISION_COLUMNS = ["reference", "subsidy_type", "person_id_masked", "name", "decision", "reason_code", "held_rows",
                     "amount", "rule_id", "department_code"]
 SUMMARY_COLUMNS = ["posted_on", "department_code", "fund", "subsidy_type", "payout_lines", "reversal_lines",
-                   "amount"]
+                   "trainees", "amount"]
+FUNDING_COLUMNS = ["department_code", "fund", "year", "filed_projects", "filed_trainees", "filed_budget",
+                   "approved_claims", "approved", "held_over_budget", "posted", "paid"]
+SUPERVISION_COLUMNS = ["signal", "department_code", "class_id", "institution_credit_code", "institution_name",
+                       "person_id_masked", "name", "detail"]
+INSTITUTION_PAID = {"training_subsidy"}  # R7 pays the institution; every other subsidy the person
 RECONCILIATION_COLUMNS = ["registry", "file_name", "present", "encoding", "sha256", "rows_in", "accepted",
                           "quarantined", "gx_success", "problem"]
 QUARANTINE_COLUMNS = ["registry", "row_number", "key", "reasons"]
@@ -50,6 +55,7 @@ def ledger_extract(lines: pd.DataFrame) -> pd.DataFrame:
         "payout_id": lines["payout_id"], "entry_type": lines["entry_type"],
         "reverses_payout_id": lines["reverses_payout_id"], "posted_on": _date_text(lines["posted_on"]),
         "department_code": lines["department_code"], "fund": lines["fund"], "subsidy_type": lines["subsidy_type"],
+        "payee_type": lines["subsidy_type"].isin(INSTITUTION_PAID).map({True: "institution", False: "person"}),
         "person_id_masked": mask_resident_id(lines["person_id"]), "name": neutralise(lines["name"]),
         "reference": neutralise(lines["reference"]), "occupation_code": neutralise(lines["occupation_code"]),
         "level": lines["level"].astype("Int64"), "amount": fen_to_yuan_text(lines["amount_fen"]),
@@ -74,13 +80,55 @@ def summary_extract(lines: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Totals posted on the as-of date by department, fund and subsidy type."""
     if lines.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    g = lines.assign(p=lines["entry_type"].eq("payout"), r=lines["entry_type"].eq("reversal")).groupby(
-        ["department_code", "fund", "subsidy_type"], sort=True)
+    payout = lines["entry_type"].eq("payout")
+    g = lines.assign(p=payout, r=lines["entry_type"].eq("reversal"), paid_person=lines["person_id"].where(payout)
+                     ).groupby(["department_code", "fund", "subsidy_type"], sort=True)
+    # trainees: the distinct people a payout was posted for tonight (根据备案的培训人数、补贴金额汇总统计)
     s = pd.DataFrame({"payout_lines": g["p"].sum(), "reversal_lines": g["r"].sum(),
-                      "amount_fen": g["amount_fen"].sum()}).reset_index()
+                      "trainees": g["paid_person"].nunique(), "amount_fen": g["amount_fen"].sum()}).reset_index()
     s.insert(0, "posted_on", as_of.isoformat())
     s["amount"] = fen_to_yuan_text(s["amount_fen"])
     return s[SUMMARY_COLUMNS]
+
+
+def funding_extract(projects: pd.DataFrame, decisions: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
+    """申请区财政局核拨资金: per department, fund and year, the filed projects' trainees and budgets (year of
+    filing), the claims approved tonight and held over budget (year of the claim's event date), what the
+    ledger holds for them (posted, net) and what the bank paid (empty until payments are built)."""
+    keys = ["department_code", "fund", "year"]
+    year = pd.to_datetime(decisions["event_date"]).dt.year.astype("Int64")
+    d = decisions.assign(year=year)
+    approved = d.loc[d["decision"] == "approved"].groupby(keys).agg(
+        approved_claims=("amount_fen", "size"), approved_fen=("amount_fen", "sum"))
+    over = d.loc[d["reason_code"] == "over_filed_budget"].groupby(keys).size().rename("held_over_budget")
+    filed = projects.assign(fund="skills_upgrade_account", year=pd.to_datetime(projects["filed_on"]).dt.year.astype(
+        "Int64")).groupby(keys).agg(filed_projects=("project_id", "size"), filed_trainees=("planned_trainees", "sum"),
+                                   filed_budget_fen=("budget", "sum"))
+    held = state.loc[state["net_fen"].astype("int64") != 0].merge(
+        d[["subsidy_type", "reference", "person_id", "year"]], on=["subsidy_type", "reference", "person_id"],
+        how="left")
+    posted = held.rename(columns={"active_department_code": "department_code", "active_fund": "fund"}).groupby(
+        keys, dropna=False)["net_fen"].sum().rename("posted_fen")
+    f = pd.concat([filed, approved, over, posted], axis=1).reset_index()
+    if f.empty:
+        return pd.DataFrame(columns=FUNDING_COLUMNS)
+    for c in ("filed_projects", "filed_trainees", "approved_claims", "held_over_budget"):
+        f[c] = f[c].fillna(0).astype("int64")
+    for c in ("filed_budget", "approved", "posted"):
+        f[c] = fen_to_yuan_text(f[f"{c}_fen"].fillna(0).astype("int64"))
+    f["paid"] = pd.NA  # P3 (payments) is not built yet
+    return f.sort_values(keys, kind="stable")[FUNDING_COLUMNS]
+
+
+def supervision_extract(signals: pd.DataFrame) -> pd.DataFrame:
+    """资金监管 signals for auditors, identity numbers masked."""
+    return pd.DataFrame({
+        "signal": signals["signal"], "department_code": signals["department_code"],
+        "class_id": neutralise(signals["class_id"]), "institution_credit_code": signals["institution_credit_code"],
+        "institution_name": neutralise(signals["institution_name"]),
+        "person_id_masked": mask_resident_id(signals["person_id"]), "name": neutralise(signals["name"]),
+        "detail": neutralise(mask_ids_in_text(signals["detail"])),
+    }, columns=SUPERVISION_COLUMNS)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -171,14 +219,13 @@ def city_overlaps_extract(o: pd.DataFrame) -> pd.DataFrame:
 
 def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
                    decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame,
-                   city_overlaps: pd.DataFrame | None = None) -> Path:
+                   city_overlaps: pd.DataFrame, funding: pd.DataFrame, supervision: pd.DataFrame) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it."""
     final = Path(out) / as_of.isoformat()
-    overlaps = city_overlaps if city_overlaps is not None else pd.DataFrame(
-        columns=["reference", "person_id", "name", "department_code", "occupation_code", "level",
-                 "district_amount_fen", "city_certificate_no", "city_paid_on", "city_amount_fen"])
     with published_folder(final) as root:
-        _write_all(root, as_of, departments, lines, decisions, reconciliation, quarantine, overlaps)
+        _write_all(root, as_of, departments, lines, decisions, reconciliation, quarantine, city_overlaps)
+        write_csv(funding, root / "funding.csv")
+        write_csv(supervision_extract(supervision), root / "supervision.csv")
     return final
 
 

@@ -45,7 +45,12 @@ ENCODING = {  # file -> (encoding, line terminator)
     "class_enrollments": ("utf-8-sig", "\n"), "apprenticeships": ("utf-8-sig", "\n"),
     "affected_enterprises": ("utf-8-sig", "\n"), "city_payouts": ("utf-8-sig", "\n"),
     "subsidy_catalog": ("utf-8-sig", "\n"), "school_leavers": ("gb18030", "\r\n"),
+    "training_projects": ("gb18030", "\r\n"), "training_institutions": ("utf-8-sig", "\n"),
 }
+INSTITUTIONS = ["南浔区职业技能培训中心", "湖州南浔技工学校", "南浔区农民田间学校", "南浔区成人文化技术学校",
+                "湖州南浔众创职业培训学校", "南浔区练市镇成人学校", "湖州善琏湖笔培训学校", "南浔区菱湖职业技术学校"]
+BANKS = ["中国工商银行湖州南浔支行", "中国农业银行湖州南浔支行", "浙江南浔农村商业银行", "湖州银行南浔支行"]
+DEPARTMENTS = ["HRSS", "AGRI", "VETS", "ECON", "EMERG", "EDU", "DPF", "COMMERCE"]
 DEFECT_SHARE = 0.003
 
 
@@ -315,9 +320,142 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
     frames["subsidy_catalog"] = pd.DataFrame(cat, columns=["occupation_code", "certificate_type", "level", "amount",
                                                            "effective_from", "effective_to"])
     _apprentice_paths(frames, n)
+    _training_projects(frames, n)
     _city_payouts_later(frames, issued, paid)
     _school_leavers(frames, pid, name, class_ids, n)
     return frames
+
+
+def _training_projects(frames: dict[str, pd.DataFrame], n: int) -> None:
+    """R7: qualified institutions (some lapse, some renew), the classes' institutions and projects, project
+    filings for every department (some filed after their classes, some with budgets too small for their
+    trainees), classes of other departments without a project, and catalog rows pricing classes by
+    occupation and level (a few occupations left out). Its own random stream."""
+    rng = np.random.default_rng(n + 70001)
+    cls = frames["training_classes"].copy()
+    k = len(cls)
+    n_inst = max(4, k // 8)
+    codes = credit_codes(rng, n_inst)
+    n_inst = len(codes)
+    names = np.array([f"{INSTITUTIONS[i % len(INSTITUTIONS)]}{'' if i < len(INSTITUTIONS) else i}"
+                      for i in range(n_inst)], dtype=object)
+    q_from = _dates(rng, "2015-01-01", "2018-12-31", n_inst)
+    lapsed = rng.random(n_inst) < 0.15
+    lapsed[n_inst // 2] = True  # at least one institution whose qualification lapsed mid-plan
+    q_to = np.where(lapsed, _dates(rng, "2019-06-01", "2021-06-30", n_inst), np.datetime64("NaT"))
+    renewed = lapsed & (rng.random(n_inst) < 0.4)
+    rows = [pd.DataFrame({"institution_credit_code": codes, "institution_name": names, "qualified_from": _text(q_from),
+                          "qualified_to": _text(q_to.astype("datetime64[D]")),
+                          "bank_name": _pick(rng, BANKS, n_inst),
+                          "account_no": [str(x) for x in rng.integers(10**15, 10**18, n_inst)]})]
+    again = q_to[renewed].astype("datetime64[D]") + rng.integers(60, 200, int(renewed.sum())).astype("timedelta64[D]")
+    rows.append(rows[0].loc[renewed].assign(qualified_from=_text(again), qualified_to=""))
+    frames["training_institutions"] = pd.concat(rows, ignore_index=True)
+
+    inst = rng.integers(0, n_inst, k)
+    cls["institution_credit_code"] = codes[inst]
+    cls["institution_name"] = names[inst]
+    hrss = cls["department_code"].eq("HRSS").to_numpy()
+    with_project = np.where(hrss, rng.random(k) < 0.3, rng.random(k) < 0.88)
+    # projects: a department's classes of one occupation and level share a project filed before them
+    key = cls["department_code"] + "|" + cls["occupation_code"] + "|" + cls["level"]
+    groups = key[with_project].drop_duplicates()
+    project_of = {g: f"XM{i:05d}" for i, g in enumerate(groups)}
+    cls["project_id"] = [project_of[g] if w else "" for g, w in zip(key, with_project, strict=True)]
+    filed = pd.to_datetime(cls["filed_on"], errors="coerce")
+    first_filed = filed[with_project].groupby(key[with_project]).min()
+    size = key[with_project].value_counts()
+    m = len(groups)
+    dept, occ, lvl = (groups.str.split("|").str[i].to_numpy() for i in range(3))
+    standard = rng.choice([800, 1000, 1200, 1500, 1800, 2400], m) * 100
+    planned = (size.reindex(groups).to_numpy() * rng.integers(25, 45, m)).astype("int64")
+    # most budgets cover the planned trainees; some were filed too small (over_filed_budget holds)
+    short = rng.random(m) < 0.2
+    short[:1] = True
+    budget = planned * standard * np.where(short, rng.uniform(0.05, 0.3, m), rng.uniform(1.0, 1.3, m))
+    filed_on = first_filed.reindex(groups).to_numpy().astype("datetime64[D]") - rng.integers(
+        5, 90, m).astype("timedelta64[D]")
+    late = rng.random(m) < 0.08
+    late[m // 2] = True  # at least one project filed after its first class (project_not_filed)
+    filed_on[late] = filed_on[late] + np.timedelta64(120, "D")
+    frames["training_projects"] = pd.DataFrame({
+        "project_id": [project_of[g] for g in groups], "department_code": dept,
+        "title": [f"{d}职业技能提升培训项目{i:03d}" for i, d in enumerate(dept)], "occupation_code": occ,
+        "level": lvl, "standard_per_trainee": [f"{x // 100}.00" for x in standard],
+        "planned_trainees": planned.astype(str), "budget": [f"{int(b) // 100}.{int(b) % 100:02d}" for b in budget],
+        "filed_on": _text(filed_on)})
+    frames["training_classes"] = cls[["class_id", "department_code", "project_id", "institution_name",
+                                      "institution_credit_code", "occupation_code", "level", "training_kind",
+                                      "filed_on", "start_date", "end_date", "town_code"]]
+    # the catalog prices training by occupation and level (all but the last two occupations)
+    priced = [o[0] for o in OCCUPATIONS[:-2]]
+    by_level = {"5": "1000.00", "4": "1500.00", "3": "2000.00", "2": "3000.00", "1": "4000.00"}
+    rows = [(code, "skill_level", lv, amount, "2019-01-01", "") for code in priced for lv, amount in by_level.items()]
+    extra = pd.DataFrame(rows, columns=frames["subsidy_catalog"].columns)
+    catalog = frames["subsidy_catalog"]
+    have = catalog.set_index(["occupation_code", "certificate_type", "level", "effective_from"]).index
+    extra = extra.loc[~extra.set_index(["occupation_code", "certificate_type", "level", "effective_from"]).index
+                      .isin(have)]
+    frames["subsidy_catalog"] = pd.concat([catalog, extra], ignore_index=True)
+    _eager_trainees(frames, rng)
+    _supervision_signals(frames, rng, codes[0])
+
+
+def _supervision_signals(frames: dict[str, pd.DataFrame], rng, generous: str) -> None:
+    """资金监管 signals: a few certificates name a class that trained another occupation, and one institution
+    passes every trainee of its classes (supervision.csv)."""
+    certs = frames["certificates"].copy()
+    named = np.flatnonzero(certs["training_class_id"].ne("").to_numpy() & certs["level"].ne("").to_numpy())
+    other = named[rng.random(len(named)) < 0.01][:50]
+    if len(named) and not len(other):
+        other = named[:1]
+    codes = np.array([o[0] for o in OCCUPATIONS], dtype=object)
+    current = certs.loc[certs.index[other], "occupation_code"].to_numpy()
+    certs.loc[certs.index[other], "occupation_code"] = np.where(current == codes[0], codes[1], codes[0])
+    frames["certificates"] = certs
+    cls, roster = frames["training_classes"], frames["class_enrollments"].copy()
+    theirs = roster["class_id"].isin(cls.loc[cls["institution_credit_code"] == generous, "class_id"])
+    roster.loc[theirs, "passed"] = "true"
+    frames["class_enrollments"] = roster
+
+
+def _eager_trainees(frames: dict[str, pd.DataFrame], rng) -> None:
+    """R7's per-person limits: a class repeated a year later (same occupation, level, project and institution)
+    whose trainees include people who passed the first (duplicate_occupation_level), and a few people on four
+    or more classes that do not overlap and end in the same year (annual_cap_reached)."""
+    cls = frames["training_classes"]
+    roster = frames["class_enrollments"]
+    start, end = pd.to_datetime(cls["start_date"]), pd.to_datetime(cls["end_date"])
+    inside = ((start >= "2019-01-01") & (end <= "2020-12-31")).to_numpy()
+    base = cls.loc[inside].head(max(1, len(cls) // 40))
+    repeat = base.assign(class_id=base["class_id"] + "R",
+                         start_date=(pd.to_datetime(base["start_date"]) + pd.DateOffset(years=1)).dt.strftime(
+                             "%Y-%m-%d"),
+                         end_date=(pd.to_datetime(base["end_date"]) + pd.DateOffset(years=1)).dt.strftime("%Y-%m-%d"),
+                         filed_on=(pd.to_datetime(base["filed_on"]) + pd.DateOffset(years=1)).dt.strftime("%Y-%m-%d"))
+    again = roster.loc[roster["class_id"].isin(base["class_id"])].copy()
+    again = again.assign(class_id=again["class_id"] + "R", passed="true")
+    # people on many short classes in one year: the classes of 2020, taken one after another
+    year = cls.loc[(start.dt.year == 2020).to_numpy() & ((end - start).dt.days < 90).to_numpy()].copy()
+    year = year.assign(_s=pd.to_datetime(year["start_date"]), _e=pd.to_datetime(year["end_date"])).sort_values("_s")
+    chosen, last = [], pd.Timestamp.min
+    for cid, s_, e_ in zip(year["class_id"], year["_s"], year["_e"], strict=True):
+        if s_ > last:
+            chosen.append(cid)
+            last = e_
+    rows = []
+    if len(chosen) >= 4:
+        people = roster.drop_duplicates("person_id")
+        people = people.iloc[rng.choice(len(people), min(3, len(people)), replace=False)]
+        for person, name in zip(people["person_id"], people["name"], strict=True):
+            rows += [{"class_id": c, "person_id": person, "name": name, "attendance_days": "1", "passed": "true"}
+                     for c in chosen]
+    busy = pd.DataFrame(rows, columns=roster.columns)
+    extra = pd.concat([again, busy], ignore_index=True)
+    extra = extra.loc[~extra.set_index(["class_id", "person_id"]).index.isin(
+        roster.set_index(["class_id", "person_id"]).index)].drop_duplicates(["class_id", "person_id"])
+    frames["training_classes"] = pd.concat([cls, repeat], ignore_index=True)
+    frames["class_enrollments"] = pd.concat([roster, extra], ignore_index=True)
 
 
 def _at_least_one(rng, mask: np.ndarray, share: float, among: np.ndarray) -> np.ndarray:

@@ -107,6 +107,44 @@ def living_allowance_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame
                     _rows(household, "low_income", "household_record")])
 
 
+def training_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
+    """Rows behind R7 decisions: the roster entry, the class filing, its project filing, the institution's
+    qualification on the class start, the catalog row when no project prices it, and the uplift's episode and
+    listing on the class start."""
+    d = decided[CLAIM].assign(class_id=decided["reference"]).reset_index(drop=True)
+    roster = d.merge(stg["class_enrollments"], on=["class_id", "person_id"])
+    classes = stg["training_classes"]
+    cls = d.merge(classes, on="class_id")
+    facts = cls[[*CLAIM, "project_id", "institution_credit_code", "start_date", "occupation_code", "level"]]
+    project = facts.dropna(subset=["project_id"]).merge(stg["training_projects"].drop(
+        columns=["occupation_code", "level"]), on="project_id")
+    inst = facts.merge(stg["training_institutions"], on="institution_credit_code")
+    inst = inst.loc[(inst["qualified_from"] <= inst["start_date"])
+                    & ~(inst["qualified_to"] < inst["start_date"]).fillna(False)]
+    unpriced = facts.loc[~facts["project_id"].isin(stg["training_projects"]["project_id"])].reset_index(drop=True)
+    catalog = stg["subsidy_catalog"]
+    kind = pd.Series("special_ability", index=catalog.index).where(catalog["level"].isna(), "levelled")
+    cat = unpriced.assign(kind=pd.Series("special_ability", index=unpriced.index).where(
+        unpriced["level"].isna(), "levelled")).merge(catalog.assign(kind=kind), on=["occupation_code", "kind"],
+                                                     suffixes=("", "_cat"))
+    cat = cat.loc[(cat["level"].astype("string").fillna("") == cat["level_cat"].astype("string").fillna(""))
+                  & (cat["effective_from"] <= cat["start_date"])
+                  & ~(cat["effective_to"] < cat["start_date"]).fillna(False)]
+    starts = facts[[*CLAIM, "start_date"]].reset_index(drop=True)
+    episodes = _covering(starts, "start_date", stg["social_insurance"], "social_insurance", "start_date",
+                         "end_date", keep=("employer_credit_code",))
+    listed = episodes[[*CLAIM, "employer_credit_code", "event"]].merge(stg["affected_enterprises"],
+                                                                      on="employer_credit_code")
+    listed = listed.loc[listed["listed_on"].to_numpy() <= starts["start_date"].reindex(listed["event"]).to_numpy()]
+    return _concat([_rows(roster, "class_enrollments", "roster_entry"),
+                    _rows(cls, "training_classes", "training_class"),
+                    _rows(project, "training_projects", "project_filing"),
+                    _rows(inst, "training_institutions", "institution_qualification"),
+                    _rows(cat, "subsidy_catalog", "catalog_row"),
+                    _rows(episodes, "social_insurance", "insurance_episode"),
+                    _rows(listed, "affected_enterprises", "affected_enterprise")])
+
+
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -121,4 +159,5 @@ def claim_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.Dat
         certificate_sources(stg, decided.loc[kind.isin(["skill_upgrade", "special_ability"])]),
         apprentice_sources(stg, decided.loc[kind.isin(["apprentice_employee", "apprentice_student"])]),
         living_allowance_sources(stg, decided.loc[kind == "living_allowance"]),
+        training_sources(stg, decided.loc[kind == "training_subsidy"]),
     ])

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, faults, gate, ledger, lineage, validate, warehouse
+from . import decide, eligibility, export, extract, faults, gate, ledger, lineage, supervision, validate, warehouse
 from .gate import DataQualityError
 from .money import yuan_to_fen
 from .policy import PolicyBook
@@ -335,6 +335,7 @@ ELIGIBILITY = (  # intermediate table, builder
     (warehouse.certificate_eligibility, eligibility.build_certificate_eligibility),
     (warehouse.apprentice_eligibility, eligibility.build_apprentice_eligibility),
     (warehouse.living_allowance_eligibility, eligibility.build_living_allowance_eligibility),
+    (warehouse.training_eligibility, eligibility.build_training_eligibility),
 )
 
 
@@ -377,22 +378,31 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     stg = _accepted(cfg, conn)
     apprentices = _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
                                ("school_partner", "in_post_one_year"))
+    quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
+    classes = stg["training_classes"]
+    training = _eligibility(conn, warehouse.training_eligibility, cfg.run_id,
+                            ("filed_in_advance", "passed", "project_filed", "institution_qualified",
+                             "overlapping_attendance"))
+    claims = pd.DataFrame({"subsidy_type": decide.r7.SUBSIDY_TYPE, "reference": training["class_id"],
+                           "person_id": training["person_id"]}, index=training.index)
+    # R7 first: R1 check 7 asks whether the person's occupation and level was paid as a training subsidy
+    trained = decide.decide_training_subsidies(training, book, paid, holds.quarantined_rows(claims, quarantine,
+                                                                                           classes))
+    approved = trained.loc[trained["decision"] == "approved", ["person_id", "occupation_code", "level"]]
     city = eligibility.city_paid_by(stg["city_payouts"], cfg.as_of_date)
     parts = [
-        # R7 (issue 11) is not decided yet: no training subsidy is approved, so R1 check 7 cannot fire
-        decide.decide_certificates(certs, book, paid, city),
+        decide.decide_certificates(certs, book, paid, city, approved),
         decide.decide_apprentices(apprentices, book, cfg.as_of_date, paid),
         decide.decide_living_allowances(living, book, cfg.as_of_date),
+        trained,
     ]
     overlaps = decide.city_overlaps(certs, parts[0], paid, city)
     conn.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
     fresh = [p for p in parts if len(p)]
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
-    quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
-    d = holds.hold(d, holds.quarantined_rows(d, quarantine))
-    d = pd.concat([d, _orphans_on_hold(state, d, quarantine)],
-                  ignore_index=True)
+    d = holds.hold(d, holds.quarantined_rows(d, quarantine, classes))
+    d = pd.concat([d, _orphans_on_hold(state, d, quarantine, classes)], ignore_index=True)
     sources = lineage.claim_sources(stg, d)
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
@@ -404,13 +414,14 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     return d
 
 
-def _orphans_on_hold(state: pd.DataFrame, decided: pd.DataFrame, quarantine: pd.DataFrame) -> pd.DataFrame:
+def _orphans_on_hold(state: pd.DataFrame, decided: pd.DataFrame, quarantine: pd.DataFrame,
+                     classes: pd.DataFrame) -> pd.DataFrame:
     """Claims the ledger pays that no longer appear at all because their own row was quarantined (say the
     certificate row itself): held, so that their payout stands, instead of reversed on unreadable evidence."""
     paid = state.loc[state["net_fen"].astype("int64") > 0]
     gone = paid.merge(decided[decide.CLAIM_KEY], on=decide.CLAIM_KEY, how="left", indicator=True)
     gone = gone.loc[gone["_merge"] == "left_only"].reset_index(drop=True)
-    rows = holds.quarantined_rows(gone, quarantine)
+    rows = holds.quarantined_rows(gone, quarantine, classes)
     gone = gone.loc[rows.notna()]
     return pd.DataFrame({
         **{k: gone[k] for k in decide.CLAIM_KEY}, "name": gone["active_name"], "decision": holds.HELD,
@@ -551,9 +562,14 @@ def stage_export(cfg: RunConfig) -> dict:
             q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
             overlaps = warehouse.read_frame(conn, warehouse.city_overlaps,
                                             warehouse.city_overlaps.c.run_id == cfg.run_id)
+            stg = _accepted(cfg, conn)
+            funding = export.funding_extract(stg["training_projects"], decisions,
+                                             ledger.claim_state(conn, decide.SUBSIDY_TYPES))
+            signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
+                                                                              stg["training_classes"]))
             try:
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
-                                             rec, q, overlaps)
+                                             rec, q, overlaps, funding, signals)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "

@@ -69,6 +69,11 @@ class PolicyVersion:
         return list(self.params["civil_servant_categories"])
 
     @property
+    def training_annual_cap(self) -> int:
+        """R7: training subsidies per person per calendar year of class end."""
+        return int(self.params["training_subsidies_per_person_per_year"])
+
+    @property
     def minimum_insured_months(self) -> int:
         """R1 check 5: months of insurance a person qualifying through insurance alone needs (0 = off)."""
         return int(self.params.get("minimum_insured_months", 0))
@@ -134,6 +139,7 @@ def _check_params(version: str, params: dict[str, Any]) -> None:
     yuan_to_fen(params["special_ability_cap"])
     rate_to_units(params["uplift"]["default_rate"])
     int(params["certificates_per_person_per_year"])
+    int(params["training_subsidies_per_person_per_year"])
     yuan_to_fen(params["employee_apprentice"]["amount_per_year"])
     yuan_to_fen(params["student_apprentice"]["cap"])
     yuan_to_fen(params["living_allowance"]["per_day"])

@@ -61,8 +61,8 @@ REGISTRIES: dict[str, Registry] = {
         ),
         Registry(
             "training_classes", "培训开班备案", ("class_id",),
-            ("class_id", "department_code", "institution_name", "occupation_code", "level",
-             "training_kind", "filed_on", "start_date", "end_date", "town_code"),
+            ("class_id", "department_code", "project_id", "institution_name", "institution_credit_code",
+             "occupation_code", "level", "training_kind", "filed_on", "start_date", "end_date", "town_code"),
             required=False, dates=("filed_on", "start_date", "end_date"), integers=("level",),
         ),
         Registry(
@@ -92,6 +92,19 @@ REGISTRIES: dict[str, Registry] = {
             ("occupation_code", "certificate_type", "level", "amount", "effective_from", "effective_to"),
             required=False, dates=("effective_from", "effective_to"), integers=("level",),
             money=("amount",),
+        ),
+        Registry(
+            "training_projects", "行业部门培训项目备案", ("project_id",),
+            ("project_id", "department_code", "title", "occupation_code", "level", "standard_per_trainee",
+             "planned_trainees", "budget", "filed_on"),
+            required=False, dates=("filed_on",), integers=("level", "planned_trainees"),
+            money=("standard_per_trainee", "budget"),
+        ),
+        Registry(
+            "training_institutions", "培训机构资质", ("institution_credit_code", "qualified_from"),
+            ("institution_credit_code", "institution_name", "qualified_from", "qualified_to", "bank_name",
+             "account_no"),
+            required=False, dates=("qualified_from", "qualified_to"),
         ),
         Registry(
             "school_leavers", "“两后生”名单", ("record_id",),

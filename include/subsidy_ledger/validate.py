@@ -204,26 +204,42 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
 
 
 ATTENDANCE_REASON = "attendance_exceeds_class_days"
+UNKNOWN_PROJECT_REASON = "unknown_project"
+
+
+def quarantine_more(v: Validated, bad: pd.Series, reason: str) -> Validated:
+    """v with the accepted rows flagged in `bad` moved to its quarantine with `reason` (a cross-registry check
+    that GX's per-registry suites cannot make)."""
+    if not bad.any():
+        return v
+    acc = v.accepted
+    rows = acc.loc[bad]
+    person = rows["person_id"] if "person_id" in rows else pd.Series(pd.NA, index=rows.index)
+    extra = pd.DataFrame({"registry": v.registry.name, "row_number": rows[ROW_COL].astype("int64").to_numpy(),
+                          "record_key": record_keys(rows, v.registry).to_numpy(), "reasons": reason,
+                          "person_id": person.astype("string").to_numpy()}, columns=QUARANTINE_COLUMNS)
+    quarantine = pd.concat([v.quarantine, extra], ignore_index=True).sort_values("row_number")
+    return Validated(v.registry, acc.loc[~bad].reset_index(drop=True), quarantine.reset_index(drop=True),
+                     v.rows_in, v.gx_summary)
 
 
 def attendance_within_class_days(enrollments: Validated, classes: Validated) -> Validated:
-    """Quarantine roster entries that claim more attended days than their class has calendar days (a
-    cross-registry check GX's per-registry suites cannot make); a roster that pays more is never capped."""
+    """Quarantine roster entries that claim more attended days than their class has calendar days; a roster
+    that pays more is never capped."""
     acc = enrollments.accepted
     cls = classes.accepted[["class_id", "start_date", "end_date"]]
     days = acc[["class_id"]].merge(cls, on="class_id", how="left")
     class_days = ((days["end_date"] - days["start_date"]).dt.days + 1).to_numpy()
     over = pd.Series((acc["attendance_days"].to_numpy(dtype="float64", na_value=0) > class_days), index=acc.index)
-    if not over.any():
-        return enrollments
-    bad = acc.loc[over]
-    extra = pd.DataFrame({"registry": enrollments.registry.name, "row_number": bad[ROW_COL].astype("int64").to_numpy(),
-                          "record_key": record_keys(bad, enrollments.registry).to_numpy(),
-                          "reasons": ATTENDANCE_REASON, "person_id": bad["person_id"].astype("string").to_numpy()},
-                         columns=QUARANTINE_COLUMNS)
-    quarantine = pd.concat([enrollments.quarantine, extra], ignore_index=True).sort_values("row_number")
-    return Validated(enrollments.registry, acc.loc[~over].reset_index(drop=True), quarantine.reset_index(drop=True),
-                     enrollments.rows_in, enrollments.gx_summary)
+    return quarantine_more(enrollments, over, ATTENDANCE_REASON)
+
+
+def classes_name_known_projects(classes: Validated, projects: Validated | None) -> Validated:
+    """Quarantine classes that name a project the accepted project filings do not hold (R7 then holds their
+    trainees' claims until the filing or the class is corrected, rather than rejecting them)."""
+    known = projects.accepted["project_id"] if projects is not None else pd.Series(dtype="string")
+    named = classes.accepted["project_id"]
+    return quarantine_more(classes, named.notna() & ~named.isin(known), UNKNOWN_PROJECT_REASON)
 
 
 def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,
@@ -242,6 +258,8 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
         out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, run_name)
         v = out[name]
         assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
+    if "training_classes" in out:
+        out["training_classes"] = classes_name_known_projects(out["training_classes"], out.get("training_projects"))
     if "class_enrollments" in out and "training_classes" in out:
         out["class_enrollments"] = attendance_within_class_days(out["class_enrollments"], out["training_classes"])
     if docs_dir:

@@ -174,6 +174,33 @@ living_allowance_eligibility = sa.Table(
     sa.PrimaryKeyConstraint("run_id", "class_id", "person_id"),
 )
 
+training_eligibility = sa.Table(
+    "int_training_eligibility", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("class_id", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("project_id", sa.Text),
+    sa.Column("institution_credit_code", sa.Text),
+    sa.Column("institution_name", sa.Text),
+    sa.Column("occupation_code", sa.Text),
+    sa.Column("level", sa.Integer),
+    sa.Column("filed_in_advance", sa.Boolean, nullable=False),
+    sa.Column("start_date", sa.Date),
+    sa.Column("end_date", sa.Date),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("project_filed", sa.Boolean, nullable=False),          # R7: no project needed, or one filed in time
+    sa.Column("institution_qualified", sa.Boolean, nullable=False),  # R7: qualified on the class start
+    sa.Column("project_standard_fen", sa.BigInteger),                # the filed standard per trainee
+    sa.Column("catalog_amount_fen", sa.BigInteger),                  # the catalog's, on the class start
+    sa.Column("budget_fen", sa.BigInteger),                          # the project's filed budget
+    sa.Column("uplift_units", sa.Integer, nullable=False),           # R3 on the class start
+    sa.Column("overlapping_attendance", sa.Boolean),
+    sa.PrimaryKeyConstraint("run_id", "class_id", "person_id"),
+)
+
 decisions = sa.Table(
     "decisions", metadata,
     sa.Column("run_id", RUN_ID, nullable=False),

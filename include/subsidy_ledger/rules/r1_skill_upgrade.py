@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .claim_order import first_come
+
 RULE_ID = "R1"
 SPECIAL = "special_ability"
 # Checks 1-7 look at one certificate's own records (and at what the ledger and R7 already pay).
@@ -73,39 +75,10 @@ def slot_key(e: pd.DataFrame) -> pd.Series:
 
 def apply_order_checks(cands: pd.DataFrame, annual_cap: pd.Series, already_paid: pd.Series,
                        city_places: pd.Series | None = None) -> pd.DataFrame:
-    """Checks 8 and 9 in claim order; returns reason (NA = approved) and cap_place per candidate.
-
-    Claims the ledger already pays go first (they keep their slot and cap place while their own
-    records still qualify them); the rest follow in (issued_on, certificate_no) order. Rejected
-    claims use up neither a slot nor a cap place. city_places counts the city's payouts per
-    "person|year" (they take cap places first). Vectorised across people, one round per rank.
-    """
-    c = pd.DataFrame({
-        "person_id": cands["person_id"], "slot": slot_key(cands),
-        "year": cands["issued_on"].dt.year.astype("int64"), "cap": annual_cap.astype("int64"),
-        "prio": np.where(already_paid.to_numpy(dtype=bool), 0, 1),
-        "issued_on": cands["issued_on"], "certificate_no": cands["certificate_no"],
-    }, index=cands.index)
-    c = c.sort_values(["person_id", "prio", "issued_on", "certificate_no"], kind="stable")
-    c["rank"] = c.groupby("person_id", sort=False).cumcount()
-    c["year_key"] = c["person_id"] + "|" + c["year"].astype(str)
-    reason = pd.Series(pd.NA, index=c.index, dtype="string")
-    place = pd.Series(pd.NA, index=c.index, dtype="Int64")
-    taken: set[str] = set()
-    used = {} if city_places is None else {str(k): int(v) for k, v in city_places.items()}
-    for r in range(int(c["rank"].max()) + 1 if len(c) else 0):
-        cur = c.loc[c["rank"] == r]
-        dup = cur["slot"].isin(taken)
-        count = cur["year_key"].map(used).fillna(0).astype("int64")
-        full = ~dup & (count >= cur["cap"])
-        ok = ~dup & ~full
-        reason.loc[cur.index[dup.to_numpy()]] = DUPLICATE
-        reason.loc[cur.index[full.to_numpy()]] = CAP
-        place.loc[cur.index[ok.to_numpy()]] = (count[ok] + 1).to_numpy()
-        taken.update(cur.loc[ok, "slot"])
-        for key, n in cur.loc[ok, "year_key"].value_counts().items():
-            used[key] = used.get(key, 0) + int(n)
-    return pd.DataFrame({"reason": reason, "cap_place": place}).reindex(cands.index)
+    """Checks 8 and 9 in claim order (issued_on, certificate_no); returns reason (NA = approved) and
+    cap_place per candidate. city_places counts the city's payouts per "person|year" (they take places)."""
+    return first_come(cands["person_id"], slot_key(cands), cands["issued_on"].dt.year, annual_cap, already_paid,
+                      cands[["issued_on", "certificate_no"]], DUPLICATE, CAP, city_places)
 
 
 def base_amount_fen(e: pd.DataFrame, level_amount: pd.Series, special_cap: pd.Series) -> pd.Series:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .claim_order import first_come
+
 RULE_ID = "R7"
 SUBSIDY_TYPE = "training_subsidy"
 # Checks in POLICY.md's order; the first that fails is the reason code.
@@ -61,6 +63,13 @@ def slot_key(f: pd.DataFrame) -> pd.Series:
     """One training subsidy per person, occupation code and level (a class without a level keys on the code)."""
     return (f["person_id"] + "|" + f["occupation_code"].astype("string").fillna("") + "|"
             + f["level"].astype("string").fillna(""))
+
+
+def apply_order_checks(cands: pd.DataFrame, annual_cap: pd.Series, already_paid: pd.Series) -> pd.DataFrame:
+    """duplicate_occupation_level and annual_cap_reached in claim order (class end date, class id); returns
+    reason (NA = approved) and cap place per candidate."""
+    return first_come(cands["person_id"], slot_key(cands), cands["end_date"].dt.year, annual_cap, already_paid,
+                      cands[["end_date", "class_id"]], DUPLICATE, CAP)
 
 
 def budget_holds(f: pd.DataFrame, approved: pd.Series, amount_fen: pd.Series, already_paid: pd.Series) -> pd.Series:
