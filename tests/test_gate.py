@@ -272,7 +272,17 @@ def test_a_full_disk_keeps_the_previous_extracts_and_a_rerun_completes_them(firs
         shutil.copytree(first_night / "out" / NIGHT1, out / NIGHT1)
         previous = _snapshot(out / NIGHT1)
         changed = tmp_path / "changed"
-        change(drop, changed, 0.03, 6)  # a change that moves money (seed 6: two lines on this drop)
+        change(drop, changed, 0.03, 6)
+        # and a change that surely moves money: a certificate paid last night is revoked
+        with open(first_night / "out" / NIGHT1 / "HRSS" / "ledger.csv", encoding="utf-8-sig") as fh:
+            paid = next(r["reference"] for r in csv.DictReader(fh) if r["subsidy_type"] == "skill_upgrade")
+        rows = _rows(changed / "certificates.csv")
+        no, status = rows[0].index("certificate_no"), rows[0].index("status")
+        for r in rows[1:]:
+            if r[no] == paid:
+                r[status] = "revoked"
+        with open(changed / "certificates.csv", "w", encoding="utf-8-sig", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerows(rows)
         relaxed = ("--max-row-loss-share", "1", "--max-reversal-share", "1", "--max-quarantine-share", "1",
                    "--work", str(tmp_path / "work"))
         with open(out / "filler", "wb") as fh:  # fill the disk to the last block

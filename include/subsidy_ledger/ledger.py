@@ -63,9 +63,13 @@ def payout_id(subsidy_type: str, reference: str, person_id: str, ordinal: int) -
     return "PO" + digest[:22].upper()
 
 
-def claim_state(conn, subsidy_types: list[str]) -> pd.DataFrame:
-    """Per claim in the ledger: net amount, number of lines, and its active (unreversed) payout line."""
-    lines = read_frame(conn, ledger_lines, ledger_lines.c.subsidy_type.in_(subsidy_types))
+def claim_state(conn, subsidy_types: list[str], posted_through: dt.date | None = None) -> pd.DataFrame:
+    """Per claim in the ledger: net amount, number of lines, and its active (unreversed) payout line; with
+    posted_through, as the ledger stood after that day's postings (a replayed night sees its own ledger)."""
+    where = ledger_lines.c.subsidy_type.in_(subsidy_types)
+    if posted_through is not None:
+        where = where & (ledger_lines.c.posted_on <= posted_through)
+    lines = read_frame(conn, ledger_lines, where)
     if lines.empty:
         cols = [*CLAIM_KEY, "net_fen", "n_lines", "active_id", "active_amount", *[f"active_{a}" for a in
                                                                                   LINE_ATTRS if a not in CLAIM_KEY]]

@@ -564,7 +564,7 @@ def stage_export(cfg: RunConfig) -> dict:
                                             warehouse.city_overlaps.c.run_id == cfg.run_id)
             stg = _accepted(cfg, conn)
             funding = export.funding_extract(stg["training_projects"], decisions,
-                                             ledger.claim_state(conn, decide.SUBSIDY_TYPES))
+                                             ledger.claim_state(conn, decide.SUBSIDY_TYPES, cfg.as_of_date))
             signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
                                                                               stg["training_classes"]))
             try:
