@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .eligibility import city_matches
 from .money import apply_uplift
 from .policy import PolicyBook
 from .rules import holds
@@ -19,7 +20,6 @@ SKILLS_ACCOUNT = "skills_upgrade_account"
 EMPLOYMENT_FUND = "employment_subsidy_fund"
 SUBSIDY_TYPES = ["skill_upgrade", "special_ability", r4.SUBSIDY_TYPE, r5.SUBSIDY_TYPE, r6.SUBSIDY_TYPE,
                  r7.SUBSIDY_TYPE]
-PAYEE_INSTITUTION = {r7.SUBSIDY_TYPE}  # the others pay the person
 DECISION_COLUMNS = [
     "subsidy_type", "reference", "person_id", "name", "decision", "reason_code", "amount_fen",
     "base_amount_fen", "uplift_units", "cap_place", "rule_id", "policy_version", "department_code", "fund",
@@ -98,8 +98,6 @@ def city_overlaps(e: pd.DataFrame, decided: pd.DataFrame, already_paid: pd.DataF
                   city: pd.DataFrame) -> pd.DataFrame:
     """R1 check 6: certificates the district pays and still approves that the city has paid too (its payout
     recorded after the district's). The district's payout stands; HRSS settles the pair with the city."""
-    from .eligibility import city_matches
-
     e = e.reset_index(drop=True)
     d = decided.reset_index(drop=True)
     paid = _is_paid(d["subsidy_type"], d["reference"], d["person_id"], already_paid)
