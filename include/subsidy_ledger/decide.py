@@ -28,13 +28,11 @@ DECISION_COLUMNS = [
 CLAIM_KEY = ["subsidy_type", "reference", "person_id"]
 
 
-def _claim_keys(frame: pd.DataFrame) -> set[tuple]:
-    return set(zip(frame["subsidy_type"], frame["reference"], frame["person_id"], strict=True))
-
-
 def _is_paid(stype: pd.Series, reference: pd.Series, person: pd.Series, already_paid: pd.DataFrame) -> pd.Series:
-    paid = _claim_keys(already_paid)
-    return pd.Series([k in paid for k in zip(stype, reference, person, strict=True)], index=stype.index, dtype=bool)
+    """True for each claim key the ledger currently pays."""
+    keys = pd.MultiIndex.from_arrays([already_paid[c].astype(str) for c in CLAIM_KEY])
+    mine = pd.MultiIndex.from_arrays([stype.astype(str), reference.astype(str), person.astype(str)])
+    return pd.Series(mine.isin(keys), index=stype.index, dtype=bool)
 
 
 def paid_as_training(e: pd.DataFrame, training_approved: pd.DataFrame | None) -> pd.Series:
