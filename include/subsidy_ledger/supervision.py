@@ -5,8 +5,9 @@ Signals, one row each:
 - `roster_overlap`: a person on the rosters of two classes whose date ranges overlap (R6/R7 hold both);
 - `certificate_other_occupation`: a certificate naming a class whose occupation code differs from the class's;
 - `institution_outlier`: an institution whose pass rate, or mean trainees per class, lies far from the others:
-  a modified z-score |0.6745 (x - median) / MAD| above 3.5 (Iglewicz and Hoaglin), with at least five
-  institutions to compare (decided here: robust to the outliers it looks for, unlike a percentile of few);
+  a modified z-score |0.6745 (x - median) / MAD| above 3.5 (Iglewicz and Hoaglin; with MAD 0, the mean absolute
+  deviation × 1.2533 instead), with at least five institutions to compare (decided here: robust to the outliers
+  it looks for, unlike a percentile of few);
 - `filed_same_day`: a class filed on the day it started (not in advance: R6/R7 reject its trainees).
 """
 
@@ -53,11 +54,16 @@ def certificates_of_other_occupations(certificates: pd.DataFrame, classes: pd.Da
 
 
 def _robust_z(x: pd.Series) -> pd.Series:
+    """Modified z-score; when more than half the values are equal (MAD 0), the mean absolute deviation
+    scaled by 1.2533 stands in for it (as IBM's and NIST's descriptions of the score do)."""
     median = x.median()
     mad = (x - median).abs().median()
-    if not np.isfinite(mad) or mad == 0:
+    if np.isfinite(mad) and mad > 0:
+        return 0.6745 * (x - median) / mad
+    mean_ad = (x - median).abs().mean()
+    if not np.isfinite(mean_ad) or mean_ad == 0:
         return pd.Series(0.0, index=x.index)
-    return 0.6745 * (x - median) / mad
+    return (x - median) / (1.253314 * mean_ad)
 
 
 def institution_outliers(enrollments: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
