@@ -82,15 +82,22 @@ def _catalog_amount(certs, catalog) -> pd.Series:
     return latest.reindex(certs.index).astype("Int64")
 
 
+def _uplift_units(events: pd.DataFrame, date_col: str, stg: dict[str, pd.DataFrame], book: PolicyBook) -> pd.Series:
+    """R3 on each event's date (R1: issue date; R7: class start), with the rates of the version in force then (an
+    event outside every version takes the latest version's default)."""
+    versions = events["policy_version"]
+    default_units = book.per_version(versions, lambda v: v.default_uplift_units).fillna(
+        book.versions[-1].default_uplift_units)
+    last_uplift = pd.to_datetime(book.per_version(versions, lambda v: v.uplift_last_issue_date))
+    return r3_uplift.uplift_units(events, stg["social_insurance"], stg["affected_enterprises"], default_units,
+                                  last_uplift, date_col=date_col)
+
+
 def build_certificate_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> pd.DataFrame:
     """One row of R1-R3 facts per certificate issued on or before as_of (the certificate alone: no class)."""
     certs = claims_due(stg["certificates"], as_of)
     certs["policy_version"] = book.version_of(certs["issued_on"])
     versions = certs["policy_version"]
-    fallback = book.versions[-1]
-    default_units = book.per_version(versions, lambda v: v.default_uplift_units).fillna(
-        fallback.default_uplift_units)
-    last_uplift = pd.to_datetime(book.per_version(versions, lambda v: v.uplift_last_issue_date))
     out = certs.assign(
         civil_servant=_civil_servant(certs, stg["social_insurance"], book),
         insured=pd.Series(certs.index.isin(covering(certs, "issued_on", stg["social_insurance"],
@@ -99,8 +106,7 @@ def build_certificate_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, 
                                              stg["low_income"], stg["veterans"]),
         insured_months=insured_months(certs, "issued_on", stg["social_insurance"]),
         paid_by_city=certs.index.isin(city_matches(certs, city_paid_by(stg["city_payouts"], as_of))["event"]),
-        uplift_units=r3_uplift.uplift_units(certs, stg["social_insurance"], stg["affected_enterprises"],
-                                            default_units, last_uplift),
+        uplift_units=_uplift_units(certs, "issued_on", stg, book),
         catalog_amount_fen=_catalog_amount(certs, stg["subsidy_catalog"]),
         department_code=book.per_version(versions, lambda v: v.certificate_department).fillna(
             book.versions[0].certificate_department).astype("string"),
@@ -228,6 +234,18 @@ def overlapping_entries(enrollments: pd.DataFrame, classes: pd.DataFrame) -> pd.
     return hit[["class_id", "person_id"]].drop_duplicates().reset_index(drop=True)
 
 
+def _roster_entry_facts(f: pd.DataFrame, stg: dict[str, pd.DataFrame], book: PolicyBook) -> pd.DataFrame:
+    """Facts R6 and R7 share about a roster entry: overlapping attendance, and the department (the class's, else
+    the certificate department for a class that was never filed)."""
+    overlap = overlapping_entries(stg["class_enrollments"], stg["training_classes"]).assign(_o=True)
+    f["overlapping_attendance"] = f[["class_id", "person_id"]].merge(
+        overlap, on=["class_id", "person_id"], how="left")["_o"].fillna(False).astype(bool).to_numpy()
+    fallback = book.versions[0].certificate_department
+    f["department_code"] = f["department_code"].fillna(
+        f["policy_version"].map({v.version: v.certificate_department for v in book.versions})).fillna(fallback)
+    return f
+
+
 def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date,
                                        book: PolicyBook) -> pd.DataFrame:
     """One row of R6 facts per roster entry whose person is in the low_income registry or on the school
@@ -247,12 +265,7 @@ def build_living_allowance_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.d
     f["class_days"] = ((f["end_date"] - f["start_date"]).dt.days + 1).astype("Int64")
     f["group_basis"] = living_allowance_group(f, low, leavers, book)
     f["qualifying_group"] = f["group_basis"].notna()
-    overlap = overlapping_entries(stg["class_enrollments"], stg["training_classes"]).assign(_o=True)
-    f["overlapping_attendance"] = f[["class_id", "person_id"]].merge(
-        overlap, on=["class_id", "person_id"], how="left")["_o"].fillna(False).astype(bool).to_numpy()
-    fallback = book.versions[0].certificate_department
-    f["department_code"] = f["department_code"].fillna(
-        f["policy_version"].map({v.version: v.certificate_department for v in book.versions})).fillna(fallback)
+    f = _roster_entry_facts(f, stg, book)
     return f[LIVING_COLUMNS]
 
 
@@ -320,16 +333,6 @@ def build_training_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, boo
     f = pd.concat([f, _project_facts(f, stg["training_projects"])], axis=1)
     f["institution_qualified"] = _institution_qualified(f, stg["training_institutions"])
     f["catalog_amount_fen"] = training_catalog_amount(f, stg["subsidy_catalog"])
-    versions = f["policy_version"]
-    default_units = book.per_version(versions, lambda v: v.default_uplift_units).fillna(
-        book.versions[-1].default_uplift_units)
-    last_uplift = pd.to_datetime(book.per_version(versions, lambda v: v.uplift_last_issue_date))
-    f["uplift_units"] = r3_uplift.uplift_units(f, stg["social_insurance"], stg["affected_enterprises"],
-                                               default_units, last_uplift, date_col="start_date")
-    overlap = overlapping_entries(stg["class_enrollments"], stg["training_classes"]).assign(_o=True)
-    f["overlapping_attendance"] = f[["class_id", "person_id"]].merge(
-        overlap, on=["class_id", "person_id"], how="left")["_o"].fillna(False).astype(bool).to_numpy()
-    fallback = book.versions[0].certificate_department
-    f["department_code"] = f["department_code"].fillna(
-        f["policy_version"].map({v.version: v.certificate_department for v in book.versions})).fillna(fallback)
+    f["uplift_units"] = _uplift_units(f, "start_date", stg, book)
+    f = _roster_entry_facts(f, stg, book)
     return f[TRAINING_COLUMNS]
