@@ -20,8 +20,12 @@ DOC = """
 ### Nightly subsidy sync (南浔区职业技能提升补贴)
 Reads the registry drop in **params.sources**, validates each registry with its Great Expectations
 suite (failing rows are quarantined with reasons), joins the registries into eligibility tables,
-decides every claim under POLICY.md R1-R6 (certificates, apprentices, living allowances), posts the
-difference to the append-only ledger, and writes department extracts to **params.out**/`<as-of>/`.
+decides every claim under POLICY.md R1-R7 (certificates, apprentices, living allowances, training
+subsidies) and P2 (objections), puts newly approved claims on their department's publicity list (P1),
+posts to the append-only ledger the claims whose publicity has ended (P3), instructs the bank for every
+payout with a payee account and records its results (`pay`), and writes department extracts to
+**params.out**/`<as-of>/` and the bank files to `<out>/payments/<as-of>/` (mode 0600: full numbers).
+A night with no registry change still runs in full: it releases the claims whose publicity ended.
 
 **Inputs.** `sources`: a drop folder of `<registry>.csv` files. `as_of`: default the logical date's day
 in Asia/Shanghai. `warehouse`: default the connection `subsidy_warehouse` (extra `sqlalchemy_url`, or
@@ -108,6 +112,7 @@ def nightly_subsidy_sync():
         StageOperator(task_id="build_eligibility", stage="eligibility"),
         StageOperator(task_id="decide", stage="decide"),
         StageOperator(task_id="post_ledger", stage="post"),
+        StageOperator(task_id="pay", stage="pay"),
         StageOperator(task_id="export", stage="export"),
     ]
     chain(configure(), *stages)

@@ -138,3 +138,40 @@ def decide_living(stg, as_of: str = "2022-06-30", book: PolicyBook | None = None
     when = dt.date.fromisoformat(as_of)
     elig = eligibility.build_living_allowance_eligibility(stg, when, book)
     return decide.decide_living_allowances(elig, book, when).set_index(["reference", "person_id"], drop=False)
+
+
+def write_drop(folder, **registries: list[dict]):
+    """Write a drop folder of CSV files (UTF-8) from dicts of strings; a required registry given no rows gets
+    one row of a bystander (PEOPLE[-1]), since a required registry may not be empty."""
+    import csv
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bystander = PEOPLE[-1]
+    filler = {
+        "social_insurance": [insured(bystander, record="SI-BYSTANDER")],
+        "unemployment_registrations": [{"record_id": "UR-BYSTANDER", "person_id": bystander, "name": "旁人",
+                                        "registered_on": "2016-01-01", "ended_on": "2016-06-01", "area": "urban"}],
+        "certificates": [certificate("C-BYSTANDER", bystander, "2016-01-01")],
+        "veterans": [{"record_id": "VT-BYSTANDER", "person_id": bystander, "name": "旁人",
+                      "discharged_on": "2010-01-01"}],
+        "low_income": [low_income(bystander, "disabled", "2016-01-01")],
+    }
+    for name, reg in REGISTRIES.items():
+        rows = registries.get(name) or (filler.get(name, []) if reg.required else [])
+        if name not in registries and not reg.required:
+            continue
+        with open(folder / reg.filename, "w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(reg.columns))
+            w.writeheader()
+            for r in rows:
+                w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in reg.columns})
+    return folder
+
+
+def account(person: str, number: str, start: str = "2015-01-01", end: str | None = None,
+            bank: str = "中国工商银行湖州南浔支行") -> dict:
+    """A person's payee account (社保卡金融账户)."""
+    return {"person_id": person, "name": "持证人", "bank_name": bank, "account_no": number, "valid_from": start,
+            "valid_to": end}

@@ -17,10 +17,12 @@ from subsidy_ledger.generate import change, generate
 
 pytestmark = pytest.mark.usefixtures("relaxed_gates")  # edited drops: the gates are tested elsewhere
 
-NIGHT1, NIGHT2 = "2021-06-30", "2021-07-01"
+# night 0 publicises, night 1 (after the publicity) posts and instructs; night 2 reverses, re-prices, releases
+# the claims publicised on night 1 and instructs them (P1-P3)
+NIGHT0, NIGHT1, NIGHT2 = "2021-06-21", "2021-06-30", "2021-07-09"
 NAMED_POINTS = ["before:extract", "before:validate", "validate:staged:social_insurance",
                 "validate:staged:subsidy_catalog", "before:eligibility", "before:decide", "before:post",
-                "post:inserted", "before:export", "export:written"]
+                "post:inserted", "before:pay", "pay:inserted", "before:export", "export:written"]
 TIMED_FRACTIONS = [0.15, 0.3, 0.45, 0.6, 0.75, 0.9]
 
 
@@ -63,6 +65,16 @@ def _ledger(url) -> list[tuple]:
     return [tuple(r)[1:] for r in rows]  # all but seq, which a rolled-back attempt may have consumed
 
 
+def _instructions(url) -> list[tuple]:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        t = warehouse.payment_instructions
+        rows = c.execute(sa.select(t.c.instruction_id, t.c.payout_id, t.c.account_no, t.c.amount_fen)
+                         .order_by(t.c.instruction_id)).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
 def _digest(folder) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -94,6 +106,7 @@ def _clone(base_url: str, tag: str) -> tuple[str, callable]:
 
 def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehouse_url, tmp_path):
     night1_out = tmp_path / "night1"
+    assert _run(_cfg(drops / "a", NIGHT0, warehouse_url, night1_out)) == 0
     assert _run(_cfg(drops / "a", NIGHT1, warehouse_url, night1_out)) == 0
     ref_url, drop_ref = _clone(warehouse_url, "ref")
     try:
@@ -101,9 +114,12 @@ def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehous
         assert _run(_cfg(drops / "b", NIGHT2, ref_url, tmp_path / "ref")) == 0
         night2_seconds = time.perf_counter() - started
         ref_ledger, ref_extracts = _ledger(ref_url), _digest(tmp_path / "ref" / NIGHT2)
+        ref_instructions = _instructions(ref_url)
+        ref_bank = _digest(tmp_path / "ref" / "payments" / NIGHT2)
     finally:
         drop_ref()
     assert any(line[1] == "reversal" for line in ref_ledger), "night 2 should correct some of night 1"
+    assert ref_bank, "night 2 should instruct the bank"
     points = [(p, None) for p in NAMED_POINTS] + [(None, night2_seconds * f) for f in TIMED_FRACTIONS]
     killed = 0
     for i, (point, after) in enumerate(points):
@@ -117,6 +133,9 @@ def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehous
             assert _run(_cfg(drops / "b", NIGHT2, url, out)) == 0  # the re-run after the crash
             assert _ledger(url) == ref_ledger, f"ledger differs after a kill at {point or f'{after:.2f}s'}"
             assert _digest(out / NIGHT2) == ref_extracts, f"extracts differ after a kill at {point or after}"
+            # the payment step: all of the night's instructions or none, then the re-run issues the rest once
+            assert _instructions(url) == ref_instructions, f"instructions differ after a kill at {point or after}"
+            assert _digest(out / "payments" / NIGHT2) == ref_bank, f"bank files differ after {point or after}"
         finally:
             drop()
     assert killed >= len(NAMED_POINTS) + len(TIMED_FRACTIONS) // 2

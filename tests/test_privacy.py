@@ -19,14 +19,17 @@ HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 SCRIPT = "<script>document.title='pwned'</script>"
 
 
-def _ids(drop: Path) -> set[str]:
+def _ids(drop: Path, column: str = "person_id", shape: re.Pattern = ID_SHAPE) -> set[str]:
     ids = set()
     for path in drop.glob("*.csv"):
         enc, _ = sniff_encoding(path)
         with open(path, encoding=enc, newline="") as fh:
             for row in csv.DictReader(fh):
-                ids |= {v for k, v in row.items() if k == "person_id" and v and ID_SHAPE.fullmatch(v)}
+                ids |= {v for k, v in row.items() if k == column and v and shape.fullmatch(v)}
     return ids
+
+
+ACCOUNT_SHAPE = re.compile(r"(?<![0-9A-Za-z])[0-9]{12,19}(?![0-9A-Za-z])")
 
 
 def _texts(root: Path):
@@ -41,8 +44,8 @@ def _texts(root: Path):
             yield str(path), data.decode("utf-8", "replace")
 
 
-def _hits(root: Path, ids: set[str]) -> list[str]:
-    return [f"{where}: {m}" for where, text in _texts(root) for m in ID_SHAPE.findall(text) if m in ids]
+def _hits(root: Path, ids: set[str], shape: re.Pattern = ID_SHAPE) -> list[str]:
+    return [f"{where}: {m}" for where, text in _texts(root) for m in shape.findall(text) if m in ids]
 
 
 @pytest.fixture
@@ -67,19 +70,24 @@ def test_no_identity_number_outside_the_warehouse_good_night_or_failed(hostile_d
                                                                         monkeypatch):
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
     ids = _ids(hostile_drop)
-    assert len(ids) > 300
+    accounts = _ids(hostile_drop, "account_no", ACCOUNT_SHAPE)
+    assert len(ids) > 300 and len(accounts) > 250
     out, work = tmp_path / "out", tmp_path / "work"
     url = f"sqlite:///{tmp_path / 'warehouse' / 'w.sqlite'}"
     args = ["run", "--warehouse", url, "--out", str(out), "--work", str(work)]
     assert main([*args, "--sources", str(hostile_drop), "--as-of", "2022-06-30"]) == 0
+    assert main([*args, "--sources", str(hostile_drop), "--as-of", "2022-07-08"]) == 0  # publicity over: paid
+    bank = out / "payments" / "2022-07-08"
+    assert _hits(bank, ids) and _hits(bank, accounts, ACCOUNT_SHAPE)  # the bank's files carry them, and only they
     night2 = tmp_path / "night2"
     shutil.copytree(hostile_drop, night2)
     (night2 / "social_insurance.csv").write_text("record_id,person_id,name,employer_credit_code,employer_name,"
                                                  "employer_category,start_date,end_date,town_code\n", "utf-8")
-    assert main([*args, "--sources", str(night2), "--as-of", "2022-07-01"]) == 3  # the drop gate stops it
+    assert main([*args, "--sources", str(night2), "--as-of", "2022-07-09"]) == 3  # the drop gate stops it
     printed = capsys.readouterr()
     assert (out / "data_docs").is_dir() and list((out / "data_docs").rglob("*.html"))
-    assert _hits(out, ids) == []
+    shutil.rmtree(out / "payments")
+    assert _hits(out, ids) == [] and _hits(out, accounts, ACCOUNT_SHAPE) == []
     assert [m for m in ID_SHAPE.findall(printed.out + printed.err) if m in ids] == []
     assert not work.exists() or not any(work.rglob("*.parquet"))  # no scratch file survives either night
     assert not any(p.name == ".work" for p in out.rglob("*"))

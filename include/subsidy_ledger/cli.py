@@ -211,7 +211,12 @@ def _brief(name: str, result: dict) -> str:
     if name == "post":
         if result.get("replay"):
             return "replay of an earlier date: nothing posted"
-        return f"{result['posted']} ledger lines, net {decimal_yuan(result['net_fen'])} yuan"
+        return (f"{result['posted']} ledger lines, net {decimal_yuan(result['net_fen'])} yuan; "
+                f"{result.get('publicised', 0)} claims enter publicity")
+    if name == "pay":
+        states = ", ".join(f"{k} {v}" for k, v in result["states"].items()) or "no payouts"
+        return (f"{result['instructed']} payment instructions, {result['recoveries_opened']} recoveries opened; "
+                f"payouts: {states}")
     if name == "extract":
         return f"{sum(result['rows'].values())} rows read"
     if name == "eligibility":

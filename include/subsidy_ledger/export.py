@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import xlsxwriter
 
-from .identifiers import mask_resident_id
+from .identifiers import mask_account_no, mask_name, mask_resident_id
 from .money import fen_to_yuan_text, rate_units_to_text
 
 LEDGER_COLUMNS = ["payout_id", "entry_type", "reverses_payout_id", "posted_on", "department_code", "fund",
                   "subsidy_type", "payee_type", "person_id_masked", "name", "reference", "occupation_code", "level",
-                  "amount", "uplift_rate", "rule_id", "policy_version", "run_id"]
+                  "amount", "uplift_rate", "rule_id", "policy_version", "publicity_end", "run_id"]
 DECISION_COLUMNS = ["reference", "subsidy_type", "person_id_masked", "name", "decision", "reason_code", "held_rows",
                     "amount", "rule_id", "department_code"]
 SUMMARY_COLUMNS = ["posted_on", "department_code", "fund", "subsidy_type", "payout_lines", "reversal_lines",
@@ -34,6 +34,18 @@ RECONCILIATION_COLUMNS = ["registry", "file_name", "present", "encoding", "sha25
 QUARANTINE_COLUMNS = ["registry", "row_number", "key", "reasons"]
 CITY_OVERLAP_COLUMNS = ["department_code", "reference", "person_id_masked", "name", "occupation_code", "level",
                         "district_amount", "city_certificate_no", "city_paid_on", "city_amount"]
+PUBLICITY_COLUMNS = ["department_code", "subsidy_type", "reference", "name_masked", "person_id_masked",
+                     "occupation_code", "level", "amount", "publicity_start", "publicity_end"]
+PAYMENTS_COLUMNS = ["payout_id", "posted_on", "department_code", "fund", "subsidy_type", "reference", "payee_type",
+                    "person_id_masked", "name", "amount", "state", "instruction_id", "attempt", "instructed_on",
+                    "payee_name", "account_no_masked", "result_date", "failure_reason", "reversal_id", "recovery_id"]
+PAYMENTS_RECONCILIATION_COLUMNS = ["department_code", "fund", "owed", "paid", "in_transit", "waiting",
+                                   "recoveries_owed", "reversed_in_transit", "recovered", "balanced"]
+BANK_COLUMNS = ["instruction_id", "payout_id", "payee_name", "payee_id", "bank_name", "account_no", "amount",
+                "purpose"]
+SUBSIDY_PURPOSE = {"skill_upgrade": "技能提升补贴", "special_ability": "专项能力证书补贴",
+                   "apprentice_employee": "职工学徒补贴", "apprentice_student": "学生学徒补贴",
+                   "living_allowance": "生活费补贴", "training_subsidy": "职业培训补贴"}
 NUMERIC_XLSX = {"amount"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,7 +72,9 @@ def ledger_extract(lines: pd.DataFrame) -> pd.DataFrame:
         "reference": neutralise(lines["reference"]), "occupation_code": neutralise(lines["occupation_code"]),
         "level": lines["level"].astype("Int64"), "amount": fen_to_yuan_text(lines["amount_fen"]),
         "uplift_rate": rate_units_to_text(lines["uplift_units"]), "rule_id": lines["rule_id"],
-        "policy_version": lines["policy_version"], "run_id": lines["run_id"],
+        "policy_version": lines["policy_version"],
+        "publicity_end": _date_text(lines["publicity_end"]) if "publicity_end" in lines else pd.NA,
+        "run_id": lines["run_id"],
     }, columns=LEDGER_COLUMNS)
 
 
@@ -91,10 +105,12 @@ def summary_extract(lines: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     return s[SUMMARY_COLUMNS]
 
 
-def funding_extract(projects: pd.DataFrame, decisions: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
+def funding_extract(projects: pd.DataFrame, decisions: pd.DataFrame, state: pd.DataFrame,
+                    pay_states: pd.DataFrame | None = None) -> pd.DataFrame:
     """申请区财政局核拨资金: per department, fund and year, the filed projects' trainees and budgets (year of
     filing), the claims approved tonight and held over budget (year of the claim's event date), what the
-    ledger holds for them (posted, net) and what the bank paid (empty until payments are built)."""
+    ledger holds for them (posted, net) and what the bank paid on them (P3: payouts whose result is paid and
+    that stand, by the year of the claim's event)."""
     keys = ["department_code", "fund", "year"]
     year = pd.to_datetime(decisions["event_date"]).dt.year.astype("Int64")
     d = decisions.assign(year=year)
@@ -109,15 +125,87 @@ def funding_extract(projects: pd.DataFrame, decisions: pd.DataFrame, state: pd.D
         how="left")
     posted = held.rename(columns={"active_department_code": "department_code", "active_fund": "fund"}).groupby(
         keys, dropna=False)["net_fen"].sum().rename("posted_fen")
-    f = pd.concat([filed, approved, over, posted], axis=1).reset_index()
+    parts = [filed, approved, over, posted]
+    if pay_states is not None and len(pay_states):
+        bank = pay_states.loc[pay_states["state"] == "paid"].merge(
+            d[["subsidy_type", "reference", "person_id", "year"]], on=["subsidy_type", "reference", "person_id"],
+            how="left")
+        parts.append(bank.groupby(keys, dropna=False)["amount_fen"].sum().rename("paid_fen"))
+    f = pd.concat(parts, axis=1).reset_index()
     if f.empty:
         return pd.DataFrame(columns=FUNDING_COLUMNS)
     for c in ("filed_projects", "filed_trainees", "approved_claims", "held_over_budget"):
         f[c] = f[c].fillna(0).astype("int64")
     for c in ("filed_budget", "approved", "posted"):
         f[c] = fen_to_yuan_text(f[f"{c}_fen"].fillna(0).astype("int64"))
-    f["paid"] = pd.NA  # P3 (payments) is not built yet
+    f["paid"] = fen_to_yuan_text(f["paid_fen"].fillna(0).astype("int64")) if "paid_fen" in f else "0.00"
     return f.sort_values(keys, kind="stable")[FUNDING_COLUMNS]
+
+
+def publicity_extract(records: pd.DataFrame) -> pd.DataFrame:
+    """公示名单 (P1): the claims entering publicity, name and identity number masked."""
+    r = records.sort_values(["department_code", "subsidy_type", "reference", "person_id"], kind="stable")
+    return pd.DataFrame({
+        "department_code": r["department_code"], "subsidy_type": r["subsidy_type"],
+        "reference": neutralise(r["reference"]), "name_masked": neutralise(mask_name(r["name"])),
+        "person_id_masked": mask_resident_id(r["person_id"]), "occupation_code": neutralise(r["occupation_code"]),
+        "level": r["level"].astype("Int64"), "amount": fen_to_yuan_text(r["amount_fen"]),
+        "publicity_start": _date_text(r["publicity_start"]), "publicity_end": _date_text(r["publicity_end"]),
+    }, columns=PUBLICITY_COLUMNS)
+
+
+def payments_extract(st: pd.DataFrame) -> pd.DataFrame:
+    """Each payout line and its payment state (P3), identity and account numbers masked."""
+    s = st.sort_values(["posted_on", "payout_id"], kind="stable")
+    kind = s["subsidy_type"].isin(INSTITUTION_PAID).map({True: "institution", False: "person"})
+    return pd.DataFrame({
+        "payout_id": s["payout_id"], "posted_on": _date_text(s["posted_on"]),
+        "department_code": s["department_code"], "fund": s["fund"], "subsidy_type": s["subsidy_type"],
+        "reference": neutralise(s["reference"]), "payee_type": kind,
+        "person_id_masked": mask_resident_id(s["person_id"]), "name": neutralise(s["name"]),
+        "amount": fen_to_yuan_text(s["amount_fen"]), "state": s["state"], "instruction_id": s["instruction_id"],
+        "attempt": s["attempt"].astype("Int64"), "instructed_on": _date_text(s["instructed_on"]),
+        "payee_name": neutralise(s["payee_name"]), "account_no_masked": mask_account_no(s["account_no"]),
+        "result_date": _date_text(s["result_date"]), "failure_reason": neutralise(s["failure_reason"]),
+        "reversal_id": s["reversal_id"], "recovery_id": s["recovery_id"],
+    }, columns=PAYMENTS_COLUMNS)
+
+
+def payments_reconciliation_extract(recon: pd.DataFrame) -> pd.DataFrame:
+    """Per department and fund: owed = paid + in transit + waiting, and the recoveries, in yuan."""
+    out = recon[["department_code", "fund"]].copy()
+    for c in PAYMENTS_RECONCILIATION_COLUMNS[2:-1]:
+        out[c] = fen_to_yuan_text(recon[f"{c}_fen"].astype("int64"))
+    out["balanced"] = recon["balanced"].map({True: "true", False: "false"})
+    return out[PAYMENTS_RECONCILIATION_COLUMNS]
+
+
+def bank_instructions(instr: pd.DataFrame) -> pd.DataFrame:
+    """The bank's file (full names, numbers and accounts: written only under <out>/payments, mode 0600)."""
+    i = instr.sort_values("instruction_id", kind="stable")
+    return pd.DataFrame({
+        "instruction_id": i["instruction_id"], "payout_id": i["payout_id"], "payee_name": neutralise(i["payee_name"]),
+        "payee_id": i["payee_id"], "bank_name": neutralise(i["bank_name"]), "account_no": i["account_no"],
+        "amount": fen_to_yuan_text(i["amount_fen"]), "purpose": i["subsidy_type"].map(SUBSIDY_PURPOSE) + " "
+        + i["reference"].astype("string"),
+    }, columns=BANK_COLUMNS)
+
+
+def write_bank_files(out: Path, as_of: dt.date, instr: pd.DataFrame) -> Path:
+    """Write <out>/payments/<as-of>/<DEPT>.csv, one per department instructed tonight, all at once, each file
+    mode 0600 in folders mode 0700 (they carry full identity and account numbers)."""
+    base = Path(out) / "payments"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(base, 0o700)
+    final = base / as_of.isoformat()
+    with published_folder(final) as root:
+        os.chmod(root, 0o700)
+        for dept, rows in instr.groupby("department_code", sort=True):
+            path = root / f"{dept}.csv"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
+                bank_instructions(rows).to_csv(fh, index=False, lineterminator="\r\n")
+    return final
 
 
 def supervision_extract(signals: pd.DataFrame) -> pd.DataFrame:
@@ -219,13 +307,31 @@ def city_overlaps_extract(o: pd.DataFrame) -> pd.DataFrame:
 
 def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
                    decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame,
-                   city_overlaps: pd.DataFrame, funding: pd.DataFrame, supervision: pd.DataFrame) -> Path:
+                   city_overlaps: pd.DataFrame, funding: pd.DataFrame, supervision: pd.DataFrame,
+                   publicised: pd.DataFrame | None = None, pay_states: pd.DataFrame | None = None,
+                   pay_reconciliation: pd.DataFrame | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it."""
     final = Path(out) / as_of.isoformat()
     with published_folder(final) as root:
         _write_all(root, as_of, departments, lines, decisions, reconciliation, quarantine, city_overlaps)
         write_csv(funding, root / "funding.csv")
         write_csv(supervision_extract(supervision), root / "supervision.csv")
+        pub = publicity_extract(publicised if publicised is not None else pd.DataFrame(
+            columns=["department_code", "subsidy_type", "reference", "person_id", "name", "occupation_code", "level",
+                     "amount_fen", "publicity_start", "publicity_end"]))
+        pays = payments_extract(pay_states) if pay_states is not None and len(pay_states) else \
+            pd.DataFrame(columns=PAYMENTS_COLUMNS)
+        depts = sorted(set(departments) | set(lines["department_code"].dropna())
+                       | set(decisions["department_code"].dropna()))
+        for dept in depts:
+            mine = pub.loc[pub["department_code"] == dept]
+            write_csv(mine, root / dept / "publicity.csv")
+            write_xlsx(mine, root / dept / "publicity.xlsx", as_of, sheet="publicity")
+            write_csv(pays.loc[pays["department_code"] == dept], root / dept / "payments.csv")
+        recon = pay_reconciliation if pay_reconciliation is not None else pd.DataFrame(
+            columns=["department_code", "fund"])
+        write_csv(payments_reconciliation_extract(recon) if len(recon) else
+                  pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
     return final
 
 

@@ -46,6 +46,7 @@ ENCODING = {  # file -> (encoding, line terminator)
     "affected_enterprises": ("utf-8-sig", "\n"), "city_payouts": ("utf-8-sig", "\n"),
     "subsidy_catalog": ("utf-8-sig", "\n"), "school_leavers": ("gb18030", "\r\n"),
     "training_projects": ("gb18030", "\r\n"), "training_institutions": ("utf-8-sig", "\n"),
+    "objections": ("utf-8-sig", "\n"), "payee_accounts": ("gb18030", "\r\n"), "payment_results": ("utf-8", "\n"),
 }
 INSTITUTIONS = ["南浔区职业技能培训中心", "湖州南浔技工学校", "南浔区农民田间学校", "南浔区成人文化技术学校",
                 "湖州南浔众创职业培训学校", "南浔区练市镇成人学校", "湖州善琏湖笔培训学校", "南浔区菱湖职业技术学校"]
@@ -323,7 +324,48 @@ def _build(rng, n: int) -> dict[str, pd.DataFrame]:
     _training_projects(frames, n)
     _city_payouts_later(frames, issued, paid)
     _school_leavers(frames, pid, name, class_ids, n)
+    _payee_accounts(frames, pid, name, n)
+    _objections(frames, n)
+    # bank results answer instructions the warehouse issued: a first drop has none (tests write them)
+    frames["payment_results"] = pd.DataFrame(columns=list(REGISTRIES["payment_results"].columns))
     return frames
+
+
+def _payee_accounts(frames: dict[str, pd.DataFrame], pid, name, n: int) -> None:
+    """社保卡金融账户 (P3): most people have one; some changed bank (the old account closed); some have none yet,
+    so their payouts wait. Its own random stream."""
+    rng = np.random.default_rng(n + 70001)
+    has = rng.random(len(pid)) < 0.8
+    who = np.flatnonzero(has)
+    k = len(who)
+    opened = _dates(rng, "2012-01-01", "2021-06-30", k)
+    digits = rng.integers(10**15, 10**16 - 1, k, dtype=np.int64)
+    rows = pd.DataFrame({"person_id": pid[who], "name": name[who], "bank_name": _pick(rng, BANKS, k),
+                         "account_no": ["62" + str(d) for d in digits], "valid_from": _text(opened), "valid_to": ""})
+    moved = rng.random(k) < 0.05  # changed bank: the old account closed the day before the new one opened
+    later = opened[moved] + rng.integers(200, 900, int(moved.sum())).astype("timedelta64[D]")
+    new = rows.loc[moved].assign(valid_from=_text(later), bank_name=_pick(rng, BANKS, int(moved.sum())),
+                                 account_no=["62" + str(d) for d in rng.integers(10**15, 10**16 - 1, int(moved.sum()),
+                                                                                   dtype=np.int64)])
+    rows.loc[moved, "valid_to"] = _text(later - np.timedelta64(1, "D"))
+    frames["payee_accounts"] = pd.concat([rows, new], ignore_index=True)
+
+
+def _objections(frames: dict[str, pd.DataFrame], n: int) -> None:
+    """公示异议 (P2): a few certificates' claims drew an objection in June 2022: some still open, some upheld,
+    some dismissed. Its own random stream."""
+    rng = np.random.default_rng(n + 80021)
+    certs = frames["certificates"]
+    k = min(len(certs), max(12, n // 100))
+    picked = certs.iloc[rng.choice(len(certs), k, replace=False)]
+    lodged = _dates(rng, "2022-06-01", "2022-06-20", k)
+    outcome = _pick(rng, ["", "upheld", "dismissed"], k, p=[0.4, 0.3, 0.3])
+    resolved = np.where(outcome != "", _text(lodged + rng.integers(1, 9, k).astype("timedelta64[D]")), "")
+    stype = np.where(picked["certificate_type"] == "special_ability", "special_ability", "skill_upgrade")
+    frames["objections"] = pd.DataFrame({
+        "objection_id": [f"YY{i:05d}" for i in range(k)], "subsidy_type": stype,
+        "reference": picked["certificate_no"].to_numpy(), "person_id": picked["person_id"].to_numpy(),
+        "lodged_on": _text(lodged), "resolved_on": resolved, "outcome": outcome})
 
 
 def _training_projects(frames: dict[str, pd.DataFrame], n: int) -> None:

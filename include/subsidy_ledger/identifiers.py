@@ -91,3 +91,15 @@ def mask_resident_id(values: pd.Series) -> pd.Series:
     s = values.astype("string")
     masked = s.str.slice(0, 6) + "********" + s.str.slice(-4)
     return masked.where(s.str.len() == 18, np.nan).astype("string")
+
+
+def mask_account_no(values: pd.Series) -> pd.Series:
+    """Mask bank account numbers outside the bank files: only the last 4 digits kept."""
+    s = values.astype("string")
+    return ("*" * 8 + s.str.slice(-4)).where(s.str.len() >= 4).astype("string")
+
+
+def mask_name(values: pd.Series) -> pd.Series:
+    """Mask a person's name for publicity lists (P1): the first character, then one '*' per other character."""
+    s = values.astype("string")
+    return (s.str.slice(0, 1) + s.str.slice(1).str.replace(r".", "*", regex=True)).where(s.str.len() > 0)

@@ -85,9 +85,20 @@ def claim_state(conn, subsidy_types: list[str], posted_through: dt.date | None =
     return state.merge(active, on=CLAIM_KEY, how="left")
 
 
+def waiting(decisions: pd.DataFrame) -> pd.Series:
+    """Claims whose ledger lines stand untouched tonight: held, or approved but still in publicity (P3)."""
+    still = ~decisions["payable"].astype(bool) if "payable" in decisions else False
+    return (decisions["decision"] == "held") | ((decisions["decision"] == "approved") & still)
+
+
+def payee_type(subsidy_type: pd.Series) -> pd.Series:
+    """Who is paid: the institution for R7 training subsidies (四(三)), the person for all others."""
+    return pd.Series(np.where(subsidy_type == "training_subsidy", "institution", "person"), index=subsidy_type.index)
+
+
 def _not_held(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """The rows of frame whose claim is not held: a held claim's ledger lines stand untouched."""
-    held = decisions.loc[decisions["decision"] == "held", CLAIM_KEY]
+    """The rows of frame whose claim is not waiting: a held or publicised claim's ledger lines stand untouched."""
+    held = decisions.loc[waiting(decisions), CLAIM_KEY]
     if held.empty:
         return frame
     m = frame.merge(held.assign(_held=True), on=CLAIM_KEY, how="left")
@@ -96,8 +107,8 @@ def _not_held(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
 
 def plan_postings(decisions: pd.DataFrame, state: pd.DataFrame, posted_on: dt.date, run_id: str) -> pd.DataFrame:
     """The lines that bring every claim's ledger sum to what it is owed now (none if already equal); held
-    claims get none, whatever the ledger holds for them."""
-    owed = decisions.loc[decisions["decision"] == "approved"]
+    claims and claims still in publicity get none, whatever the ledger holds for them (P3)."""
+    owed = decisions.loc[(decisions["decision"] == "approved") & ~waiting(decisions)]
     m = _not_held(state, decisions).merge(owed, on=CLAIM_KEY, how="outer")
     m["owed"] = m["amount_fen"].fillna(0).astype("int64")
     has_active = m["active_id"].notna()
@@ -112,8 +123,9 @@ def plan_postings(decisions: pd.DataFrame, state: pd.DataFrame, posted_on: dt.da
     rev = rev.rename(columns={f"active_{a}": a for a in keep})
     rev = rev.assign(entry_type="reversal", reverses_payout_id=rev["active_id"],
                      amount_fen=-rev["active_amount"].astype("int64"), ordinal=n[reverse])
+    ends = m["publicity_end"] if "publicity_end" in m else pd.Series(pd.NaT, index=m.index)
     new = m.loc[pay, [*CLAIM_KEY, *keep, "owed"]].rename(columns={"owed": "amount_fen"})
-    new = new.assign(entry_type="payout", reverses_payout_id=pd.NA,
+    new = new.assign(entry_type="payout", reverses_payout_id=pd.NA, publicity_end=ends[pay],
                      ordinal=n[pay] + reverse[pay].astype("int64"))
     lines = pd.concat([rev.drop(columns=["active_id", "active_amount"]), new], ignore_index=True)
     # Reversals first, then payouts, each in claim order: a stable, replayable posting order.
@@ -123,15 +135,16 @@ def plan_postings(decisions: pd.DataFrame, state: pd.DataFrame, posted_on: dt.da
                           zip(lines["subsidy_type"], lines["reference"], lines["person_id"], lines["ordinal"],
                               strict=True)]
     lines["posted_on"] = pd.Timestamp(posted_on)
+    lines["payee_type"] = payee_type(lines["subsidy_type"])
     lines["run_id"] = run_id
     return lines.drop(columns="ordinal").reset_index(drop=True)
 
 
 def check_claim_sums(conn, decisions: pd.DataFrame, subsidy_types: list[str]) -> None:
-    """Invariant: for every claim of these subsidy types, the ledger sum equals the amount owed (held claims:
-    whatever it was, untouched)."""
+    """Invariant: for every claim of these subsidy types, the ledger sum equals the amount owed (held claims and
+    claims in publicity: whatever it was, untouched)."""
     state = _not_held(claim_state(conn, subsidy_types), decisions)
-    owed = decisions.loc[decisions["decision"] == "approved", [*CLAIM_KEY, "amount_fen"]]
+    owed = decisions.loc[(decisions["decision"] == "approved") & ~waiting(decisions), [*CLAIM_KEY, "amount_fen"]]
     m = state[[*CLAIM_KEY, "net_fen"]].merge(owed, on=CLAIM_KEY, how="outer")
     bad = m.loc[m["net_fen"].fillna(0).astype("int64") != m["amount_fen"].fillna(0).astype("int64")]
     if len(bad):

@@ -152,10 +152,17 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).drop_duplicates()[SOURCE_COLUMNS]
 
 
+def objection_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
+    """P2: the objections lodged against each claim (whatever their outcome)."""
+    o = stg["objections"]
+    return _rows(decided[CLAIM].merge(o, on=CLAIM), "objections", "objection")
+
+
 def claim_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
     """Every source row of every claim in `decided` (decisions made in this run)."""
     kind = decided["subsidy_type"]
     return _concat([
+        objection_sources(stg, decided),
         certificate_sources(stg, decided.loc[kind.isin(["skill_upgrade", "special_ability"])]),
         apprentice_sources(stg, decided.loc[kind.isin(["apprentice_employee", "apprentice_student"])]),
         living_allowance_sources(stg, decided.loc[kind == "living_allowance"]),

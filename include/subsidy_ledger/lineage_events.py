@@ -59,9 +59,16 @@ def stage_datasets(stage: str, cfg, result: dict) -> tuple[list[dict], list[dict
         return [_table(url, t) for t in [*ELIGIBILITY, "ledger_lines"]], [_table(url, "decisions"),
                                                                           _table(url, "claim_sources")]
     if stage == "post":
-        return [_table(url, "decisions")], [_table(url, "ledger_lines")]
+        return [_table(url, "decisions"), _table(url, "publicity")], [_table(url, "ledger_lines"),
+                                                                      _table(url, "publicity")]
+    if stage == "pay":
+        return ([_table(url, t) for t in ("ledger_lines", "stg_payee_accounts", "stg_training_institutions",
+                                          "stg_payment_results")],
+                [_table(url, "payment_instructions"), _table(url, "payment_outcomes")])
     if stage == "export":
         root = Path(cfg.out) / cfg.as_of
-        return ([_table(url, t) for t in ("ledger_lines", "decisions", "reconciliation", "quarantine")],
-                [_file(root / "summary.csv"), _file(root / "reconciliation.csv"), _file(root / "quarantine.csv")])
+        return ([_table(url, t) for t in ("ledger_lines", "decisions", "reconciliation", "quarantine", "publicity",
+                                          "payment_instructions", "payment_outcomes")],
+                [_file(root / "summary.csv"), _file(root / "reconciliation.csv"), _file(root / "quarantine.csv"),
+                 _file(root / "payments_reconciliation.csv"), _file(Path(cfg.out) / "payments" / cfg.as_of)])
     return [], []

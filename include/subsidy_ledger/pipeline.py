@@ -23,12 +23,27 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from . import decide, eligibility, export, extract, faults, gate, ledger, lineage, supervision, validate, warehouse
+from . import (
+    decide,
+    eligibility,
+    export,
+    extract,
+    faults,
+    gate,
+    ledger,
+    lineage,
+    payments,
+    publicity,
+    supervision,
+    validate,
+    warehouse,
+)
 from .gate import DataQualityError
 from .money import yuan_to_fen
 from .policy import PolicyBook
 from .registries import REGISTRIES
 from .rules import holds
+from .rules import p2_objections as p2
 
 log = logging.getLogger(__name__)
 DATA_DOCS_ENV = "SUBSIDY_LEDGER_DATA_DOCS"
@@ -211,6 +226,11 @@ def stage_validate(cfg: RunConfig) -> dict:
         shutil.rmtree(docs, ignore_errors=True)
     exp_dir = Path(cfg.expectations) if cfg.expectations else None
     results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, docs_dir=docs, run_name=cfg.run_id)
+    with engine.connect() as conn:  # P3: a bank result must answer an instruction the warehouse issued
+        issued = warehouse.read_frame(conn, warehouse.payment_instructions)
+    v = results["payment_results"]
+    results["payment_results"] = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
+                                                          validate.UNKNOWN_INSTRUCTION_REASON)
     accepted_dir = cfg.work / "accepted"
     accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
@@ -403,6 +423,7 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
     d = holds.hold(d, holds.quarantined_rows(d, quarantine, classes))
     d = pd.concat([d, _orphans_on_hold(state, d, quarantine, classes)], ignore_index=True)
+    d = p2.apply(d, stg["objections"], cfg.as_of_date)
     sources = lineage.claim_sources(stg, d)
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
@@ -488,11 +509,15 @@ def stage_post(cfg: RunConfig) -> dict:
                 _make_decisions(conn, cfg, book)
             decisions = _decisions(conn, cfg.run_id)
             state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)
+            entering, status = publicity.plan(decisions, state, warehouse.read_frame(conn, warehouse.publicity),
+                                              cfg.as_of_date, PolicyBook.load(cfg.policy_dir))
+            decisions = publicity.with_payability(decisions, status)
             lines = ledger.plan_postings(decisions, state, cfg.as_of_date, cfg.run_id)
             rev = lines.loc[lines["entry_type"] == "reversal", "amount_fen"]
             findings = gate.reversal_findings(len(rev), -int(rev.sum()), int(state["active_id"].notna().sum()),
                                               cfg.max_reversal_share, cfg.max_reversal_fen)
             if not gate.split_accepted(findings, set(cfg.accept_drop_change))[0]:
+                warehouse.insert_frame(conn, warehouse.publicity, entering.assign(run_id=cfg.run_id))
                 ledger.append(conn, lines, decisions, decide.SUBSIDY_TYPES)
                 faults.checkpoint("post:inserted")
                 _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
@@ -502,7 +527,61 @@ def stage_post(cfg: RunConfig) -> dict:
     _pass_gates(engine, cfg, "post", [("reversal_gate", "reversal gate", findings)],
                 [gate.REVERSALS] if gate.REVERSALS in cfg.accept_drop_change and not replay else [])
     engine.dispose()
-    return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0, "replay": replay}
+    return {"posted": len(lines), "net_fen": int(lines["amount_fen"].sum()) if len(lines) else 0, "replay": replay,
+            "publicised": 0 if replay else len(entering)}
+
+
+def payment_view(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ledger lines and each payout's payment state as they stood after the night of as_of."""
+    day = sa.literal(as_of, sa.Date)
+    lines = warehouse.read_frame(conn, warehouse.ledger_lines, warehouse.ledger_lines.c.posted_on <= day)
+    instr = warehouse.read_frame(conn, warehouse.payment_instructions,
+                                 warehouse.payment_instructions.c.instructed_on <= day)
+    outs = warehouse.read_frame(conn, warehouse.payment_outcomes, warehouse.payment_outcomes.c.recorded_on <= day)
+    return lines, payments.states(lines, instr, outs)
+
+
+def _publicised_on(conn, as_of: dt.date) -> pd.DataFrame:
+    """The publicity list of a night: the claims whose latest record entered publicity that night."""
+    t = warehouse.publicity
+    rows = warehouse.read_frame(conn, t, t.c.publicity_start == sa.literal(as_of, sa.Date))
+    return rows.sort_values("seq").groupby(decide.CLAIM_KEY, sort=False).tail(1)
+
+
+def _instructed_on(conn, lines: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The payment instructions issued on a night, with their claim's subsidy type and reference."""
+    t = warehouse.payment_instructions
+    instr = warehouse.read_frame(conn, t, (t.c.instructed_on == sa.literal(as_of, sa.Date)) & (t.c.kind == "payment"))
+    return instr.merge(lines[["payout_id", "subsidy_type", "reference"]], on="payout_id", how="left")
+
+
+def stage_pay(cfg: RunConfig) -> dict:
+    """Record the bank's results, instruct every payout that has an account and is not in transit or paid, open
+    recoveries for reversed paid payouts; then check owed = paid + in transit + waiting. One transaction under
+    the posting lock: a killed run leaves all of the night's instructions or none. A replay instructs nothing."""
+    engine = _engine(cfg)
+    with engine.begin() as conn:
+        ledger.acquire_lock(conn, cfg.run_id)
+        new = pd.DataFrame(columns=payments.INSTRUCTION_COLUMNS)
+        if _run_row(conn, cfg.run_id).get("mode") != "replay":
+            stg = _accepted(cfg, conn)
+            recorded = warehouse.read_frame(conn, warehouse.payment_outcomes)
+            outcomes = payments.new_outcomes(stg["payment_results"], recorded, cfg.as_of_date, cfg.run_id)
+            warehouse.insert_frame(conn, warehouse.payment_outcomes, outcomes)
+            _, st = payment_view(conn, cfg.as_of_date)
+            new = payments.plan_instructions(
+                st, stg["training_classes"], payments.person_accounts(stg["payee_accounts"], cfg.as_of_date),
+                payments.institution_accounts(stg["training_institutions"], cfg.as_of_date), cfg.as_of_date,
+                cfg.run_id)
+            warehouse.insert_frame(conn, warehouse.payment_instructions, new)
+            faults.checkpoint("pay:inserted")
+        lines, st = payment_view(conn, cfg.as_of_date)
+        payments.check(payments.reconcile(lines, st))
+    engine.dispose()
+    counts = st["state"].value_counts().to_dict() if len(st) else {}
+    return {"instructed": int((new["kind"] == payments.PAYMENT).sum()),
+            "recoveries_opened": int((new["kind"] == payments.RECOVERY).sum()),
+            "states": {k: int(v) for k, v in sorted(counts.items())}}
 
 
 def _forget_old_runs(conn, keep: str) -> None:
@@ -563,13 +642,19 @@ def stage_export(cfg: RunConfig) -> dict:
             overlaps = warehouse.read_frame(conn, warehouse.city_overlaps,
                                             warehouse.city_overlaps.c.run_id == cfg.run_id)
             stg = _accepted(cfg, conn)
-            funding = export.funding_extract(stg["training_projects"], decisions,
-                                             ledger.claim_state(conn, decide.SUBSIDY_TYPES, cfg.as_of_date))
             signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
                                                                               stg["training_classes"]))
+            all_lines, pay_states = payment_view(conn, cfg.as_of_date)
+            funding = export.funding_extract(stg["training_projects"], decisions,
+                                             ledger.claim_state(conn, decide.SUBSIDY_TYPES, cfg.as_of_date),
+                                             pay_states)
+            recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
             try:
+                export.write_bank_files(Path(cfg.out), cfg.as_of_date, _instructed_on(conn, all_lines,
+                                                                                      cfg.as_of_date))
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
-                                             rec, q, overlaps, funding, signals)
+                                             rec, q, overlaps, funding, signals, _publicised_on(conn, cfg.as_of_date),
+                                             pay_states, recon)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
@@ -602,7 +687,7 @@ def record_failure(cfg: RunConfig, stage: str, exc: BaseException) -> None:
 
 STAGES = (
     ("extract", stage_extract), ("validate", stage_validate), ("eligibility", stage_eligibility),
-    ("decide", stage_decide), ("post", stage_post), ("export", stage_export),
+    ("decide", stage_decide), ("post", stage_post), ("pay", stage_pay), ("export", stage_export),
 )
 ALERTED = (DataQualityError, ExportError)  # these stages record their own alert
 

@@ -119,6 +119,11 @@ class PolicyVersion:
         return list(self.params["living_allowance"]["school_leavers"]["household_categories"])
 
     @property
+    def publicity_working_days(self) -> int:
+        """P1: how many working days of the PRC calendar a claim is publicised before it is payable."""
+        return int(self.params["publicity_working_days"])
+
+    @property
     def certificate_department(self) -> str:
         """R1 is this department's (and a roster naming an unfiled class is charged to it)."""
         return str(self.params["certificate_department"])
@@ -149,6 +154,8 @@ def _check_params(version: str, params: dict[str, Any]) -> None:
     for key in ("hukou", "household_categories"):
         if not isinstance(leavers[key], list):
             raise PolicyError(f"policy {version}: living_allowance.school_leavers.{key} must be a list")
+    if int(params["publicity_working_days"]) < 0:
+        raise PolicyError(f"policy {version}: publicity_working_days cannot be negative")
     if not params["certificate_department"]:
         raise PolicyError(f"policy {version}: certificate_department is empty")
     for section, key in (("employee_apprentice", "max_years"), ("student_apprentice", "months_counted")):

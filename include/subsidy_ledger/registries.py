@@ -111,5 +111,20 @@ REGISTRIES: dict[str, Registry] = {
             ("record_id", "person_id", "name", "school_name", "education_level", "graduated_on", "hukou"),
             required=False, dates=("graduated_on",),
         ),
+        Registry(
+            "objections", "公示异议", ("objection_id",),
+            ("objection_id", "subsidy_type", "reference", "person_id", "lodged_on", "resolved_on", "outcome"),
+            required=False, dates=("lodged_on", "resolved_on"),
+        ),
+        Registry(
+            "payee_accounts", "社保卡金融账户", ("person_id", "valid_from"),
+            ("person_id", "name", "bank_name", "account_no", "valid_from", "valid_to"),
+            required=False, dates=("valid_from", "valid_to"),
+        ),
+        Registry(
+            "payment_results", "银行代发回盘", ("instruction_id",),
+            ("instruction_id", "payout_id", "result", "result_date", "failure_reason"),
+            required=False, dates=("result_date",),
+        ),
     )
 }

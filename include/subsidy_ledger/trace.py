@@ -11,9 +11,20 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .export import mask_ids_in_text
-from .identifiers import mask_resident_id
+from .identifiers import mask_account_no, mask_resident_id
 from .money import decimal_yuan, rate_text
-from .warehouse import claim_sources, decisions, ledger_lines, read_frame, reconciliation, runs, validation_results
+from .warehouse import (
+    claim_sources,
+    decisions,
+    ledger_lines,
+    payment_instructions,
+    payment_outcomes,
+    publicity,
+    read_frame,
+    reconciliation,
+    runs,
+    validation_results,
+)
 
 CLAIM = ["subsidy_type", "reference", "person_id"]
 
@@ -119,6 +130,36 @@ def _why(line: pd.Series, decision: dict | None) -> str:
     return f"re-priced: now owed {decision['amount']} by {decision['department_code']}"
 
 
+def _publicity(conn, claim: dict) -> list[dict]:
+    """P1: every publicity period of the claim, oldest first, with the run that put it on the list."""
+    rows = read_frame(conn, publicity, _claim_filter(publicity, claim)).sort_values("seq")
+    return [{"publicity_start": _plain(r["publicity_start"]), "publicity_end": _plain(r["publicity_end"]),
+             "working_days": int(r["working_days"]), "amount": to_yuan(int(r["amount_fen"])),
+             "department_code": r["department_code"], "run_id": r["run_id"]} for _, r in rows.iterrows()]
+
+
+def _payment(conn, payout_id: str) -> list[dict]:
+    """P3: the instructions for a payout (payments and any recovery) and the bank's result for each, with the
+    registry row each rests on; account numbers masked."""
+    instr = read_frame(conn, payment_instructions, payment_instructions.c.payout_id == payout_id)
+    if instr.empty:
+        return []
+    outs = read_frame(conn, payment_outcomes, payment_outcomes.c.payout_id == payout_id)
+    instr = instr.sort_values("seq").merge(outs.drop(columns=["payout_id", "run_id"]), on="instruction_id",
+                                           how="left")
+    instr["account_no_masked"] = mask_account_no(instr["account_no"])
+    return [{"instruction_id": r["instruction_id"], "kind": r["kind"], "attempt": int(r["attempt"]),
+             "instructed_on": _plain(r["instructed_on"]), "amount": to_yuan(int(r["amount_fen"])),
+             "payee_type": r["payee_type"], "payee_name": _plain(r["payee_name"]), "bank_name": _plain(r["bank_name"]),
+             "account_no_masked": _plain(r["account_no_masked"]), "account_source": _plain(r["account_source"]),
+             "run_id": r["run_id"], "result": _plain(r["result"]), "result_date": _plain(r["result_date"]),
+             "failure_reason": _plain(r["failure_reason"]),
+             "result_source": None if pd.isna(r["source_row"]) else {
+                 "file_name": "payment_results.csv", "row_number": int(r["source_row"]),
+                 "row_sha256_prefix": _plain(r["row_hash"]), "recorded_on": _plain(r["recorded_on"])}}
+            for _, r in instr.iterrows()]
+
+
 def person_of(conn, payout_id: str) -> str | None:
     """The identity number behind a payout id (for the access log; never shown)."""
     t = ledger_lines
@@ -137,7 +178,8 @@ def trace_payout(conn, payout_id: str) -> dict:
     return {
         "payout": {k: _plain(line[k]) for k in ("payout_id", "entry_type", "reverses_payout_id", "posted_on",
                                                  "department_code", "fund", "subsidy_type", "reference", "name",
-                                                 "occupation_code", "level", "rule_id", "policy_version")}
+                                                 "occupation_code", "level", "rule_id", "policy_version",
+                                                 "payee_type", "publicity_end")}
         | {"person_id_masked": mask(line["person_id"]), "amount": to_yuan(int(line["amount_fen"])),
            "uplift_rate": rate_text(int(line["uplift_units"]))},
         "posted_by_run": _run(conn, line["run_id"]),
@@ -145,6 +187,9 @@ def trace_payout(conn, payout_id: str) -> dict:
         "decided_by_run": _run(conn, decided_in),
         "sources": _sources(conn, decided_in, claim),
         "history": _history(conn, claim),
+        "publicity": _publicity(conn, claim),
+        "payment": _payment(conn, line["reverses_payout_id"] if line["entry_type"] == "reversal"
+                            else line["payout_id"]),
     }
 
 
@@ -194,6 +239,18 @@ def render_payout(t: dict) -> str:
         lines.append(f"  {s['role']:26s} {s['file_name']} row {s['row_number']}  key {s['record_key']}  "
                      f"row-hash {s['row_sha256_prefix']}")
         lines.append(f"  {'':26s} file sha256 {s['file_sha256']}; accepted by {gx_text}")
+    for pub in t.get("publicity", []):
+        lines.append(f"publicity {pub['publicity_start']} .. {pub['publicity_end']} ({pub['working_days']} working "
+                     f"days)  {pub['amount']} yuan  {pub['department_code']}  [{pub['run_id']}]")
+    for i in t.get("payment", []):
+        res = i["result_source"]
+        why = f" ({i['failure_reason']})" if i["failure_reason"] else ""
+        result = (f"{i['result']} on {i['result_date']}{why}, payment_results.csv row {res['row_number']} "
+                  f"row-hash {res['row_sha256_prefix']}" if res else "no result from the bank yet")
+        lines.append(f"{i['kind']:9s} {i['instruction_id']} attempt {i['attempt']} on {i['instructed_on']}  "
+                     f"{i['amount']} yuan to {i['payee_name'] or ''} {i['bank_name'] or ''} "
+                     f"{i['account_no_masked'] or ''}  account from {i['account_source'] or '-'}")
+        lines.append(f"  {'':8s} {result}")
     lines.append("history of the claim")
     for h in t["history"]:
         lines.append(f"  {h['posted_on']}  {h['entry_type']:8s} {h['amount']:>10s}  {h['payout_id']}  "

@@ -205,6 +205,8 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
 
 ATTENDANCE_REASON = "attendance_exceeds_class_days"
 UNKNOWN_PROJECT_REASON = "unknown_project"
+OUTCOME_WITHOUT_RESOLUTION_REASON = "outcome_without_resolution"
+UNKNOWN_INSTRUCTION_REASON = "unknown_instruction"  # a bank result for no instruction issued (or another payout)
 
 
 def quarantine_more(v: Validated, bad: pd.Series, reason: str) -> Validated:
@@ -242,6 +244,14 @@ def classes_name_known_projects(classes: Validated, projects: Validated | None) 
     return quarantine_more(classes, named.notna() & ~named.isin(known), UNKNOWN_PROJECT_REASON)
 
 
+def objections_resolved_with_outcome(objections: Validated) -> Validated:
+    """Quarantine objections with an outcome but no resolution date, or a resolution date but no outcome (P2):
+    whether such an objection is still open cannot be told."""
+    acc = objections.accepted
+    return quarantine_more(objections, acc["outcome"].isna() != acc["resolved_on"].isna(),
+                           OUTCOME_WITHOUT_RESOLUTION_REASON)
+
+
 def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,
                   docs_dir: Path | None = None, run_name: str | None = None) -> dict[str, Validated]:
     """Validate every registry of a drop with its GX suite; with docs_dir, GX Data Docs of this run are built
@@ -262,6 +272,8 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
         out["training_classes"] = classes_name_known_projects(out["training_classes"], out.get("training_projects"))
     if "class_enrollments" in out and "training_classes" in out:
         out["class_enrollments"] = attendance_within_class_days(out["class_enrollments"], out["training_classes"])
+    if "objections" in out:
+        out["objections"] = objections_resolved_with_outcome(out["objections"])
     if docs_dir:
         ctx.build_data_docs(site_names=[DOCS_SITE])
         for name, v in out.items():

@@ -293,6 +293,8 @@ ledger_lines = sa.Table(
     sa.Column("rule_id", sa.String(8), nullable=False),
     sa.Column("policy_version", sa.String(64), nullable=False),
     sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("payee_type", sa.String(12)),   # person, institution (R7); empty on lines before P3
+    sa.Column("publicity_end", sa.Date),      # P1: the end of the publicity the payout passed; empty on reversals
     sa.CheckConstraint("entry_type IN ('payout', 'reversal')", name="ck_ledger_entry_type"),
     sa.CheckConstraint("(entry_type = 'payout' AND amount_fen > 0 AND reverses_payout_id IS NULL) OR "
                        "(entry_type = 'reversal' AND amount_fen < 0 AND reverses_payout_id IS NOT NULL)",
@@ -300,6 +302,64 @@ ledger_lines = sa.Table(
 )
 sa.Index("ix_ledger_claim", ledger_lines.c.subsidy_type, ledger_lines.c.reference, ledger_lines.c.person_id)
 sa.Index("ix_ledger_posted_on", ledger_lines.c.posted_on)
+
+
+publicity = sa.Table(  # P1: every claim put on a publicity list (公示), append-only; the list of a night is its rows
+    "publicity", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("subsidy_type", sa.String(40), nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("fund", sa.String(40), nullable=False),
+    sa.Column("occupation_code", sa.Text),
+    sa.Column("level", sa.Integer),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("rule_id", sa.String(8), nullable=False),
+    sa.Column("policy_version", sa.String(64)),
+    sa.Column("publicity_start", sa.Date, nullable=False),
+    sa.Column("publicity_end", sa.Date, nullable=False),
+    sa.Column("working_days", sa.Integer, nullable=False),
+    sa.Column("run_id", RUN_ID, nullable=False),
+)
+sa.Index("ix_publicity_claim", publicity.c.subsidy_type, publicity.c.reference, publicity.c.person_id)
+
+payment_instructions = sa.Table(  # P3: what the bank was told to pay (or, for a recovery, what is owed back)
+    "payment_instructions", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("instruction_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("kind", sa.String(10), nullable=False),           # payment, recovery
+    sa.Column("payout_id", sa.String(40), nullable=False),      # the payout line paid (or, for a recovery, reversed)
+    sa.Column("reversal_id", sa.String(40)),                    # recovery: the reversal line that made it owed
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("department_code", sa.String(20), nullable=False),
+    sa.Column("fund", sa.String(40), nullable=False),
+    sa.Column("payee_type", sa.String(12), nullable=False),
+    sa.Column("payee_id", sa.Text, nullable=False),             # identity number or credit code
+    sa.Column("payee_name", sa.Text),
+    sa.Column("bank_name", sa.Text),
+    sa.Column("account_no", sa.Text),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("instructed_on", sa.Date, nullable=False),
+    sa.Column("account_source", sa.Text),                       # lineage: registry:row of the account
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.CheckConstraint("kind IN ('payment', 'recovery')", name="ck_instruction_kind"),
+)
+sa.Index("ix_instructions_payout", payment_instructions.c.payout_id)
+
+payment_outcomes = sa.Table(  # P3: the bank's result for an instruction, as first reported; append-only
+    "payment_outcomes", metadata,
+    sa.Column("instruction_id", sa.String(40), primary_key=True),
+    sa.Column("payout_id", sa.String(40), nullable=False),
+    sa.Column("result", sa.String(10), nullable=False),          # paid, failed
+    sa.Column("result_date", sa.Date, nullable=False),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("recorded_on", sa.Date, nullable=False),           # the as-of date of the run that read it
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("source_row", sa.Integer),                         # lineage: payment_results.csv row and content hash
+    sa.Column("row_hash", sa.String(32)),
+)
 
 
 alerts = sa.Table(  # failed runs and tasks, for whoever watches the nightly sync

@@ -36,8 +36,9 @@ def test_dags_import_without_errors(bag):
 
 def test_nightly_sync_shape(bag):
     d = bag["dags"]["nightly_subsidy_sync"]
-    assert d["tasks"] == ["build_eligibility", "configure", "decide", "export", "extract", "post_ledger", "validate"]
-    chain = ["configure", "extract", "validate", "build_eligibility", "decide", "post_ledger", "export"]
+    assert d["tasks"] == ["build_eligibility", "configure", "decide", "export", "extract", "pay", "post_ledger",
+                          "validate"]
+    chain = ["configure", "extract", "validate", "build_eligibility", "decide", "post_ledger", "pay", "export"]
     for a, b in zip(chain, chain[1:], strict=False):
         assert [a, b] in d["edges"]
     assert d["owners"] == ["subsidy-ledger"]

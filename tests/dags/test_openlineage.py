@@ -12,7 +12,7 @@ from tests.dags.conftest import REPO, airflow_env, run_airflow_script
 from tests.dags.test_dag_run import SCRIPT
 
 SCHEMAS = Path(__file__).parent / "schemas"
-STAGES = ["extract", "validate", "build_eligibility", "decide", "post_ledger", "export"]
+STAGES = ["extract", "validate", "build_eligibility", "decide", "post_ledger", "pay", "export"]
 
 
 @pytest.mark.airflow

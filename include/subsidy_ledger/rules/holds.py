@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import p2_objections as p2
 from . import r4_employee_apprentice as r4
 from . import r5_student_apprentice as r5
 from . import r6_living_allowance as r6
@@ -18,18 +19,19 @@ from . import r7_training_subsidy as r7
 HELD = "held"
 AWAITING_CORRECTION = "awaiting_registry_correction"
 OVERLAPPING_ATTENDANCE = "overlapping_attendance"  # R6/R7: on two rosters whose class dates overlap
-HOLD_REASONS = (AWAITING_CORRECTION, OVERLAPPING_ATTENDANCE, r7.OVER_BUDGET)
+HOLD_REASONS = (AWAITING_CORRECTION, OVERLAPPING_ATTENDANCE, r7.OVER_BUDGET, p2.OBJECTION_OPEN)
 
 # the registries each rule reads about the claim's person (rows of other persons cannot change its outcome)
 R1_READS = ("certificates", "social_insurance", "unemployment_registrations", "veterans", "low_income",
             "city_payouts")
+# every claim also reads the objections against its person (P2): an unreadable one might be open
 READS = {
-    "skill_upgrade": R1_READS,
-    "special_ability": R1_READS,
-    r4.SUBSIDY_TYPE: ("apprenticeships", "social_insurance"),
-    r5.SUBSIDY_TYPE: ("apprenticeships",),
-    r6.SUBSIDY_TYPE: ("class_enrollments", "low_income", "school_leavers"),
-    r7.SUBSIDY_TYPE: ("class_enrollments", "social_insurance"),
+    "skill_upgrade": (*R1_READS, "objections"),
+    "special_ability": (*R1_READS, "objections"),
+    r4.SUBSIDY_TYPE: ("apprenticeships", "social_insurance", "objections"),
+    r5.SUBSIDY_TYPE: ("apprenticeships", "objections"),
+    r6.SUBSIDY_TYPE: ("class_enrollments", "low_income", "school_leavers", "objections"),
+    r7.SUBSIDY_TYPE: ("class_enrollments", "social_insurance", "objections"),
 }
 # claims whose reference is a class also wait for their class's rows (which name no person): the class
 # filing (R6, R7), and for R7 the class's project filing and its institution's qualifications
