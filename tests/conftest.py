@@ -67,3 +67,32 @@ def relaxed_gates(monkeypatch):
     monkeypatch.setenv("SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_SHARE", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT", "1000000000000")
+
+
+IMMEDIATE = """\
+# Tests of ledger semantics that are not about publicity: an amendment of nanxun-2019 from its first day
+# with no publicity period (P1 with 0 working days: payable the night approved). tests/test_payments.py
+# tests the publicity itself, with the packaged 5 working days.
+version: nanxun-2019-immediate
+amends: nanxun-2019
+effective_from: 2019-01-01
+effective_to: 2021-12-31
+parameters:
+  publicity_working_days: 0
+"""
+
+
+@pytest.fixture(scope="session")
+def immediate_policy(tmp_path_factory) -> Path:
+    """A policy folder in which approved claims are paid the night they are approved (no publicity period)."""
+    folder = tmp_path_factory.mktemp("policy-immediate")
+    (folder / "immediate.yaml").write_text(IMMEDIATE, "utf-8")
+    return folder
+
+
+@pytest.fixture
+def immediate_payment(immediate_policy, monkeypatch) -> str:
+    """Point $SUBSIDY_LEDGER_POLICY_DIR at the immediate-payment policy for the test; returns the version's name.
+    (Module-scoped fixtures that run nights set it themselves with pytest.MonkeyPatch.context().)"""
+    monkeypatch.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
+    return "nanxun-2019-immediate"

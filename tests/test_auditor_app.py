@@ -9,6 +9,9 @@ from fastapi.testclient import TestClient
 from subsidy_ledger import auditor_app
 from subsidy_ledger.cli import main
 
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
+
 GOOD = {"Authorization": "Bearer auditor-token"}
 CLERK = {"Authorization": "Bearer econ-clerk-token"}
 STRANGER = {"Authorization": "Bearer unmapped-token"}

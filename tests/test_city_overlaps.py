@@ -13,6 +13,9 @@ from subsidy_ledger.cli import main
 from subsidy_ledger.extract import sniff_encoding
 from subsidy_ledger.generate import generate
 
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
+
 NIGHT1, NIGHT2 = "2022-06-30", "2022-07-01"
 
 

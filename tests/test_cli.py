@@ -15,6 +15,9 @@ from subsidy_ledger.cli import main
 from subsidy_ledger.policy import PolicyBook
 
 AS_OF = "2022-06-30"
+# the contract of the extracts, not publicity (tests/test_payments.py): claims are paid the night approved,
+# except where a test names its own policy folder
+pytestmark = pytest.mark.usefixtures("immediate_payment")
 FULL_ID = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])")  # not inside a hex payout id
 
 
@@ -119,10 +122,12 @@ def test_a_new_policy_version_file_prices_later_events_with_no_code_change(small
     example.mkdir()
     shutil.copy(Path(__file__).parents[1] / "docs/examples/policies/nanxun-2022.yaml", example)
     out = tmp_path / "out"
-    code = main(["run", "--sources", str(small_drop), "--as-of", "2023-06-30", "--warehouse",
-                 f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out), "--policy-dir", str(example)])
-    assert code == 0, capsys.readouterr().err
-    lines = [r for p in (out / "2023-06-30").glob("*/ledger.csv") for r in read_csv(p)]
+    for night in ("2023-06-30", "2023-07-10"):  # publicised (5 working days, packaged), then paid
+        code = main(["run", "--sources", str(small_drop), "--as-of", night, "--warehouse",
+                     f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out), "--policy-dir", str(example)])
+        assert code == 0, capsys.readouterr().err
+    assert not [r for p in (out / "2023-06-30").glob("*/ledger.csv") for r in read_csv(p)]
+    lines = [r for p in (out / "2023-07-10").glob("*/ledger.csv") for r in read_csv(p)]
     by_version = {}
     for r in lines:
         by_version.setdefault(r["policy_version"], set()).add(r["rule_id"])
@@ -135,7 +140,7 @@ def test_a_new_policy_version_file_prices_later_events_with_no_code_change(small
     assert r1_2022 and r1_2022 <= {"1200.00", "1800.00", "2400.00", "4500.00", "6500.00"}
     assert all(Decimal(r["amount"]) % 30 == 0 for r in lines if r["rule_id"] == "R6"
                and r["policy_version"] == "nanxun-2019")
-    summary = read_csv(out / "2023-06-30" / "summary.csv")
+    summary = read_csv(out / "2023-07-10" / "summary.csv")
     assert {(r["fund"], r["subsidy_type"]) for r in summary} == {
         ("skills_upgrade_account", t) for t in ("skill_upgrade", "special_ability", "apprentice_employee",
                                                 "apprentice_student", "training_subsidy")} | {

@@ -13,6 +13,9 @@ from subsidy_ledger.registries import REGISTRIES
 
 from tests.conftest import PG_ADMIN_URL
 
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
+
 
 def fill(url: str, drop) -> None:
     """Load a generated drop into a registry database: one text table per registry, values as in the files."""

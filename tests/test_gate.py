@@ -21,6 +21,9 @@ from subsidy_ledger.export import published_folder
 from subsidy_ledger.generate import change, generate
 from subsidy_ledger.registries import REGISTRIES
 
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
+
 NIGHT1, NIGHT2 = "2022-06-30", "2022-07-01"
 
 
@@ -76,7 +79,7 @@ def test_a_bad_run_id_is_refused_at_the_command_line(small_drop, tmp_path, capsy
 # ---- second nights ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def first_night(tmp_path_factory):
+def first_night(tmp_path_factory, immediate_policy):
     """A 300-person drop posted on June 30 into an SQLite warehouse, kept as a template."""
     root = tmp_path_factory.mktemp("night1")
     drop = root / "drop"
@@ -84,6 +87,7 @@ def first_night(tmp_path_factory):
     url = f"sqlite:///{root / 'w.sqlite'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
+        mp.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
         assert main(["run", "--sources", str(drop), "--as-of", NIGHT1, "--warehouse", url, "--out",
                      str(root / "out")]) == 0
     return root

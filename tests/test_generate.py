@@ -36,10 +36,20 @@ def test_every_required_registry_file_is_written(small_drop):
     assert names <= set(REGISTRIES)
 
 
-def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop, tmp_path):
+PAY_DAY = "2022-07-08"  # the first night after the publicity of 30 June (P1: 5 working days)
+
+
+def _two_nights(drop, tmp_path):
+    """Decide on 30 June (the approved claims enter publicity), then post on the first night after it."""
     out = tmp_path / "out"
-    assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-30",
-                 "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
+    for night in ("2022-06-30", PAY_DAY):
+        assert main(["run", "--sources", str(drop), "--as-of", night,
+                     "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
+    return out
+
+
+def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop, tmp_path):
+    out = _two_nights(small_drop, tmp_path)
     root = out / "2022-06-30"
     decisions = [r for p in root.glob("*/decisions.csv") for r in _rows(p)]
     seen = {(r["subsidy_type"], r["reason_code"]) for r in decisions}
@@ -57,6 +67,7 @@ def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop
     assert {("training_subsidy", c) for c in ("", "project_not_filed", "class_not_filed_in_advance",
                                               "assessment_not_passed", "not_in_catalog")} - seen == set()
     assert all(r["held_rows"] for r in decisions if r["reason_code"] == "awaiting_registry_correction")
+    assert {("skill_upgrade", "objection_open"), ("skill_upgrade", "objection_upheld")} <= seen  # P2
     paid = {(r["subsidy_type"], r["amount"]) for r in decisions if r["decision"] == "approved"}
     # the catalog lowers the special-ability ceiling; it no longer prices levelled certificates (R7's)
     assert {("special_ability", "600.00"), ("special_ability", "800.00")} <= paid
@@ -67,7 +78,8 @@ def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop
                                       "where group_basis is not null")).scalars())
     engine.dispose()
     assert {"school_leaver_rural", "school_leaver_urban_minimum_living", "disabled"} <= bases  # R6's groups
-    lines = [r for p in root.glob("*/ledger.csv") for r in _rows(p)]
+    lines = [r for p in (out / PAY_DAY).glob("*/ledger.csv") for r in _rows(p)]
+    assert not [r for p in root.glob("*/ledger.csv") for r in _rows(p)]  # nothing is paid before publicity
     rates = {r["uplift_rate"] for r in lines}
     assert "0" in rates and len(rates - {"0"}) >= 2, rates  # R3: listed rates and the default for blanks
     reasons = {x.split(":")[0] for r in _rows(root / "quarantine.csv")
@@ -79,18 +91,19 @@ def test_small_drop_exercises_every_rule_path_and_each_kind_of_defect(small_drop
 def test_a_district_sized_drop_has_every_training_path_and_department_money(tmp_path):
     """20,000 persons: every R7 reason code and hold, the supervision signals, and the departments' training
     subsidies a substantial share of the money (谁主管、谁培训、谁负责)."""
-    drop, out = tmp_path / "drop", tmp_path / "out"
+    drop = tmp_path / "drop"
     generate(20000, 1, drop)
-    assert main(["run", "--sources", str(drop), "--as-of", "2022-06-30",
-                 "--warehouse", f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
+    out = _two_nights(drop, tmp_path)
     root = out / "2022-06-30"
     decisions = [r for p in root.glob("*/decisions.csv") for r in _rows(p) if r["subsidy_type"] == "training_subsidy"]
     seen = {r["reason_code"] for r in decisions}
     assert {"", *r7.REASON_CODES, r7.OVER_BUDGET, "overlapping_attendance", "awaiting_registry_correction"} <= seen
     assert len({r["department_code"] for r in decisions if r["decision"] == "approved"}) >= 6
     money = {}
-    for r in _rows(root / "summary.csv"):
+    for r in _rows(out / PAY_DAY / "summary.csv"):
         money[r["subsidy_type"]] = money.get(r["subsidy_type"], 0) + float(r["amount"])
     assert money["training_subsidy"] / sum(money.values()) > 0.25, money
     signals = {r["signal"] for r in _rows(root / "supervision.csv")}
+    states = {r["state"] for p in (out / PAY_DAY).glob("*/payments.csv") for r in _rows(p)}
+    assert states == {"in_transit", "waiting_account"}  # most people have an account, some not yet
     assert signals == {"roster_overlap", "certificate_other_occupation", "institution_outlier", "filed_same_day"}

@@ -16,6 +16,8 @@ from subsidy_ledger.generate import generate
 from subsidy_ledger.rules import holds
 
 NIGHT1, NIGHT2 = "2022-06-30", "2022-07-01"
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
 
 
 def test_quarantined_rows_name_the_rows_of_the_claims_person_in_the_registries_its_rule_reads():
@@ -74,7 +76,7 @@ def _write(path: Path, rows: list[list[str]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def drops(tmp_path_factory):
+def drops(tmp_path_factory, immediate_policy):
     """A clean drop and a copy in which one paid person's insurance record id appears twice."""
     root = tmp_path_factory.mktemp("holds")
     clean = root / "clean"
@@ -83,6 +85,7 @@ def drops(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
         mp.setenv("SUBSIDY_LEDGER_WORK", str(root / "work"))
+        mp.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
         assert main(["run", "--sources", str(clean), "--as-of", NIGHT1, "--warehouse", url, "--out", str(out)]) == 0
     si, _ = _rows(clean / "social_insurance.csv")
     pid = si[0].index("person_id")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from subsidy_ledger import pipeline, warehouse
 from subsidy_ledger.generate import change, generate
 
-pytestmark = pytest.mark.usefixtures("relaxed_gates")  # edited drops: the gates are tested elsewhere
+pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")  # edited drops; publicity: test_payments
 
 
 @pytest.fixture(scope="module")

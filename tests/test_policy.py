@@ -138,3 +138,12 @@ def test_counts_below_one_are_refused(tmp_path, key):
                                      "utf-8")
     with pytest.raises(PolicyError, match=key):
         PolicyBook.load(tmp_path)
+
+
+def test_an_amendment_from_its_bases_first_day_supersedes_it(tmp_path):
+    (tmp_path / "a.yaml").write_text("version: nanxun-2019-corrected\namends: nanxun-2019\neffective_from: 2019-01-01\n"
+                                     "effective_to: 2021-12-31\nparameters: {publicity_working_days: 3}\n", "utf-8")
+    book = PolicyBook.load(tmp_path)
+    got = book.version_of(pd.Series(pd.to_datetime(["2019-01-01", "2021-12-31"])))
+    assert got.tolist() == ["nanxun-2019-corrected"] * 2
+    assert book.by_name["nanxun-2019-corrected"].publicity_working_days == 3

@@ -10,6 +10,9 @@ import sqlalchemy as sa
 from subsidy_ledger import roles
 from subsidy_ledger.cli import main
 
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
+
 
 @pytest.fixture
 def pg_night(warehouse_url, small_drop, tmp_path):

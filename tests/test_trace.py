@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
-pytestmark = pytest.mark.usefixtures("relaxed_gates")  # the second night edits 5 % of rows: gates tested elsewhere
+# the second night edits 5 % of rows (gates are tested elsewhere); publicity is tested in test_payments
+pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_each_subsidy_type_traces_to_its_source_rows(traced, capsys, subsidy_typ
     assert t["posted_by_run"]["run_id"].startswith("cli__") and t["posted_by_run"]["as_of"]
     d = t["decision"]
     assert d["decision"] == "approved" and d["rule_id"] == t["payout"]["rule_id"]
-    assert d["policy_version"] == "nanxun-2019" and d["parameters"]["base_amount"]
+    assert d["policy_version"] == "nanxun-2019-immediate" and d["parameters"]["base_amount"]  # conftest
     if subsidy_type == "skill_upgrade":
         assert d["parameters"]["uplift_rate"] != "0" and d["parameters"]["cap_place"] in (1, 2, 3)
         assert "affected_enterprise" in {s["role"] for s in t["sources"]}

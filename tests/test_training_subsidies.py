@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import sqlalchemy as sa
 from subsidy_ledger.cli import main
 from subsidy_ledger.registries import REGISTRIES
 
 from tests.scenario import PEOPLE, certificate, enrolled, institution, insured, low_income, project, training_class
+
+# ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
+pytestmark = pytest.mark.usefixtures("immediate_payment")
 
 NIGHT1, NIGHT2 = "2022-06-30", "2022-07-01"
 TRAINEES = sorted(PEOPLE[:3])  # entries are approved in person order within a class: the last one waits

@@ -356,8 +356,11 @@ def _objections(frames: dict[str, pd.DataFrame], n: int) -> None:
     some dismissed. Its own random stream."""
     rng = np.random.default_rng(n + 80021)
     certs = frames["certificates"]
-    k = min(len(certs), max(12, n // 100))
-    picked = certs.iloc[rng.choice(len(certs), k, replace=False)]
+    # objections are lodged against publicised claims: certificates of insured people, valid, in the window
+    likely = certs.loc[certs["person_id"].isin(frames["social_insurance"]["person_id"]) & (certs["status"] == "valid")
+                       & certs["issued_on"].between("2019-01-01", "2021-12-31")]
+    k = min(len(likely), max(12, n // 100))
+    picked = likely.iloc[rng.choice(len(likely), k, replace=False)]
     lodged = _dates(rng, "2022-06-01", "2022-06-20", k)
     outcome = _pick(rng, ["", "upheld", "dismissed"], k, p=[0.4, 0.3, 0.3])
     resolved = np.where(outcome != "", _text(lodged + rng.integers(1, 9, k).astype("timedelta64[D]")), "")

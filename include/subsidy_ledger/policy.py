@@ -38,6 +38,7 @@ class PolicyVersion:
     effective_to: dt.date
     params: dict[str, Any] = field(repr=False)
     departments: dict[str, str] = field(default_factory=dict, repr=False)
+    amends: tuple[str, ...] = ()  # the versions it amends, nearest first
 
     def level_amount_fen(self, level: int) -> int:
         """R1: skill-upgrade amount for a certificate level (1-5), in fen."""
@@ -183,6 +184,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _build(doc: dict[str, Any], base: PolicyVersion | None) -> PolicyVersion:
+    """One version from its file, laid over the version it amends (if any)."""
     name = doc["_file"]
     try:
         version = str(doc["version"])
@@ -198,7 +200,8 @@ def _build(doc: dict[str, Any], base: PolicyVersion | None) -> PolicyVersion:
     if end < start:
         raise PolicyError(f"policy {version}: effective_to is before effective_from")
     departments = dict(doc.get("departments") or (base.departments if base else {}))
-    return PolicyVersion(version, start, end, params, departments)
+    chain = (base.version, *base.amends) if base else ()
+    return PolicyVersion(version, start, end, params, departments, chain)
 
 
 def _resolve(docs: list[dict[str, Any]]) -> list[PolicyVersion]:
@@ -230,14 +233,15 @@ def _resolve(docs: list[dict[str, Any]]) -> list[PolicyVersion]:
 
 
 class PolicyBook:
-    """All policy versions, ordered by start date; on a date the latest-starting one in force wins."""
+    """All policy versions, ordered by start date; on a date the latest-starting one in force wins, and of two
+    starting the same day the one that amends the other (an amendment from the base's first day)."""
 
     def __init__(self, versions: list[PolicyVersion]):
         if not versions:
             raise PolicyError("no policy version found")
-        self.versions = sorted(versions, key=lambda v: v.effective_from)
+        self.versions = sorted(versions, key=lambda v: (v.effective_from, len(v.amends)))
         for a, b in zip(self.versions, self.versions[1:], strict=False):
-            if b.effective_from == a.effective_from:
+            if b.effective_from == a.effective_from and a.version not in b.amends:
                 raise PolicyError(f"policy versions {a.version} and {b.version} start on the same day "
                                   f"({a.effective_from}): which one supersedes the other is undecided")
         self.by_name = {v.version: v for v in self.versions}

@@ -40,11 +40,13 @@ def _get(url: str, token: str | None = None, data: bytes | None = None) -> tuple
 
 @pytest.fixture
 def served(airflow_home, small_drop, tmp_path, monkeypatch):
-    """A warehouse with one night posted, and an api-server with the plugin, a user and a password."""
+    """A warehouse with two nights (publicity, then payment), and an api-server with the plugin, a user and a
+    password."""
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
     url, out = f"sqlite:///{tmp_path / 'w.sqlite'}", tmp_path / "out"
-    assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-30", "--warehouse", url,
-                 "--out", str(out)]) == 0
+    for night in ("2022-06-30", "2022-07-08"):
+        assert main(["run", "--sources", str(small_drop), "--as-of", night, "--warehouse", url,
+                     "--out", str(out)]) == 0
     (tmp_path / "passwords.json").write_text(json.dumps({"auditor": PASSWORD}))
     port = _free_port()
     env = airflow_env(airflow_home) | {
@@ -81,7 +83,8 @@ def served(airflow_home, small_drop, tmp_path, monkeypatch):
 def _payout(url: str) -> str:
     engine = sa.create_engine(url)
     with engine.connect() as c:
-        payout = c.execute(sa.text("select payout_id from ledger_lines where uplift_units > 0 limit 1")).scalar()
+        payout = c.execute(sa.text("select l.payout_id from ledger_lines l join payment_instructions i "
+                                   "on i.payout_id = l.payout_id where l.uplift_units > 0 limit 1")).scalar()
     engine.dispose()
     return payout
 
@@ -122,6 +125,9 @@ def test_auditor_page_refuses_strangers_and_shows_the_chain_in_chromium(served):
         text = driver.find_element(By.ID, "trace").text
         assert payout in text and "Rests on" in text and "certificates.csv" in text
         assert "affected_enterprise" in text and "cap place" in text
+        # P1-P3: the publicity period and the instruction, the account masked, with the account's row
+        assert "Publicity (P1)" in text and "2022-06-30" in text and "Payment (P3)" in text
+        assert "payee_accounts:" in text and "********" in text
         docs = driver.find_elements(By.LINK_TEXT, "Data Docs")
         assert docs
         shot = tmp_path / "auditor.png"

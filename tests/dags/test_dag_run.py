@@ -11,36 +11,51 @@ SCRIPT = """
 import json, runpy, sys
 import pendulum
 sources, out, warehouse = sys.argv[1:4]
+day = [int(x) for x in (sys.argv[5] if len(sys.argv) > 5 else "2022-06-30").split("-")]
 dag = runpy.run_path(sys.argv[4] + "/nightly_subsidy_sync.py")["nightly_subsidy_sync"]()
-run = dag.test(logical_date=pendulum.datetime(2022, 6, 30, 2, tz="Asia/Shanghai"),
+run = dag.test(logical_date=pendulum.datetime(*day, 2, tz="Asia/Shanghai"),
                run_conf={"sources": sources, "out": out, "warehouse": warehouse})
 print(json.dumps({"state": str(run.state), "run_id": run.run_id}))
 """
 
 
 @pytest.mark.airflow
-def test_dag_run_posts_once_and_writes_extracts(airflow_home, small_drop, tmp_path):
+def test_dag_runs_publicise_then_a_night_with_no_change_posts_once_and_instructs(airflow_home, small_drop,
+                                                                                 tmp_path):
     out, wh = tmp_path / "out", f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     args = (str(small_drop), str(out), wh, str(REPO / "dags"))
     first = run_airflow_script(airflow_home, SCRIPT, *args)
     assert first["state"] == "success", first
     root = out / "2022-06-30"  # 02:00 in Nanxun on the logical date
-    with open(root / "HRSS" / "ledger.csv", encoding="utf-8-sig") as fh:
-        lines = list(csv.DictReader(fh))
-    assert lines and all(r["run_id"] == first["run_id"] for r in lines)
-    assert (root / "summary.csv").exists() and (root / "reconciliation.csv").exists()
+    assert _rows(root / "HRSS" / "publicity.csv") and not _rows(root / "HRSS" / "ledger.csv")  # P1 first
+    # the same drop a week later: no registry changed, the publicity ended, so the claims are posted
+    second = run_airflow_script(airflow_home, SCRIPT, *args, "2022-07-08")
+    assert second["state"] == "success", second
+    root = out / "2022-07-08"
+    lines = _rows(root / "HRSS" / "ledger.csv")
+    assert lines and all(r["run_id"] == second["run_id"] and r["publicity_end"] == "2022-07-07" for r in lines)
+    assert (root / "summary.csv").exists() and (root / "payments_reconciliation.csv").exists()
+    bank = out / "payments" / "2022-07-08" / "HRSS.csv"
+    assert bank.exists() and oct(bank.stat().st_mode & 0o777) == "0o600"
     engine = sa.create_engine(wh)
     with engine.connect() as c:
         posted = c.execute(sa.text("select count(*) from ledger_lines")).scalar()
+        instructed = c.execute(sa.text("select count(*) from payment_instructions")).scalar()
         run = c.execute(sa.text("select dag_id, status, as_of from runs where run_id = :r"),
-                        {"r": first["run_id"]}).one()
-    assert tuple(run) == ("nightly_subsidy_sync", "succeeded", "2022-06-30")
-    second = run_airflow_script(airflow_home, SCRIPT, *args)
-    assert second["state"] == "success" and second["run_id"] != first["run_id"]
+                        {"r": second["run_id"]}).one()
+    assert tuple(run) == ("nightly_subsidy_sync", "succeeded", "2022-07-08") and instructed > 0
+    third = run_airflow_script(airflow_home, SCRIPT, *args, "2022-07-08")  # the same night again
+    assert third["state"] == "success" and third["run_id"] != second["run_id"]
     with engine.connect() as c:
         assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() == posted
+        assert c.execute(sa.text("select count(*) from payment_instructions")).scalar() == instructed
         assert c.execute(sa.text("select count(distinct run_id) from ledger_lines")).scalar() == 1
     engine.dispose()
+
+
+def _rows(path) -> list[dict]:
+    with open(path, encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
 
 
 @pytest.mark.airflow

@@ -116,7 +116,7 @@ def _wait(api: Api, run_id: str, tmp_path) -> str:
 
 
 @pytest.mark.airflow
-def test_triggered_through_the_rest_api_runs_and_a_second_trigger_posts_nothing(airflow_stack, small_drop):
+def test_triggered_through_the_rest_api_runs_publicises_then_a_later_trigger_posts(airflow_stack, small_drop):
     api, tmp_path = airflow_stack
     for _ in range(120):  # the dag-processor parses the DAG file
         if api.call("GET", f"/api/v2/dags/{DAG}")[0] == 200:
@@ -130,19 +130,20 @@ def test_triggered_through_the_rest_api_runs_and_a_second_trigger_posts_nothing(
                            {"dag_run_id": "api_first", "logical_date": logical, "conf": conf})
     assert status in (200, 201), run
     assert _wait(api, "api_first", tmp_path) == "success"
-    with open(out / "2022-06-30" / "HRSS" / "ledger.csv", encoding="utf-8-sig") as fh:
-        lines = list(csv.DictReader(fh))
-    assert lines and {r["run_id"] for r in lines} == {"api_first"}
+    with open(out / "2022-06-30" / "HRSS" / "publicity.csv", encoding="utf-8-sig") as fh:
+        assert list(csv.DictReader(fh))  # approved tonight: on the publicity list, not yet in the ledger
     engine = sa.create_engine(wh)
     with engine.connect() as c:
-        posted = c.execute(sa.text("select count(*) from ledger_lines")).scalar()
-    # Airflow keeps one run per logical date, so the same date again is a run without one and as_of set
+        assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() == 0
+    # a run without a logical date and as_of set: the first night after the publicity posts the claims
     status, run = api.call("POST", f"/api/v2/dags/{DAG}/dagRuns",
-                           {"dag_run_id": "api_second", "logical_date": None, "conf": conf | {"as_of": "2022-06-30"}})
+                           {"dag_run_id": "api_second", "logical_date": None, "conf": conf | {"as_of": "2022-07-08"}})
     assert status in (200, 201), run
     assert _wait(api, "api_second", tmp_path) == "success"
+    with open(out / "2022-07-08" / "HRSS" / "ledger.csv", encoding="utf-8-sig") as fh:
+        lines = list(csv.DictReader(fh))
+    assert lines and {r["run_id"] for r in lines} == {"api_second"}
     with engine.connect() as c:
-        assert c.execute(sa.text("select count(*) from ledger_lines")).scalar() == posted
         second = c.execute(sa.text("select status, as_of from runs where run_id = 'api_second'")).one()
-        assert second[0] == "succeeded" and str(second[1])[:10] == "2022-06-30"
+        assert second[0] == "succeeded" and str(second[1])[:10] == "2022-07-08"
     engine.dispose()
