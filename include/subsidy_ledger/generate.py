@@ -733,7 +733,11 @@ def change(sources: Path, out: Path, share: float, seed: int) -> dict[str, int]:
             df.loc[df.index[edit], "name"] = df["name"].iloc[edit].fillna("") + "（更正）"
         extra = df.iloc[late].copy()
         key = reg.key[0]
-        extra[key] = extra[key].fillna("") + "-L" + pd.Series(range(len(extra)), index=extra.index).astype(str)
+        if key == "person_id" and len(reg.key) > 1 and reg.key[1] in reg.dates:
+            # a person's later record (a new account): the same person from a later date, not a broken number
+            extra[reg.key[1]] = _shift_dates(rng, extra[reg.key[1]], 400).to_numpy()
+        else:
+            extra[key] = extra[key].fillna("") + "-L" + pd.Series(range(len(extra)), index=extra.index).astype(str)
         df = pd.concat([df.drop(df.index[drop]), extra], ignore_index=True)
         encoding = {"gb18030": "gb18030", "utf-8-bom": "utf-8-sig"}.get(raw.encoding or "", "utf-8")
         with open(out / reg.filename, "w", encoding=encoding, newline="") as fh:
