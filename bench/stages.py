@@ -46,8 +46,9 @@ def main() -> None:
     rec = results["validate"]["reconciliation"].values()
     print(json.dumps({
         "import_seconds": round(imported, 3), "stages": stages, "rows_in": sum(r["rows_in"] for r in rec),
-        "mode": results["validate"]["mode"], "gx_rows_checked": results["validate"]["gx_rows_checked"],
-        "posted": results["post"]["posted"],
+        "mode": results["validate"].get("mode", "full"), "gx_rows_checked": results["validate"]["gx_rows_checked"],
+        "posted": results["post"]["posted"], "publicised": results["post"].get("publicised", 0),
+        "instructed": results["pay"]["instructed"],
     }))
     sys.stdout.flush()
 

@@ -62,8 +62,9 @@ def warehouse_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def relaxed_gates(monkeypatch):
-    """For tests of ledger semantics over edited drops: the drop and reversal gates let every night through
+    """For tests of ledger semantics over edited drops: the quality, drop and reversal gates let every night through
     (tests/test_gate.py is where the gates themselves are tested)."""
+    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_SHARE", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT", "1000000000000")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from subsidy_ledger import payments, pipeline, warehouse
-from subsidy_ledger.workdays import add_working_days
+from subsidy_ledger.workdays import CalendarError, add_working_days
 
 from tests.scenario import PEOPLE, account, certificate, insured, write_drop
 
@@ -61,6 +61,8 @@ def test_working_days_follow_the_2020_national_day_holiday_and_its_adjusted_satu
     assert add_working_days(pd.Timestamp("2020-09-28").date(), 5).isoformat() == "2020-10-12"
     assert add_working_days(pd.Timestamp("2020-09-25").date(), 1).isoformat() == "2020-09-27"
     assert add_working_days(pd.Timestamp("2020-09-28").date(), 0).isoformat() == "2020-09-28"
+    with pytest.raises(CalendarError, match="no data for 2027"):  # never a guessed holiday
+        add_working_days(pd.Timestamp("2026-12-28").date(), 5)
 
 
 def test_a_claim_is_publicised_first_and_posted_the_night_after_five_working_days(tmp_path, warehouse_url):
@@ -117,6 +119,10 @@ def test_an_open_objection_holds_the_claim_and_an_upheld_one_means_it_never_post
         d = {r["reference"]: r for r in _csv(tmp_path / "out" / night / "HRSS" / "decisions.csv")}
         assert (d["C1"]["decision"], d["C1"]["reason_code"]) == ("rejected", "objection_upheld")
     assert _lines(warehouse_url)["reference"].tolist() == ["C2"]
+    src = _table(warehouse_url, warehouse.claim_sources)  # lineage: the objection's file row under each decision
+    src = src.loc[(src["run_id"] == "t__2020-10-26") & (src["role"] == "objection")]
+    assert sorted(zip(src["reference"], src["source_row"], src["record_key"], strict=True)) == [
+        ("C1", 2, "YY1"), ("C2", 3, "YY2")]
 
 
 def _bank_file(tmp_path: Path, as_of: str, dept: str = "HRSS") -> list[dict]:

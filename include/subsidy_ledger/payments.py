@@ -174,8 +174,10 @@ def check(recon: pd.DataFrame) -> None:
 
 def new_outcomes(results: pd.DataFrame, recorded: pd.DataFrame, as_of: dt.date, run_id: str) -> pd.DataFrame:
     """The bank results to record tonight: those dated by the night for instructions with none recorded yet (the
-    first result reported for an instruction is the one kept)."""
-    r = results.loc[(results["result_date"] <= pd.Timestamp(as_of))
+    first result reported for an instruction is the one kept). A failed recovery is not recorded: the money is
+    still owed back, and the recovery's later success must still settle it."""
+    failed_recovery = results["instruction_id"].str.startswith("RC") & (results["result"] == FAILED)
+    r = results.loc[(results["result_date"] <= pd.Timestamp(as_of)) & ~failed_recovery.fillna(False)
                     & ~results["instruction_id"].isin(recorded["instruction_id"])]
     return pd.DataFrame({"instruction_id": r["instruction_id"], "payout_id": r["payout_id"], "result": r["result"],
                          "result_date": r["result_date"], "failure_reason": r["failure_reason"],

@@ -140,7 +140,8 @@ class RunConfig:
 
 
 def _engine(cfg: RunConfig):
-    return warehouse.connect(cfg.warehouse)
+    # unpooled: a stage stopped by a gate or an error between its blocks leaves no connection behind
+    return warehouse.connect(cfg.warehouse, pooled=False)
 
 
 def _now() -> dt.datetime:

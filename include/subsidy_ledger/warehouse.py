@@ -392,12 +392,13 @@ def warehouse_url(url: str | None = None) -> str:
     return url or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE
 
 
-def connect(url: str | None = None) -> Engine:
-    """Create an engine for the warehouse and bring its schema to the latest migration."""
+def connect(url: str | None = None, pooled: bool = True) -> Engine:
+    """Create an engine for the warehouse and bring its schema to the latest migration; pooled=False closes
+    each connection when its block ends (a stage that stops with an error leaves none open)."""
     url = warehouse_url(url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url) if pooled else sa.create_engine(url, poolclass=sa.pool.NullPool)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
