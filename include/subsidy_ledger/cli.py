@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--to", dest="end", type=_date, required=True)
     a.add_argument("--out", type=Path, default=None, help="CSV file (UTF-8 with BOM); default: standard output")
     a.add_argument("--warehouse", default=None)
+    g2 = sub.add_parser("reasons", help="the glossary of reason codes: Chinese sentence and clause of the plan")
+    g2.add_argument("--markdown", action="store_true", help="as docs/reasons.md")
     r = sub.add_parser("run", help="run one nightly sync")
     r.add_argument("--sources", required=True,
                    help="drop folder of registry CSV files, or an SQLAlchemy URL of a registry database")
@@ -162,6 +164,17 @@ def _trace(args) -> int:
     return 0
 
 
+def _reasons(args) -> int:
+    from . import labels
+
+    if args.markdown:
+        print(labels.glossary_markdown(), end="")
+    else:
+        for r in labels.glossary().itertuples():
+            print(f"{r.code:40s} {r.kind:9s} {r.zh}（{r.clause}）")
+    return 0
+
+
 def _access_log(args) -> int:
     from . import access, export, warehouse
 
@@ -241,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"generate": _generate, "change": _change, "run": _run, "trace": _trace,
-                "access-log": _access_log}[args.command](args)
+                "access-log": _access_log, "reasons": _reasons}[args.command](args)
     except DropError as exc:
         print(f"error: {exc} (nothing was posted)", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from functools import lru_cache
 
@@ -103,3 +105,11 @@ def mask_name(values: pd.Series) -> pd.Series:
     """Mask a person's name for publicity lists (P1): the first character, then one '*' per other character."""
     s = values.astype("string")
     return (s.str.slice(0, 1) + s.str.slice(1).str.replace(r".", "*", regex=True)).where(s.str.len() > 0)
+
+
+def person_codes(values: pd.Series, key: bytes) -> pd.Series:
+    """Pseudonymous person codes: 'P' + 12 hex of HMAC-SHA256(key, identity number). Stable for a key, not
+    reversible without it; they tell apart people whose masked numbers coincide."""
+    s = values.astype("string")
+    codes = {v: "P" + hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:12].upper() for v in pd.unique(s.dropna())}
+    return s.map(codes).astype("string")

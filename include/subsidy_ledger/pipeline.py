@@ -231,7 +231,8 @@ def stage_validate(cfg: RunConfig) -> dict:
         issued = warehouse.read_frame(conn, warehouse.payment_instructions)
     v = results["payment_results"]
     results["payment_results"] = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
-                                                          validate.UNKNOWN_INSTRUCTION_REASON)
+                                                          validate.UNKNOWN_INSTRUCTION_REASON,
+                                                          ("instruction_id", "payout_id"))
     accepted_dir = cfg.work / "accepted"
     accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
@@ -653,9 +654,11 @@ def stage_export(cfg: RunConfig) -> dict:
             try:
                 export.write_bank_files(Path(cfg.out), cfg.as_of_date, _instructed_on(conn, all_lines,
                                                                                       cfg.as_of_date))
+                ctx = export.Context(person_key=warehouse.person_code_key(conn),
+                                     occupations=occupation_names(stg["certificates"]), run_id=cfg.run_id)
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
                                              rec, q, overlaps, funding, signals, _publicised_on(conn, cfg.as_of_date),
-                                             pay_states, recon)
+                                             pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
@@ -671,6 +674,17 @@ def stage_export(cfg: RunConfig) -> dict:
         engine.dispose()
     discard_work(cfg)
     return {"extracts": str(root)}
+
+
+def occupation_names(certificates: pd.DataFrame) -> dict:
+    """occupation_code -> the name the certificate registry gives it most often (classes carry codes only)."""
+    c = certificates[["occupation_code", "occupation_name"]].dropna()
+    if c.empty:
+        return {}
+    counts = c.value_counts().reset_index(name="n").sort_values(["occupation_code", "n", "occupation_name"],
+                                                                ascending=[True, False, True], kind="stable")
+    return dict(counts.drop_duplicates("occupation_code")[["occupation_code", "occupation_name"]].itertuples(
+        index=False, name=None))
 
 
 def record_failure(cfg: RunConfig, stage: str, exc: BaseException) -> None:

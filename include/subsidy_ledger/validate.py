@@ -14,11 +14,13 @@ import pandas as pd
 
 from . import gx_expectations  # noqa: F401  (registers the custom expectations the suites name)
 from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, RawRegistry
-from .identifiers import compact_resident_id
+from .identifiers import compact_resident_id, mask_account_no, mask_resident_id
 from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
-QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons", "person_id"]
+QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons", "person_id", "columns", "values_masked"]
+MASKED_COLUMNS = {"person_id": mask_resident_id, "payee_id": mask_resident_id, "account_no": mask_account_no}
+VALUE_WIDTH = 40  # a shown value is cut to this many characters
 DOCS_SITE = "run_data_docs"
 log = logging.getLogger(__name__)
 
@@ -90,22 +92,56 @@ def control_rows(frame: pd.DataFrame, registry: Registry) -> pd.Series:
     return bad
 
 
-def failing_rows(result, registry: Registry) -> list[tuple[int, str]]:
-    """(row number, reason) pairs from a GX validation result."""
-    pairs: list[tuple[int, str]] = []
+def failing_rows(result, registry: Registry) -> list[tuple[int, str, str]]:
+    """(row number, reason, column) triples from a GX validation result (column "" for a table-wide check)."""
+    pairs: list[tuple[int, str, str]] = []
     for r in result.results:
         if r.success:
             continue
         cfg = r.expectation_config
         reason = (cfg.meta or {}).get("reason") or f"{cfg.type}:{cfg.kwargs.get('column', '')}"
+        column = cfg.kwargs.get("column") or "+".join(cfg.kwargs.get("column_list") or ())
         if r.exception_info and r.exception_info.get("raised_exception"):
             # An expectation that could not run means the suite is broken, not the rows.
             raise RuntimeError(f"expectation {cfg.type} on {registry.name} failed to run: "
                                f"{r.exception_info.get('exception_message')}")
         for item in r.result.get("unexpected_index_list") or []:
             rows = item[ROW_COL]  # a list of rows when the values are left out (exclude_unexpected_values)
-            pairs.extend((int(n), reason) for n in (rows if isinstance(rows, list) else [rows]))
+            pairs.extend((int(n), reason, column) for n in (rows if isinstance(rows, list) else [rows]))
     return pairs
+
+
+def _shown(values: pd.Series, column: str) -> pd.Series:
+    """Values as a clerk may see them in quarantine.csv: identity and account numbers masked (an unmasked
+    malformed one shows only its length), control characters escaped, long text cut."""
+    s = values.astype("string")
+    if column in MASKED_COLUMNS:
+        masked = MASKED_COLUMNS[column](s)
+        s = masked.fillna("<" + s.str.len().astype("string") + " characters>")
+    s = s.str.replace(r"[\x00-\x1f\x7f\ufeff]", "�", regex=True)
+    long = s.str.len() > VALUE_WIDTH
+    return s.where(~long, s.str.slice(0, VALUE_WIDTH) + "…").fillna("<empty>")
+
+
+def offending_values(frame: pd.DataFrame, triples: pd.DataFrame) -> pd.DataFrame:
+    """Per quarantined row: the columns its failed checks concern and `column=value` for each, masked."""
+    t = triples.loc[triples["column"].astype(str) != "", [ROW_COL, "column"]].drop_duplicates()
+    parts = []
+    for col, part in t.groupby("column", sort=True):
+        names = [c for c in str(col).split("+") if c in frame]
+        vals = frame.set_index(ROW_COL).reindex(part[ROW_COL])
+        text = None
+        for c in names:
+            one = c + "=" + _shown(vals[c], c)
+            text = one if text is None else text + ", " + one
+        parts.append(pd.DataFrame({ROW_COL: part[ROW_COL].to_numpy(), "column": col,
+                                   "value": text.to_numpy() if text is not None else pd.NA}))
+    if not parts:
+        return pd.DataFrame(columns=["columns", "values_masked"])
+    allv = pd.concat(parts, ignore_index=True).sort_values([ROW_COL, "column"])
+    g = allv.groupby(ROW_COL, sort=True)
+    return pd.DataFrame({"columns": g["column"].agg(";".join), "values_masked": g["value"].agg(
+        lambda v: "; ".join(x for x in v if isinstance(x, str)))})
 
 
 def expectation_outcomes(result) -> list[dict]:
@@ -178,10 +214,11 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
     result = _run_suite(ctx, check, reg, suite, as_of, run_name)
     pairs = failing_rows(result, reg)
     parse_bad = check[PARSE_ERROR_COL].notna()
-    pairs += [(int(r), "malformed_record") for r in check.loc[parse_bad, ROW_COL]]
-    pairs += [(int(r), "control_character") for r in check.loc[control_rows(check, reg), ROW_COL]]
-    bad = pd.DataFrame(pairs, columns=[ROW_COL, "reason"])
-    bad = bad.drop_duplicates().groupby(ROW_COL, sort=True)["reason"].agg(";".join)
+    pairs += [(int(r), "malformed_record", "") for r in check.loc[parse_bad, ROW_COL]]
+    pairs += [(int(r), "control_character", "") for r in check.loc[control_rows(check, reg), ROW_COL]]
+    triples = pd.DataFrame(pairs, columns=[ROW_COL, "reason", "column"])
+    bad = triples[[ROW_COL, "reason"]].drop_duplicates().groupby(ROW_COL, sort=True)["reason"].agg(";".join)
+    shown = offending_values(frame, triples)
     is_bad = frame[ROW_COL].isin(bad.index)
     rejected = frame.loc[is_bad]
     person = (rejected["person_id"] if "person_id" in rejected else pd.Series(pd.NA, index=rejected.index))
@@ -192,6 +229,8 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
         "reasons": bad.reindex(rejected[ROW_COL]).to_numpy(),
         # whose row it was (compacted, as read): their claims on this registry wait for the correction
         "person_id": person.astype("string").str.replace("\x00", "", regex=False).to_numpy(),
+        "columns": shown["columns"].reindex(rejected[ROW_COL]).to_numpy(),
+        "values_masked": shown["values_masked"].reindex(rejected[ROW_COL]).to_numpy(),
     }, columns=QUARANTINE_COLUMNS)
     accepted = type_frame(frame.loc[~is_bad, [*reg.columns, ROW_COL, HASH_COL]].reset_index(drop=True), reg)
     stats = result.statistics
@@ -209,7 +248,7 @@ OUTCOME_WITHOUT_RESOLUTION_REASON = "outcome_without_resolution"
 UNKNOWN_INSTRUCTION_REASON = "unknown_instruction"  # a bank result for no instruction issued (or another payout)
 
 
-def quarantine_more(v: Validated, bad: pd.Series, reason: str) -> Validated:
+def quarantine_more(v: Validated, bad: pd.Series, reason: str, columns: tuple[str, ...] = ()) -> Validated:
     """v with the accepted rows flagged in `bad` moved to its quarantine with `reason` (a cross-registry check
     that GX's per-registry suites cannot make)."""
     if not bad.any():
@@ -217,9 +256,17 @@ def quarantine_more(v: Validated, bad: pd.Series, reason: str) -> Validated:
     acc = v.accepted
     rows = acc.loc[bad]
     person = rows["person_id"] if "person_id" in rows else pd.Series(pd.NA, index=rows.index)
+    shown = None
+    for c in columns:  # typed values: dates print as dates
+        text = rows[c].astype("string").str.slice(0, 10) if str(rows[c].dtype).startswith("datetime") else rows[c]
+        one = c + "=" + _shown(text, c)
+        shown = one if shown is None else shown + ", " + one
     extra = pd.DataFrame({"registry": v.registry.name, "row_number": rows[ROW_COL].astype("int64").to_numpy(),
                           "record_key": record_keys(rows, v.registry).to_numpy(), "reasons": reason,
-                          "person_id": person.astype("string").to_numpy()}, columns=QUARANTINE_COLUMNS)
+                          "person_id": person.astype("string").to_numpy(),
+                          "columns": "+".join(columns) or pd.NA,
+                          "values_masked": shown.to_numpy() if shown is not None else pd.NA},
+                         columns=QUARANTINE_COLUMNS)
     quarantine = pd.concat([v.quarantine, extra], ignore_index=True).sort_values("row_number")
     return Validated(v.registry, acc.loc[~bad].reset_index(drop=True), quarantine.reset_index(drop=True),
                      v.rows_in, v.gx_summary)
@@ -233,7 +280,7 @@ def attendance_within_class_days(enrollments: Validated, classes: Validated) -> 
     days = acc[["class_id"]].merge(cls, on="class_id", how="left")
     class_days = ((days["end_date"] - days["start_date"]).dt.days + 1).to_numpy()
     over = pd.Series((acc["attendance_days"].to_numpy(dtype="float64", na_value=0) > class_days), index=acc.index)
-    return quarantine_more(enrollments, over, ATTENDANCE_REASON)
+    return quarantine_more(enrollments, over, ATTENDANCE_REASON, ("class_id", "attendance_days"))
 
 
 def classes_name_known_projects(classes: Validated, projects: Validated | None) -> Validated:
@@ -241,7 +288,7 @@ def classes_name_known_projects(classes: Validated, projects: Validated | None) 
     trainees' claims until the filing or the class is corrected, rather than rejecting them)."""
     known = projects.accepted["project_id"] if projects is not None else pd.Series(dtype="string")
     named = classes.accepted["project_id"]
-    return quarantine_more(classes, named.notna() & ~named.isin(known), UNKNOWN_PROJECT_REASON)
+    return quarantine_more(classes, named.notna() & ~named.isin(known), UNKNOWN_PROJECT_REASON, ("project_id",))
 
 
 def objections_resolved_with_outcome(objections: Validated) -> Validated:
@@ -249,7 +296,7 @@ def objections_resolved_with_outcome(objections: Validated) -> Validated:
     whether such an objection is still open cannot be told."""
     acc = objections.accepted
     return quarantine_more(objections, acc["outcome"].isna() != acc["resolved_on"].isna(),
-                           OUTCOME_WITHOUT_RESOLUTION_REASON)
+                           OUTCOME_WITHOUT_RESOLUTION_REASON, ("outcome", "resolved_on"))
 
 
 def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import io
 import os
+import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -104,7 +106,16 @@ quarantine = sa.Table(
     sa.Column("record_key", sa.Text),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("person_id", sa.Text),  # the row's person, compacted: their claims on this registry are held
+    sa.Column("columns", sa.Text),        # the columns the failed checks concern, ";"-joined
+    sa.Column("values_masked", sa.Text),  # their values as read, identity and account numbers masked
     sa.PrimaryKeyConstraint("run_id", "registry", "row_number"),
+)
+
+person_code_keys = sa.Table(  # the HMAC key of the pseudonymous person codes in extracts (identifiers.person_codes)
+    "person_code_key", metadata,
+    sa.Column("name", sa.String(20), primary_key=True),
+    sa.Column("key_hex", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime),
 )
 
 certificate_eligibility = sa.Table(
@@ -529,3 +540,21 @@ def read_frame(conn, table: sa.Table, where: sa.ColumnElement | None = None) -> 
         else:
             frame[col.name] = s.astype("string")
     return frame
+
+
+PERSON_CODE_KEY_ENV = "SUBSIDY_LEDGER_PERSON_CODE_KEY"
+
+
+def person_code_key(conn) -> bytes:
+    """The key of the person codes: $SUBSIDY_LEDGER_PERSON_CODE_KEY if set, else the warehouse's own, made
+    once on first use (codes stay stable from night to night; the key never leaves the warehouse)."""
+    env = os.environ.get(PERSON_CODE_KEY_ENV)
+    if env:
+        return env.encode()
+    t = person_code_keys
+    found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == "default")).scalar()
+    if found is None:
+        conn.execute(t.insert().values(name="default", key_hex=secrets.token_hex(32),
+                                       created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+        found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == "default")).scalar()
+    return bytes.fromhex(found)

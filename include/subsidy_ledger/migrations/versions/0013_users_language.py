@@ -1,0 +1,28 @@
+"""Users' language: the key of the pseudonymous person code, and the quarantine's column and masked value.
+
+Revision ID: 0013_users_language
+Revises: 0012_publicity_payments
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013_users_language"
+down_revision = "0012_publicity_payments"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # one row: the HMAC key of person codes (the warehouse already holds the identity numbers it hides)
+    op.create_table("person_code_key", sa.Column("name", sa.String(20), primary_key=True),
+                    sa.Column("key_hex", sa.String(64), nullable=False), sa.Column("created_at", sa.DateTime))
+    op.add_column("quarantine", sa.Column("columns", sa.Text(), nullable=True))
+    op.add_column("quarantine", sa.Column("values_masked", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("quarantine") as b:
+        b.drop_column("values_masked")
+        b.drop_column("columns")
+    op.drop_table("person_code_key")
