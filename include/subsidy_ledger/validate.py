@@ -12,7 +12,10 @@ from pathlib import Path
 import great_expectations as gx
 import pandas as pd
 
-from . import gx_expectations  # noqa: F401  (registers the custom expectations the suites name)
+from . import (
+    data_docs,
+    gx_expectations,  # noqa: F401  (registers the custom expectations the suites name)
+)
 from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, RawRegistry
 from .identifiers import compact_resident_id, mask_account_no, mask_resident_id
 from .registries import Registry
@@ -323,6 +326,11 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
         out["objections"] = objections_resolved_with_outcome(out["objections"])
     if docs_dir:
         ctx.build_data_docs(site_names=[DOCS_SITE])
+        try:
+            data_docs.install_assets(Path(docs_dir).parent)
+            data_docs.localise(Path(docs_dir), Path(docs_dir).parent)
+        except data_docs.AssetsMissing as exc:  # the pages still work where the internet is reachable
+            log.warning("Data Docs load their scripts from public CDNs: %s", exc)
         for name, v in out.items():
             pages = sorted(Path(docs_dir).glob(f"validations/{name}/**/*.html"))
             v.gx_summary["data_docs"] = str(pages[-1]) if pages else str(Path(docs_dir) / "index.html")
