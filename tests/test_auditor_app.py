@@ -46,11 +46,32 @@ def _payout(url):
     return row
 
 
-@pytest.mark.parametrize("path", ["/", "/api/search?q=PO123", "/api/trace/PO123", "/data_docs/x/index.html"])
-def test_every_route_refuses_an_unauthenticated_request(client, path):
+@pytest.mark.parametrize("path", ["/api/search?q=PO123", "/api/trace/PO123", "/api/claim?subsidy_type=a&reference=b"
+                                  "&person_code=P1"])
+def test_every_api_route_refuses_an_unauthenticated_request_with_a_sentence(client, path):
     c, _ = client
-    assert c.get(path).status_code == 401
-    assert c.get(path, headers={"Authorization": "Bearer forged"}).status_code == 401
+    for headers in ({}, {"Authorization": "Bearer forged"}):
+        r = c.get(path, headers=headers)
+        assert r.status_code == 401 and r.json()["detail"].startswith("请先登录 Airflow")
+
+
+@pytest.mark.parametrize("path", ["/", "/data_docs/x/index.html"])
+def test_a_stranger_opening_a_page_goes_to_the_login(client, path):
+    c, _ = client
+    r = c.get(path, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/api/v2/auth/login?next=http%3A%2F%2Ftestserver%2F")
+
+
+def test_refusals_and_bad_queries_are_sentences(client):
+    c, _ = client
+    assert c.get("/api/search", params={"q": "a"}, headers=GOOD).json() == {"detail": auditor_app.SENTENCES[422]}
+    r = c.get("/api/search", params={"q": "PO1"}, headers=STRANGER)
+    assert r.status_code == 403 and r.json()["detail"].startswith("您的账号未获授权")
+    missing = c.get("/api/trace/PO0", headers=GOOD)
+    assert missing.status_code == 404 and missing.json()["detail"].startswith("在您的部门中没有支付编号 PO0")
+    nothing = c.get("/api/search", params={"q": "no-such-certificate"}, headers=GOOD).json()
+    assert nothing["people"] == [] and nothing["message"].startswith("没有找到与“no-such-certificate”相符")
 
 
 def test_page_search_and_trace_for_an_auditor(client):
@@ -59,9 +80,9 @@ def test_page_search_and_trace_for_an_auditor(client):
     page = c.get("/", headers=GOOD)
     assert page.status_code == 200 and "补贴台账审计" in page.text
     for q in (payout_id, reference, person[:6] + "********" + person[-4:]):
-        hits = c.get("/api/search", params={"q": q}, headers=GOOD).json()
-        assert payout_id in {h["payout_id"] for h in hits}, q
-        assert all(person not in str(h) for h in hits)  # masked
+        found = c.get("/api/search", params={"q": q}, headers=GOOD).json()
+        assert payout_id in {i for p in found["people"] for cl in p["claims"] for i in cl["payout_ids"]}, q
+        assert person not in str(found)  # masked
     t = c.get(f"/api/trace/{payout_id}", headers=GOOD).json()
     assert t["payout"]["payout_id"] == payout_id and t["sources"] and t["history"]
     docs = [s["data_docs_url"] for s in t["sources"] if s.get("data_docs_url")]
@@ -88,14 +109,15 @@ def test_a_department_user_sees_only_its_department_and_every_lookup_is_logged(c
     c, url = client
     payout_id, reference, person = _payout(url)  # an HRSS certificate payout
     assert c.get("/api/search", params={"q": "PO1"}, headers=STRANGER).status_code == 403
-    assert c.get("/api/search", params={"q": payout_id}, headers=CLERK).json() == []
+    assert c.get("/api/search", params={"q": payout_id}, headers=CLERK).json()["people"] == []
     assert c.get(f"/api/trace/{payout_id}", headers=CLERK).status_code == 404
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         econ_ref, econ_payout = conn.execute(sa.text("select reference, payout_id from ledger_lines "
                                                      "where department_code = 'ECON' limit 1")).one()
     engine.dispose()
-    hits = c.get("/api/search", params={"q": econ_ref}, headers=CLERK).json()
+    people = c.get("/api/search", params={"q": econ_ref}, headers=CLERK).json()["people"]
+    hits = [cl | {"person_id_masked": p["person_id_masked"]} for p in people for cl in p["claims"]]
     assert hits and {h["department_code"] for h in hits} == {"ECON"}
     assert c.get(f"/api/trace/{econ_payout}", headers=CLERK).status_code == 200
     assert c.get(f"/api/trace/{payout_id}", headers=GOOD).status_code == 200
@@ -128,3 +150,46 @@ def test_trace_on_the_command_line_is_logged_and_the_log_exports_masked(client, 
     rows = text.splitlines()
     assert len(rows) == 4 and rows[0].startswith("accessed_at_utc,who,channel,query")
     assert [r.split(",")[2] for r in rows[1:]] == ["cli", "cli", "cli"] and rows[3].split(",")[5] == "0"
+
+
+def _one(url, sql):
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        row = c.execute(sa.text(sql)).first()
+    engine.dispose()
+    return row
+
+
+def test_a_rejected_certificate_is_found_with_its_reason_clause_and_facts(client):
+    c, url = client
+    ref, person, name, reason = _one(url, "select reference, person_id, name, reason_code from decisions where "
+                                          "subsidy_type = 'skill_upgrade' and decision = 'rejected' order by reference")
+    found = c.get("/api/search", params={"q": ref}, headers=GOOD).json()
+    (p,) = found["people"]
+    (claim,) = p["claims"]
+    assert (claim["decision"], claim["decision_label"], claim["reason_code"]) == ("rejected", "不予补贴", reason)
+    assert claim["reason_text"] and claim["clause"] and claim["payout_ids"] == [] and claim["ledger_net"] == "0.00"
+    assert p["person_id_masked"] == f"{person[:6]}********{person[-4:]}" and name in p["names"]
+    t = c.get("/api/claim", params={"subsidy_type": "skill_upgrade", "reference": ref,
+                                    "person_code": p["person_code"]}, headers=GOOD).json()
+    assert t["decision"]["reason_code"] == reason and t["decision"]["clause"] == claim["clause"]
+    cert = next(s for s in t["sources"] if s["role"] == "certificate")
+    assert cert["role_label"] == "证书" and cert["facts"]["certificate_no"] == ref
+    assert cert["facts"]["person_id"] == p["person_id_masked"] and cert["facts"]["level"] is not None
+    assert cert["accepted_by_gx"]["validated_at"].endswith("(Asia/Shanghai)")
+    assert person not in str(t)
+    other = c.get("/api/claim", params={"subsidy_type": "skill_upgrade", "reference": ref,
+                                        "person_code": "P000000000000"}, headers=GOOD)
+    assert other.status_code == 404
+
+
+def test_a_name_search_groups_claims_by_person_and_a_masked_id_with_the_name_narrows_it(client):
+    c, url = client
+    name, n = _one(url, "select name, count(distinct person_id) n from decisions group by name "
+                        "having count(distinct person_id) > 1 order by n desc, name")
+    people = c.get("/api/search", params={"q": name}, headers=GOOD).json()["people"]
+    assert len(people) == n and len({p["person_code"] for p in people}) == n
+    assert all(name in p["names"] for p in people) and all(p["claims"] for p in people)
+    one = people[0]
+    narrowed = c.get("/api/search", params={"q": f"{one['person_id_masked']} {name}"}, headers=GOOD).json()["people"]
+    assert [p["person_code"] for p in narrowed] == [one["person_code"]]

@@ -63,8 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--share", type=float, default=0.01)
     c.add_argument("--seed", type=int, default=1)
-    t = sub.add_parser("trace", help="why a payout exists: decision, policy, source rows, history")
-    t.add_argument("payout_id", nargs="?")
+    t = sub.add_parser("trace", help="why a payout or a claim exists, or was rejected or held: decision, clause, "
+                                     "facts, source rows, publicity, payment, history")
+    t.add_argument("payout_id", nargs="?", metavar="PAYOUT_ID_OR_REFERENCE",
+                   help="a payout id, or a certificate number, <agreement>#k (or the agreement), class id, "
+                        "masked identity number (with the name) or name")
     t.add_argument("--person", default=None, help="list every claim of this person (identity number)")
     t.add_argument("--json", action="store_true")
     t.add_argument("--warehouse", default=None)
@@ -147,15 +150,17 @@ def _trace(args) -> int:
     query = f"trace --person {args.person.strip().upper()}" if args.person else f"trace {args.payout_id.strip()}"
     shown: list = []
     try:
-        with engine.connect() as conn:
+        with engine.begin() as conn:  # begin: the first person code makes the warehouse's key
             if args.person:
                 result = trace.trace_person(conn, args.person.strip().upper())
                 shown = [args.person.strip().upper()]
                 text = trace.to_json(result) if args.json else trace.render_person(result)
-            else:
-                result = trace.trace_payout(conn, args.payout_id.strip())
+            elif trace.PAYOUT_ID.match(args.payout_id.strip().upper()):
+                result = trace.trace_payout(conn, args.payout_id.strip().upper())
                 shown = [trace.person_of(conn, args.payout_id)]
                 text = trace.to_json(result) if args.json else trace.render_payout(result)
+            else:
+                result, text, shown = _trace_reference(conn, args)
     finally:  # every lookup is logged, those that found nobody too
         with engine.begin() as conn:
             access.record(conn, _who(), "cli", query, shown)
@@ -173,6 +178,29 @@ def _reasons(args) -> int:
         for r in labels.glossary().itertuples():
             print(f"{r.code:40s} {r.kind:9s} {r.zh}（{r.clause}）")
     return 0
+
+
+def _trace_reference(conn, args) -> tuple[list, str, list]:
+    """Every claim a reference names, whatever its outcome, traced."""
+    import pandas as pd
+
+    from . import identifiers, trace, warehouse
+
+    key = warehouse.person_code_key(conn)
+    people, persons = trace.find_claims(conn, args.payout_id, key)
+    if not people:
+        raise trace.TraceError(f"nothing in the warehouse answers to {args.payout_id.strip()!r}: no decision or "
+                               "ledger line has that payout id, reference (certificate number, agreement, class "
+                               "id), masked identity number or name")
+    ids = sorted(persons)
+    whose = dict(zip(identifiers.person_codes(pd.Series(ids, dtype="string"), key), ids, strict=True))
+    result = [{"person_code": p["person_code"], "person_id_masked": p["person_id_masked"], "names": p["names"],
+               "claims": [trace.trace_claim(conn, {"subsidy_type": c["subsidy_type"], "reference": c["reference"],
+                                                   "person_id": whose[p["person_code"]]}) for c in p["claims"]]}
+              for p in people]
+    text = "\n\n".join(f"person {p['person_code']} {p['person_id_masked']} {' / '.join(p['names'])}\n"
+                        + "\n\n".join(trace.render_claim(c) for c in p["claims"]) for p in result)
+    return result, (trace.to_json(result) if args.json else text), ids
 
 
 def _access_log(args) -> int:

@@ -227,6 +227,7 @@ def stage_validate(cfg: RunConfig) -> dict:
     if docs:
         shutil.rmtree(docs, ignore_errors=True)
     exp_dir = Path(cfg.expectations) if cfg.expectations else None
+    validated_at = _now()
     results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, docs_dir=docs, run_name=cfg.run_id)
     with engine.connect() as conn:  # P3: a bank result must answer an instruction the warehouse issued
         issued = warehouse.read_frame(conn, warehouse.payment_instructions)
@@ -252,7 +253,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             "evaluated": v.gx_summary["evaluated"], "successful": v.gx_summary["successful"],
             "rows_checked": v.gx_summary["rows_checked"],
             "result_json": json.dumps(v.gx_summary["expectations"], ensure_ascii=False),
-            "data_docs": v.gx_summary.get("data_docs")} for n, v in results.items()]))
+            "data_docs": v.gx_summary.get("data_docs"), "validated_at": validated_at} for n, v in results.items()]))
         q = pd.concat([v.quarantine for v in results.values()], ignore_index=True).assign(run_id=cfg.run_id)
         warehouse.insert_frame(conn, warehouse.quarantine, q)
         rec = pd.DataFrame([{**v.reconciliation,

@@ -6,14 +6,18 @@ Needs only the warehouse: the drop files may be long gone.
 from __future__ import annotations
 
 import json
+import re
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 
+from . import labels
 from .export import mask_ids_in_text
-from .identifiers import mask_account_no, mask_resident_id
+from .identifiers import mask_account_no, mask_resident_id, person_codes
 from .money import decimal_yuan, rate_text
 from .warehouse import (
+    STAGING,
     claim_sources,
     decisions,
     ledger_lines,
@@ -27,6 +31,10 @@ from .warehouse import (
 )
 
 CLAIM = ["subsidy_type", "reference", "person_id"]
+PAYOUT_ID = re.compile(r"^(PO|RV)[0-9A-F]{22}$")
+MASKED_ID = re.compile(r"^([0-9]{6})\*{8}([0-9]{3}[0-9X])(?:\s+(\S.*))?$", re.I)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MASKED_FACTS = {"person_id": mask_resident_id, "payee_id": mask_resident_id, "account_no": mask_account_no}
 
 
 class TraceError(LookupError):
@@ -81,7 +89,15 @@ def _decision(conn, run_id: str, claim: dict) -> dict | None:
                            "uplift_rate": rate_text(int(r["uplift_units"])),
                            "cap_place": _plain(r["cap_place"])},
             "department_code": r["department_code"], "fund": r["fund"], "event_date": _plain(r["event_date"]),
-            "decided_in_run": _plain(r["decided_in_run"]) or run_id, "as_of": _plain(r["as_of"])}
+            "decided_in_run": _plain(r["decided_in_run"]) or run_id, "as_of": _plain(r["as_of"])} | explained(
+        r["decision"], _plain(r["reason_code"]), r["rule_id"])
+
+
+def explained(decision: str, reason_code: str | None, rule_id: str | None) -> dict:
+    """Chinese labels for a decision: the outcome, the reason's sentence and the clause of the plan."""
+    clause = labels.reason_clause(reason_code, rule_id) if reason_code else labels.zh("rule_clauses", rule_id)
+    return {"decision_label": labels.zh("decisions", decision), "reason_text": labels.reason_text(reason_code, rule_id),
+            "clause": clause}
 
 
 def _sources(conn, run_id: str, claim: dict) -> list[dict]:
@@ -95,16 +111,47 @@ def _sources(conn, run_id: str, claim: dict) -> list[dict]:
     src = src.merge(files, on="registry", how="left").sort_values(["role", "registry", "source_row"])
     src["record_key"] = mask_ids_in_text(src["record_key"])  # the same masking as quarantine.csv
     out = []
+    facts = _staged_facts(conn, run_id, src)
     for _, r in src.iterrows():
         gx = checks.loc[(checks["run_id"] == r["validated_run"]) & (checks["registry"] == r["registry"])]
+        at = gx.iloc[0].get("validated_at") if not gx.empty else None
         out.append({
-            "role": r["role"], "registry": r["registry"], "drop": drop, "file_name": _plain(r["file_name"]),
+            "role": r["role"], "role_label": labels.zh("roles", r["role"]), "registry": r["registry"],
+            "facts": facts.get((r["registry"], int(r["source_row"]))),
+            "drop": drop, "file_name": _plain(r["file_name"]),
             "file_sha256": _plain(r["sha256"]), "row_number": int(r["source_row"]),
             "record_key": _plain(r["record_key"]), "row_sha256_prefix": _plain(r["row_hash"]),
             "accepted_by_gx": None if gx.empty else {
                 "run_id": r["validated_run"], "suite": gx.iloc[0]["suite"], "success": bool(gx.iloc[0]["success"]),
-                "expectations_evaluated": int(gx.iloc[0]["evaluated"]), "data_docs": _plain(gx.iloc[0]["data_docs"])},
+                "expectations_evaluated": int(gx.iloc[0]["evaluated"]), "data_docs": _plain(gx.iloc[0]["data_docs"]),
+                "validated_at": _shanghai(at)},
         })
+    return out
+
+
+def _shanghai(at) -> str | None:
+    """A stored UTC time as Asia/Shanghai wall time."""
+    if at is None or pd.isna(at):
+        return None
+    return pd.Timestamp(at).tz_localize("UTC").tz_convert(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") + " (Asia/Shanghai)"
+
+
+def _staged_facts(conn, run_id: str, src: pd.DataFrame) -> dict[tuple[str, int], dict]:
+    """The values of the source rows as the run staged them (identity and account numbers masked); a run whose
+    staging has been dropped (only the latest night's is kept) has none, and its rows are named by hash."""
+    out = {}
+    for registry, part in src.groupby("registry"):
+        table = STAGING.get(registry)
+        if table is None:
+            continue
+        rows = read_frame(conn, table, (table.c.run_id == run_id) & table.c.source_row.in_(
+            sorted(int(n) for n in part["source_row"])))
+        shown = [c for c in rows.columns if c not in ("run_id", "source_row", "row_hash", "validated_run")]
+        for c in shown:
+            if c in MASKED_FACTS:
+                rows[c] = MASKED_FACTS[c](rows[c])
+        for _, r in rows.iterrows():
+            out[(registry, int(r["source_row"]))] = {c: _plain(r[c]) for c in shown}
     return out
 
 
@@ -122,12 +169,14 @@ def _history(conn, claim: dict) -> list[dict]:
 
 def _why(line: pd.Series, decision: dict | None) -> str:
     if decision is None:
-        return "the claim was no longer decided (its records are gone)"
+        return f"{labels.reason_text('claim_gone')} (the claim was no longer decided: its records are gone)"
     if line["entry_type"] == "payout":
-        return f"approved under {decision['rule_id']} ({decision['policy_version']})"
-    if decision["decision"] == "rejected":
-        return f"now rejected: {decision['reason_code']}"
-    return f"re-priced: now owed {decision['amount']} by {decision['department_code']}"
+        return f"核准 approved under {decision['rule_id']} ({decision['policy_version']}, {decision['clause']})"
+    if decision["decision"] in ("rejected", "held"):
+        return (f"{decision['reason_text']}（{decision['clause']}） now {decision['decision']}: "
+                f"{decision['reason_code']}")
+    return (f"{labels.reason_text('repriced')} (re-priced: now owed {decision['amount']} by "
+            f"{decision['department_code']})")
 
 
 def _publicity(conn, claim: dict) -> list[dict]:
@@ -276,3 +325,145 @@ def render_person(claims: list[dict]) -> str:
 def to_json(obj) -> str:
     """JSON with Chinese text kept readable."""
     return json.dumps(obj, ensure_ascii=False, indent=2, default=str)
+
+
+def _matching(conn, q: str) -> pd.DataFrame:
+    """The claims a query names: a payout id; a masked identity number, alone or with a name; a reference
+    (certificate number, <agreement>#k or the agreement alone, class id); or a name."""
+    q = q.strip()
+    d, lines = decisions, ledger_lines
+    if PAYOUT_ID.match(q.upper()):
+        return read_frame(conn, lines, lines.c.payout_id == q.upper())[CLAIM]
+    m = MASKED_ID.match(q)
+    if m:
+        head, tail, name = m.group(1), m.group(2).upper(), m.group(3)
+
+        def cond(t):
+            c = t.c.person_id.startswith(head, autoescape=True) & t.c.person_id.endswith(tail, autoescape=True)
+            return c & (t.c.name == name.strip()) if name else c
+    else:
+        def cond(t):
+            return (t.c.reference == q) | t.c.reference.startswith(q + "#", autoescape=True) | (t.c.name == q)
+    found = [pd.DataFrame(conn.execute(sa.select(*(t.c[k] for k in CLAIM)).where(cond(t)).distinct()).all(),
+                          columns=CLAIM) for t in (d, lines)]
+    return pd.concat(found, ignore_index=True).drop_duplicates()
+
+
+def _latest_decisions(conn, persons: list[str]) -> pd.DataFrame:
+    """Each claim's latest decision among those of the given persons (the last run of the latest night)."""
+    d = read_frame(conn, decisions, decisions.c.person_id.in_(persons))
+    if d.empty:
+        return d
+    started = read_frame(conn, runs)[["run_id", "started_at"]]
+    d = d.merge(started, on="run_id", how="left")
+    return d.sort_values(["as_of", "started_at", "run_id"], na_position="first").groupby(CLAIM).tail(1)
+
+
+def find_claims(conn, q: str, key: bytes, departments: frozenset[str] | None = None,
+                limit: int = 50) -> tuple[list[dict], set[str]]:
+    """Every claim (approved, rejected, held, or only in the ledger) a query names, grouped by person, within
+    the given departments (None: all); and the identity numbers shown (for the access log)."""
+    found = _matching(conn, q)
+    persons = sorted(found["person_id"].unique())[:limit]
+    if not persons:
+        return [], set()
+    latest = _latest_decisions(conn, persons)
+    lines = read_frame(conn, ledger_lines, ledger_lines.c.person_id.in_(persons))
+    keys = found.merge(pd.DataFrame({"person_id": persons}), on="person_id")
+    claims = keys.merge(latest, on=CLAIM, how="left")
+    codes = dict(zip(persons, person_codes(pd.Series(persons, dtype="string"), key), strict=True))
+    people: dict[str, dict] = {}
+    for _, c in claims.sort_values(["person_id", "subsidy_type", "reference"]).iterrows():
+        mine = lines.loc[(lines["subsidy_type"] == c["subsidy_type"]) & (lines["reference"] == c["reference"])
+                         & (lines["person_id"] == c["person_id"])].sort_values("seq")
+        depts = set(mine["department_code"]) | ({c["department_code"]} if pd.notna(c.get("department_code")) else set())
+        if departments is not None and not depts & departments:
+            continue
+        decided = pd.notna(c.get("decision"))
+        name = c.get("name") if decided else (mine["name"].iloc[-1] if len(mine) else None)
+        p = people.setdefault(c["person_id"], {"person_code": codes[c["person_id"]],
+                                               "person_id_masked": mask(c["person_id"]), "names": [], "claims": []})
+        if name and name not in p["names"]:
+            p["names"].append(name)
+        p["claims"].append({
+            "subsidy_type": c["subsidy_type"], "subsidy_label": labels.zh("subsidy_types", c["subsidy_type"]),
+            "reference": c["reference"], "person_code": codes[c["person_id"]], "name": _plain(name),
+            "decision": _plain(c.get("decision")), "reason_code": _plain(c.get("reason_code")),
+            "rule_id": _plain(c.get("rule_id")), "amount": to_yuan(int(c["amount_fen"])) if decided else None,
+            "department_code": _plain(c["department_code"] if decided else mine["department_code"].iloc[-1]),
+            "decided_as_of": _plain(c.get("as_of")), "ledger_net": to_yuan(int(mine["amount_fen"].sum())),
+            "payout_ids": mine["payout_id"].tolist(), "occupation_code": _plain(c.get("occupation_code")),
+            "level": None if pd.isna(c.get("level")) else int(c["level"]),
+            "level_label": labels.zh("levels", c.get("level")) if pd.notna(c.get("level")) else None,
+            "event_date": _plain(c.get("event_date")),
+        } | (explained(c["decision"], _plain(c.get("reason_code")), c["rule_id"]) if decided else
+             {"decision_label": None, "reason_text": labels.reason_text("claim_gone"), "clause": None}))
+    shown = set(people)
+    return list(people.values()), shown
+
+
+def person_for_code(conn, claim: dict, code: str, key: bytes) -> str | None:
+    """The identity number behind a person code, among the persons of one claim (never sent to a browser)."""
+    t = decisions
+    cands = {r[0] for r in conn.execute(sa.select(t.c.person_id).where(
+        (t.c.subsidy_type == claim["subsidy_type"]) & (t.c.reference == claim["reference"])).distinct())}
+    cands |= {r[0] for r in conn.execute(sa.select(ledger_lines.c.person_id).where(
+        (ledger_lines.c.subsidy_type == claim["subsidy_type"]) & (ledger_lines.c.reference == claim["reference"]))
+        .distinct())}
+    s = pd.Series(sorted(cands), dtype="string")
+    hit = s[person_codes(s, key) == code]
+    return None if hit.empty else str(hit.iloc[0])
+
+
+def trace_claim(conn, claim: dict) -> dict:
+    """The chain behind one claim, whatever its outcome: the latest decision with its sentence and clause, the
+    facts the rule used (the source rows as staged, masked, with file, row, hash and GX verdict), the publicity
+    periods, every ledger line with its payment, and the claim's history."""
+    latest = _latest_decisions(conn, [claim["person_id"]])
+    mine = latest.loc[(latest["subsidy_type"] == claim["subsidy_type"]) & (latest["reference"] == claim["reference"])] \
+        if len(latest) else latest
+    lines = read_frame(conn, ledger_lines, _claim_filter(ledger_lines, claim)).sort_values("seq")
+    if mine.empty and lines.empty:
+        raise TraceError("no decision and no ledger line for that claim")
+    run_id = mine.iloc[0]["run_id"] if len(mine) else lines.iloc[-1]["run_id"]
+    decision = _decision(conn, run_id, claim)
+    return {
+        "claim": {"subsidy_type": claim["subsidy_type"], "subsidy_label": labels.zh("subsidy_types",
+                                                                                    claim["subsidy_type"]),
+                  "reference": claim["reference"], "person_id_masked": mask(claim["person_id"]),
+                  "name": _plain(mine.iloc[0]["name"]) if len(mine) else _plain(lines.iloc[-1]["name"]),
+                  "occupation_code": _plain(mine.iloc[0]["occupation_code"]) if len(mine) else None,
+                  "level": _plain(mine.iloc[0]["level"]) if len(mine) else None,
+                  "level_label": labels.zh("levels", mine.iloc[0]["level"]) if len(mine) and pd.notna(
+                      mine.iloc[0]["level"]) else None,
+                  "ledger_net": to_yuan(int(lines["amount_fen"].sum())) if len(lines) else "0.00"},
+        "decision": decision,
+        "decided_by_run": _run(conn, decision["decided_in_run"] if decision else run_id),
+        "sources": _sources(conn, decision["decided_in_run"] if decision else run_id, claim),
+        "history": _history(conn, claim),
+        "publicity": _publicity(conn, claim),
+        "payment": [i for pid in lines.loc[lines["entry_type"] == "payout", "payout_id"] for i in _payment(conn, pid)],
+    }
+
+
+def render_claim(t: dict) -> str:
+    """A claim trace as text (rejected and held claims included)."""
+    c, d = t["claim"], t["decision"] or {}
+    out = [f"claim {c['subsidy_type']} ({c['subsidy_label']}) {c['reference']}  person {c['person_id_masked']} "
+           f"{c['name'] or ''}  ledger net {c['ledger_net']} yuan"]
+    if d:
+        out.append(f"decision  {d['decision']} ({d['decision_label']}) {d['amount']} yuan  rule {d['rule_id']}  "
+                   f"policy {d['policy_version']}  as of {d['as_of']}  dept {d['department_code']}")
+        if d.get("reason_code"):
+            out.append(f"  reason  {d['reason_code']}: {d['reason_text']}")
+        out.append(f"  clause  {d['clause']}")
+    out.append(f"rests on {len(t['sources'])} source row(s)")
+    for s in t["sources"]:
+        facts = ", ".join(f"{k}={v}" for k, v in (s["facts"] or {}).items() if v is not None)
+        out.append(f"  {s['role']:26s} {s['file_name']} row {s['row_number']} row-hash {s['row_sha256_prefix']}"
+                   + (f"  validated {s['accepted_by_gx']['validated_at']}" if s.get("accepted_by_gx") and
+                      s["accepted_by_gx"].get("validated_at") else ""))
+        out.append(f"  {'':26s} {facts or '(the staged row of that run is no longer kept)'}")
+    for h in t["history"]:
+        out.append(f"  {h['posted_on']}  {h['entry_type']:8s} {h['amount']:>10s}  {h['payout_id']}  {h['why']}")
+    return "\n".join(out)

@@ -281,6 +281,7 @@ validation_results = sa.Table(  # the GX verdict on each registry's batch, per r
     sa.Column("rows_checked", sa.Integer, nullable=False),
     sa.Column("result_json", sa.Text, nullable=False),
     sa.Column("data_docs", sa.Text),
+    sa.Column("validated_at", sa.DateTime),  # UTC; pages show it in Asia/Shanghai
     sa.PrimaryKeyConstraint("run_id", "registry"),
 )
 
@@ -465,7 +466,9 @@ def _driver_columns(frame: pd.DataFrame, table: sa.Table) -> tuple[list[str], li
         if col.name not in frame.columns:
             continue
         s = frame[col.name]
-        if isinstance(col.type, sa.Date):
+        if isinstance(col.type, sa.DateTime):
+            s = pd.to_datetime(s).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif isinstance(col.type, sa.Date):
             s = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
         elif isinstance(col.type, sa.Boolean):
             s = s.astype("boolean")

@@ -89,13 +89,43 @@ def _payout(url: str) -> str:
     return payout
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _rejected(url: str) -> tuple[str, str]:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        row = c.execute(sa.text("select reference, reason_code from decisions where subsidy_type = 'skill_upgrade' "
+                                "and decision = 'rejected' order by reference limit 1")).one()
+    engine.dispose()
+    return row[0], row[1]
+
+
+def _namesake(url: str) -> tuple[str, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        row = c.execute(sa.text("select name, count(distinct person_id) from decisions group by name "
+                                "having count(distinct person_id) between 2 and 4 order by name limit 1")).one()
+    engine.dispose()
+    return row[0], int(row[1])
+
+
 @pytest.mark.airflow
 def test_auditor_page_refuses_strangers_and_shows_the_chain_in_chromium(served):
     base, url, tmp_path = served
     payout = _payout(url)
-    # no token: the page, the API and the Data Docs all refuse
-    for path in ("/auditor/", f"/auditor/api/search?q={payout}", f"/auditor/api/trace/{payout}"):
-        assert _get(base + path)[0] == 401, path
+    # no token: the API refuses in a sentence; the page sends the browser to Airflow's login
+    for path in (f"/auditor/api/search?q={payout}", f"/auditor/api/trace/{payout}"):
+        status, body = _get(base + path)
+        assert status == 401 and json.loads(body)["detail"].startswith("请先登录"), path
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(base + "/auditor/", timeout=30)
+        raise AssertionError("the page answered a stranger")
+    except urllib.error.HTTPError as e:
+        assert e.code == 303 and e.headers["location"].startswith("/api/v2/auth/login?next=")
     assert _get(base + f"/auditor/api/trace/{payout}", token="not-a-jwt")[0] in (401, 403)
     status, body = _get(base + "/auth/token", data=json.dumps({"username": "auditor",
                                                                  "password": PASSWORD}).encode())
@@ -117,19 +147,41 @@ def test_auditor_page_refuses_strangers_and_shows_the_chain_in_chromium(served):
     service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
     driver = webdriver.Chrome(options=opts, service=service)
     try:
-        driver.get(base + "/auditor/")  # refused without the login cookie
-        assert "Not authenticated" in driver.page_source
+        driver.get(base + "/auditor/")  # a stranger lands on Airflow's login page
+        WebDriverWait(driver, 30).until(lambda d: "login" in d.current_url)
+        assert "/auditor" not in driver.current_url.split("?")[0]
         driver.add_cookie({"name": "_token", "value": token, "path": "/"})  # what Airflow's login sets
         driver.get(f"{base}/auditor/?q={payout}")
         WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.ID, "history")))
         text = driver.find_element(By.ID, "trace").text
-        assert payout in text and "Rests on" in text and "certificates.csv" in text
-        assert "affected_enterprise" in text and "cap place" in text
+        assert "依据的事实 Facts the rule used" in text and "certificates.csv" in text
+        assert "affected_enterprise" in text and "cap place" in text and "方案条款 clause" in text
+        assert "(Asia/Shanghai)" in text and "certificate_no" in text  # the staged facts and the GX time
         # P1-P3: the publicity period and the instruction, the account masked, with the account's row
         assert "Publicity (P1)" in text and "2022-06-30" in text and "Payment (P3)" in text
         assert "payee_accounts:" in text and "********" in text
-        docs = driver.find_elements(By.LINK_TEXT, "Data Docs")
-        assert docs
+        docs = driver.find_elements(By.PARTIAL_LINK_TEXT, "Data Docs")
+        assert docs and docs[0].get_attribute("target") == "_blank"
+        docs_url = docs[0].get_attribute("href")
+        # a rejected certificate, never paid, is found with its reason and clause
+        ref, reason = _rejected(url)
+        box = driver.find_element(By.ID, "q")
+        box.clear()
+        box.send_keys(ref)
+        driver.find_element(By.CSS_SELECTOR, "#search button").click()
+        WebDriverWait(driver, 60).until(lambda d: ref in d.find_element(By.ID, "trace").text)
+        found = driver.find_element(By.ID, "results").text
+        assert "不予补贴" in found and reason in found and "条款" in found
+        # a name: the claims of every person of that name, grouped by person
+        name, persons = _namesake(url)
+        box = driver.find_element(By.ID, "q")
+        box.clear()
+        box.send_keys(name)
+        driver.find_element(By.CSS_SELECTOR, "#search button").click()
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".person")) == persons)
+        assert "[object Object]" not in driver.find_element(By.ID, "results").text
+        driver.find_elements(By.CSS_SELECTOR, "a.claim")[0].click()
+        WebDriverWait(driver, 60).until(ec.presence_of_element_located((By.ID, "sources")))
         shot = tmp_path / "auditor.png"
         assert driver.save_screenshot(str(shot))
         data = shot.read_bytes()
@@ -137,8 +189,8 @@ def test_auditor_page_refuses_strangers_and_shows_the_chain_in_chromium(served):
         keep = os.environ.get("SUBSIDY_LEDGER_SCREENSHOTS")  # a folder to keep the screenshot in, if set
         if keep:
             Path(keep, "auditor.png").write_bytes(data)
-        docs[0].click()
+        driver.get(docs_url)
         WebDriverWait(driver, 30).until(lambda d: "validations" in d.current_url)
-        assert "Great Expectations" in driver.page_source or "Expectation" in driver.page_source
+        assert "Passed with" in driver.page_source or "Expectation" in driver.page_source
     finally:
         driver.quit()

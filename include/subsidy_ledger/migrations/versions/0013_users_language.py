@@ -1,4 +1,5 @@
-"""Users' language: the key of the pseudonymous person code, and the quarantine's column and masked value.
+"""Users' language: the key of the pseudonymous person code, the quarantine's column and masked value, and
+when GX validated each registry.
 
 Revision ID: 0013_users_language
 Revises: 0012_publicity_payments
@@ -19,9 +20,12 @@ def upgrade() -> None:
                     sa.Column("key_hex", sa.String(64), nullable=False), sa.Column("created_at", sa.DateTime))
     op.add_column("quarantine", sa.Column("columns", sa.Text(), nullable=True))
     op.add_column("quarantine", sa.Column("values_masked", sa.Text(), nullable=True))
+    op.add_column("validation_results", sa.Column("validated_at", sa.DateTime(), nullable=True))  # UTC
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("validation_results") as b:
+        b.drop_column("validated_at")
     with op.batch_alter_table("quarantine") as b:
         b.drop_column("values_masked")
         b.drop_column("columns")
