@@ -11,7 +11,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, chain, dag, get_current_context, task
 from subsidy_ledger import orchestration
-from subsidy_ledger.airflow_stage import StageOperator
+from subsidy_ledger.airflow_stage import StageOperator, extract_assets
+from subsidy_ledger.policy import PolicyBook
 
 WAREHOUSE_CONN_ID = orchestration.WAREHOUSE_CONN_ID
 SCHEDULE = os.environ.get("SUBSIDY_LEDGER_SCHEDULE", "0 2 * * *")
@@ -57,8 +58,10 @@ of each run are under `<out>/data_docs/<run>/`; the "Subsidy auditor" page trace
     start_date=pendulum.datetime(2019, 1, 1, tz="Asia/Shanghai"),  # the policy window opens; catchup is off
     catchup=False,
     max_active_runs=1,
+    description="南浔区职业技能提升补贴: nightly registry sync, decisions, publicity, ledger, payments, extracts",
     default_args={"owner": "subsidy-ledger", "retries": 2, "retry_delay": timedelta(minutes=5),
-                  "on_failure_callback": orchestration.task_failed},
+                  # the warehouse's alerts table, the SMTP notifier and any other notifier the environment names
+                  "on_failure_callback": orchestration.failure_callbacks()},
     params={
         "sources": Param(os.environ.get("SUBSIDY_LEDGER_SOURCES", "/data/drops/latest"), type="string",
                          description="drop folder holding <registry>.csv files"),
@@ -67,7 +70,9 @@ of each run are under `<out>/data_docs/<run>/`; the "Subsidy auditor" page trace
                                                  "like the registries); overrides sources"),
         "out": Param(os.environ.get("SUBSIDY_LEDGER_OUT", "/data/extracts"), type="string",
                      description="extracts are written under <out>/<as-of>/"),
-        "as_of": Param(None, type=["null", "string"], description="YYYY-MM-DD; default: the logical date"),
+        "as_of": Param(None, type=["null", "string"], format="date", title="As-of date (核算日期)",
+                       description="YYYY-MM-DD, a real calendar date; default: the logical date's day in "
+                                   "Asia/Shanghai"),
         "warehouse": Param(None, type=["null", "string"],
                            description="SQLAlchemy URL without a password overriding the connection (tests, "
                                        "SQLite); credentials belong in a connection"),
@@ -113,7 +118,7 @@ def nightly_subsidy_sync():
         StageOperator(task_id="decide", stage="decide"),
         StageOperator(task_id="post_ledger", stage="post"),
         StageOperator(task_id="pay", stage="pay"),
-        StageOperator(task_id="export", stage="export"),
+        StageOperator(task_id="export", stage="export", outlets=extract_assets(PolicyBook.load().departments)),
     ]
     chain(configure(), *stages)
 

@@ -5,11 +5,20 @@ Glue only: the stage itself is subsidy_ledger.pipeline; the datasets are subsidy
 
 from __future__ import annotations
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
 from . import extract, lineage_events, orchestration, pipeline
 
 STAGE_FUNCTIONS = dict(pipeline.STAGES)
+ASSET_GROUP = "subsidy-ledger"
+
+
+def extract_assets(departments: list[str]) -> list[Asset]:
+    """The export task's outlets: one asset per department's extracts and one for the finance summary, so a
+    department's pickup DAG can be scheduled on its own (schedule=[Asset("subsidy_ledger_extracts_HRSS")]).
+    Each event's extra says where that night's folder is."""
+    names = [f"subsidy_ledger_extracts_{d}" for d in departments] + ["subsidy_ledger_extracts_summary"]
+    return [Asset(name=n, uri=f"subsidy-ledger://extracts/{n.rsplit('_', 1)[1]}", group=ASSET_GROUP) for n in names]
 
 
 class StageOperator(BaseOperator):
@@ -35,7 +44,19 @@ class StageOperator(BaseOperator):
             self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
         except (pipeline.DataQualityError, extract.DropError) as exc:  # the same drop would fail again: no retries
             raise AirflowFailException(str(exc)) from exc
+        self.log.info("%s (as of %s): %s", self.stage, self._cfg.as_of, pipeline.describe(self.stage, self._result))
+        if self.stage == "export":
+            self._announce(context)
         return self._result
+
+    def _announce(self, context) -> None:
+        """Fill each outlet's asset event: the night, its folder (a department's own) and the run."""
+        folder = self._result["extracts"]
+        for asset in self.outlets or []:
+            part = asset.uri.rsplit("/", 1)[1]
+            context["outlet_events"][asset].extra = {
+                "as_of": self._cfg.as_of, "run_id": self._cfg.run_id,
+                "folder": folder if part == "summary" else f"{folder}/{part}"}
 
     def get_openlineage_facets_on_complete(self, task_instance):
         """Inputs and outputs of the stage; GX verdicts as data-quality facets on the validated files."""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .money import decimal_yuan, yuan_to_fen
+from .money import yuan_to_fen
 
 
 def _date(text: str) -> str:
@@ -235,38 +235,11 @@ def _run(args) -> int:
         accepted_by=args.accepted_by or (_who() if args.accept_drop_change else None), **gates)
 
     def report(name, result, seconds):
-        print(f"{name:12s} {seconds:7.2f}s  {_brief(name, result)}", flush=True)
+        print(f"{name:12s} {seconds:7.2f}s  {pipeline.describe(name, result)}", flush=True)
 
     results = pipeline.run(cfg, on_stage=report, wait_s=args.wait)
     print(f"extracts in {results['export']['extracts']}")
     return 0
-
-
-def _brief(name: str, result: dict) -> str:
-    if name == "validate":
-        rec = result["reconciliation"].values()
-        return (f"rows in {sum(r['rows_in'] for r in rec)}, accepted {sum(r['accepted'] for r in rec)}, "
-                f"quarantined {sum(r['quarantined'] for r in rec)}")
-    if name == "decide":
-        return f"approved {result['approved']}, rejected {result['rejected']}, held {result.get('held', 0)}"
-    if name == "post":
-        if result.get("replay"):
-            return "replay of an earlier date: nothing posted"
-        return (f"{result['posted']} ledger lines, net {decimal_yuan(result['net_fen'])} yuan; "
-                f"{result.get('publicised', 0)} claims enter publicity")
-    if name == "pay":
-        states = ", ".join(f"{k} {v}" for k, v in result["states"].items()) or "no payouts"
-        return (f"{result['instructed']} payment instructions, {result['recoveries_opened']} recoveries opened; "
-                f"payouts: {states}")
-    if name == "extract":
-        return f"{sum(result['rows'].values())} rows read"
-    if name == "eligibility":
-        r = result["rows"]
-        return (f"{r['int_certificate_eligibility']} certificate claims, "
-                f"{r['int_apprentice_eligibility']} apprentice claims, "
-                f"{r['int_living_allowance_eligibility']} living-allowance claims, "
-                f"{r['int_training_eligibility']} training-subsidy claims")
-    return ""
 
 
 def main(argv: list[str] | None = None) -> int:

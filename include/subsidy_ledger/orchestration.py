@@ -119,11 +119,49 @@ def extracts_folder() -> str | None:
 
 
 ALERT_EMAIL_ENV = "SUBSIDY_LEDGER_ALERT_EMAIL"
+SMTP_CONN_ENV = "SUBSIDY_LEDGER_SMTP_CONN_ID"
+NOTIFIERS_ENV = "SUBSIDY_LEDGER_NOTIFIERS"
+ALERT_SUBJECT = "[subsidy-ledger] {{ ti.dag_id }}.{{ ti.task_id }} failed (try {{ ti.try_number }}, {{ run_id }})"
+ALERT_BODY = ("<p>南浔区职业技能提升补贴夜间同步失败。The nightly subsidy sync failed.</p>"
+              "<p>{{ ti.dag_id }}.{{ ti.task_id }}, run {{ run_id }}, try {{ ti.try_number }}</p>"
+              "<pre>{{ exception | string | e }}</pre>"
+              "<p>Nothing after the failed task ran; the warehouse's <code>alerts</code> table has the same line.</p>")
+
+
+def failure_callbacks() -> list:
+    """The DAG's on_failure_callback list: the warehouse alert row; Airflow's SMTP notifier when
+    $SUBSIDY_LEDGER_ALERT_EMAIL names addresses (comma-separated; the SMTP connection is
+    $SUBSIDY_LEDGER_SMTP_CONN_ID or Airflow's [email] email_conn_id); and any other notifier named in
+    $SUBSIDY_LEDGER_NOTIFIERS as "package.module:attribute" (a BaseNotifier instance, or a class made with no
+    arguments), comma-separated, e.g. a Slack or DingTalk provider's notifier configured in a module of yours."""
+    callbacks: list = [task_failed]
+    address = os.environ.get(ALERT_EMAIL_ENV)
+    if address:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        callbacks.append(SmtpNotifier(to=[a.strip() for a in address.split(",") if a.strip()], subject=ALERT_SUBJECT,
+                                      html_content=ALERT_BODY, smtp_conn_id=os.environ.get(SMTP_CONN_ENV)))
+    for spec in (s.strip() for s in os.environ.get(NOTIFIERS_ENV, "").split(",")):
+        if spec:
+            callbacks.append(load_notifier(spec))
+    return callbacks
+
+
+def load_notifier(spec: str):
+    """A notifier from "package.module:attribute"; a ValueError that names the spec if it cannot be loaded."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"${NOTIFIERS_ENV}: cannot load {spec!r} ({exc}); write package.module:attribute") from None
+    return obj() if isinstance(obj, type) else obj
 
 
 def task_failed(context: dict) -> None:
-    """Airflow failure callback: an alert row in the warehouse, and an e-mail when an address is configured
-    (off by default). Never raises: a broken alert must not hide the task's own error."""
+    """Airflow failure callback: an alert row in the warehouse (e-mail and other channels are notifiers, see
+    failure_callbacks). Never raises: a broken alert must not hide the task's own error."""
     import logging
 
     from . import pipeline, warehouse
@@ -146,11 +184,3 @@ def task_failed(context: dict) -> None:
             pipeline.discard_work(cfg)
     except Exception:  # the alert is best effort; the task's own failure stands regardless
         log.exception("could not record the alert: %s", message)
-    address = os.environ.get(ALERT_EMAIL_ENV)
-    if address:
-        try:
-            from airflow.utils.email import send_email
-
-            send_email(address, f"[subsidy-ledger] {dag_id}.{task_id} failed", f"<pre>{message}</pre>")
-        except Exception:  # the e-mail is best effort too
-            log.exception("could not send the alert e-mail to %s", address)

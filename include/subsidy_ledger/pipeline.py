@@ -40,7 +40,7 @@ from . import (
     warehouse,
 )
 from .gate import DataQualityError
-from .money import yuan_to_fen
+from .money import decimal_yuan, yuan_to_fen
 from .policy import PolicyBook
 from .registries import REGISTRIES
 from .rules import holds
@@ -655,13 +655,14 @@ def stage_export(cfg: RunConfig) -> dict:
                                              ledger.claim_state(conn, decide.SUBSIDY_TYPES, cfg.as_of_date),
                                              pay_states)
             recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
+            instructed = _instructed_on(conn, all_lines, cfg.as_of_date)
+            publicised = _publicised_on(conn, cfg.as_of_date)
             try:
-                export.write_bank_files(Path(cfg.out), cfg.as_of_date, _instructed_on(conn, all_lines,
-                                                                                      cfg.as_of_date))
+                export.write_bank_files(Path(cfg.out), cfg.as_of_date, instructed)
                 ctx = export.Context(person_key=warehouse.person_code_key(conn),
                                      occupations=occupation_names(stg["certificates"]), run_id=cfg.run_id)
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
-                                             rec, q, overlaps, funding, signals, _publicised_on(conn, cfg.as_of_date),
+                                             rec, q, overlaps, funding, signals, publicised,
                                              pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
@@ -677,7 +678,9 @@ def stage_export(cfg: RunConfig) -> dict:
     finally:
         engine.dispose()
     discard_work(cfg)
-    return {"extracts": str(root)}
+    net = str(decimal_yuan(int(lines["amount_fen"].sum()))) if len(lines) else "0.00"
+    return {"extracts": str(root), "ledger_lines": len(lines), "net": net, "departments": len(book.departments),
+            "publicised": len(publicised), "bank_instructions": len(instructed)}
 
 
 def occupation_names(certificates: pd.DataFrame) -> dict:
@@ -702,6 +705,38 @@ def record_failure(cfg: RunConfig, stage: str, exc: BaseException) -> None:
         engine.dispose()
     except Exception:  # the alert is best effort: the stage's own error is what the caller sees
         log.exception("could not record the failure of run %s at %s", cfg.run_id, stage)
+
+
+def describe(name: str, result: dict) -> str:
+    """One line of what a stage did (rows, claims, lines, amounts): counts only, never a person."""
+    if name == "validate":
+        rec = result["reconciliation"].values()
+        return (f"rows in {sum(r['rows_in'] for r in rec)}, accepted {sum(r['accepted'] for r in rec)}, "
+                f"quarantined {sum(r['quarantined'] for r in rec)}")
+    if name == "decide":
+        return f"approved {result['approved']}, rejected {result['rejected']}, held {result.get('held', 0)}"
+    if name == "post":
+        if result.get("replay"):
+            return "replay of an earlier date: nothing posted"
+        return (f"{result['posted']} ledger lines, net {decimal_yuan(result['net_fen'])} yuan; "
+                f"{result.get('publicised', 0)} claims enter publicity")
+    if name == "pay":
+        states = ", ".join(f"{k} {v}" for k, v in result["states"].items()) or "no payouts"
+        return (f"{result['instructed']} payment instructions, {result['recoveries_opened']} recoveries opened; "
+                f"payouts: {states}")
+    if name == "extract":
+        return f"{sum(result['rows'].values())} rows read from {len(result['rows'])} registries"
+    if name == "eligibility":
+        r = result["rows"]
+        return (f"{r['int_certificate_eligibility']} certificate claims, "
+                f"{r['int_apprentice_eligibility']} apprentice claims, "
+                f"{r['int_living_allowance_eligibility']} living-allowance claims, "
+                f"{r['int_training_eligibility']} training-subsidy claims")
+    if name == "export":
+        return (f"{result.get('ledger_lines', 0)} ledger lines (net {result.get('net', '0.00')} yuan) for "
+                f"{result.get('departments', 0)} departments, {result.get('publicised', 0)} on publicity lists, "
+                f"{result.get('bank_instructions', 0)} bank instructions, written to {result['extracts']}")
+    return ""
 
 
 STAGES = (

@@ -43,4 +43,4 @@ def run_airflow_script(home: Path, script: str, *args: str, timeout: int = 900) 
                           text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert proc.returncode == 0 and lines, (proc.stdout[-3000:], proc.stderr[-5000:])
-    return json.loads(lines[-1])
+    return json.loads(lines[-1]) | {"_log": proc.stdout + proc.stderr}

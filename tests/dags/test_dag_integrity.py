@@ -18,8 +18,18 @@ for dag_id, dag in bag.dags.items():
         "timezone": str(getattr(dag.timetable.timezone, "name", dag.timetable.timezone)),
         "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
         "retries": sorted({t.retries for t in dag.tasks}), "doc": bool(dag.doc_md),
-        "params": sorted(dag.params.keys()),
-    }
+        "params": sorted(dag.params.keys()), "description": dag.description,
+        "outlets": {t.task_id: sorted(a.name for a in t.outlets) for t in dag.tasks if t.outlets},
+        "callbacks": sorted(type(c).__name__ if not callable(c) or hasattr(c, "notify") else c.__name__
+                            for c in (dag.tasks[0].on_failure_callback or [])),
+        "as_of": {}}
+    for value in ("2022-06-30", None, "2022-13-45", "yesterday", "30/06/2022"):
+        p = dag.params.get_param("as_of")
+        try:
+            p.resolve(value)
+            dags[dag_id]["as_of"][str(value)] = "ok"
+        except Exception as exc:
+            dags[dag_id]["as_of"][str(value)] = type(exc).__name__
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags}))
 """
 
@@ -46,3 +56,17 @@ def test_nightly_sync_shape(bag):
     assert d["catchup"] is False and d["max_active_runs"] == 1
     assert min(d["retries"]) >= 2 and d["doc"]
     assert {"sources", "out", "as_of", "warehouse"} <= set(d["params"])
+    assert d["description"] and "南浔区" in d["description"]
+
+
+def test_as_of_is_a_validated_date(bag):
+    checked = bag["dags"]["nightly_subsidy_sync"]["as_of"]
+    assert checked["2022-06-30"] == checked["None"] == "ok"
+    assert {checked[v] for v in ("2022-13-45", "yesterday", "30/06/2022")} == {"ParamValidationError"}
+
+
+def test_extracts_are_assets_and_failures_go_through_notifiers(bag):
+    d = bag["dags"]["nightly_subsidy_sync"]
+    assert d["outlets"] == {"export": sorted([f"subsidy_ledger_extracts_{x}" for x in (
+        "AGRI", "COMMERCE", "DPF", "ECON", "EDU", "EMERG", "HRSS", "VETS")] + ["subsidy_ledger_extracts_summary"])}
+    assert "task_failed" in d["callbacks"]

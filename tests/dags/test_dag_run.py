@@ -25,12 +25,18 @@ def test_dag_runs_publicise_then_a_night_with_no_change_posts_once_and_instructs
     out, wh = tmp_path / "out", f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     args = (str(small_drop), str(out), wh, str(REPO / "dags"))
     first = run_airflow_script(airflow_home, SCRIPT, *args)
-    assert first["state"] == "success", first
+    assert first["state"] == "success", first["state"]
+    # every task logs one line of what it did
+    for line in ("extract (as of 2022-06-30): ", "validate (as of 2022-06-30): rows in ",
+                 "eligibility (as of 2022-06-30): ",
+                 "decide (as of 2022-06-30): approved ", "post (as of 2022-06-30): 0 ledger lines",
+                 "pay (as of 2022-06-30): ", "export (as of 2022-06-30): 0 ledger lines"):
+        assert line in first["_log"], line
     root = out / "2022-06-30"  # 02:00 in Nanxun on the logical date
     assert _rows(root / "HRSS" / "publicity.csv") and not _rows(root / "HRSS" / "ledger.csv")  # P1 first
     # the same drop a week later: no registry changed, the publicity ended, so the claims are posted
     second = run_airflow_script(airflow_home, SCRIPT, *args, "2022-07-08")
-    assert second["state"] == "success", second
+    assert second["state"] == "success", second["state"]
     root = out / "2022-07-08"
     lines = _rows(root / "HRSS" / "ledger.csv")
     assert lines and all(r["run_id"] == second["run_id"] and r["publicity_end"] == "2022-07-07" for r in lines)
@@ -44,6 +50,16 @@ def test_dag_runs_publicise_then_a_night_with_no_change_posts_once_and_instructs
         run = c.execute(sa.text("select dag_id, status, as_of from runs where run_id = :r"),
                         {"r": second["run_id"]}).one()
     assert tuple(run) == ("nightly_subsidy_sync", "succeeded", "2022-07-08") and instructed > 0
+    # the export announced each department's extracts as an asset event that names the night's folder
+    meta = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    with meta.connect() as c:
+        events = c.execute(sa.text("select a.name, e.extra from asset_event e join asset a on a.id = e.asset_id "
+                                   "where a.name = 'subsidy_ledger_extracts_HRSS' order by e.id")).all()
+    meta.dispose()
+    import json
+
+    extras = [json.loads(e[1]) for e in events]
+    assert {"as_of": "2022-07-08", "run_id": second["run_id"], "folder": str(root / "HRSS")} in extras
     third = run_airflow_script(airflow_home, SCRIPT, *args, "2022-07-08")  # the same night again
     assert third["state"] == "success" and third["run_id"] != second["run_id"]
     with engine.connect() as c:
@@ -56,6 +72,28 @@ def test_dag_runs_publicise_then_a_night_with_no_change_posts_once_and_instructs
 def _rows(path) -> list[dict]:
     with open(path, encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
+
+
+@pytest.mark.airflow
+def test_a_drop_missing_a_required_file_fails_at_once_and_notifies(airflow_home, small_drop, tmp_path, monkeypatch):
+    import shutil
+
+    drop = tmp_path / "drop"
+    shutil.copytree(small_drop, drop)
+    (drop / "certificates.csv").unlink()
+    probe = tmp_path / "notified.txt"
+    monkeypatch.setenv("SUBSIDY_LEDGER_NOTIFIERS", "tests.dags.probe_notifier:Probe")
+    monkeypatch.setenv("SUBSIDY_LEDGER_PROBE_FILE", str(probe))
+    out, wh = tmp_path / "out", f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    result = run_airflow_script(airflow_home, SCRIPT, str(drop), str(out), wh, str(REPO / "dags"))
+    assert result["state"] == "failed"
+    assert probe.read_text("utf-8").split("\n")[:-1] == ["extract 1"]  # no retry: notified on the first try
+    engine = sa.create_engine(wh)
+    with engine.connect() as c:
+        alerts = c.execute(sa.text("select task_id, message from alerts where kind = 'task_failed'")).all()
+    engine.dispose()
+    assert [(a[0], "(try 1)" in a[1], "certificates.csv" in a[1]) for a in alerts] == [("extract", True, True)]
+    assert "AirflowFailException" in alerts[0][1]
 
 
 @pytest.mark.airflow
