@@ -55,7 +55,7 @@ def test_ledger_workbook_is_set_up_for_people(ledger_book):
     ws = wb["明细账"]
     head = [c.value for c in ws[1]]
     assert head[0] == "支付编号\npayout_id" and "金额（元）\namount" in head and "等级\nlevel" in head
-    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:V{len(rows) + 1}"
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:T{len(rows) + 1}"
     assert ws.page_setup.orientation == "landscape" and ws.sheet_properties.pageSetUpPr.fitToPage
     # fitToWidth 1 is the file format's default, which XlsxWriter leaves out
     assert (ws.page_setup.fitToWidth or 1) == 1 and ws.page_setup.fitToHeight == 0 and ws.print_title_rows == "$1:$1"

@@ -409,19 +409,17 @@ def quarantine_extract(quarantine: pd.DataFrame) -> pd.DataFrame:
                     values_masked=neutralise(mask_ids_in_text(q["values_masked"])))[QUARANTINE_COLUMNS]
 
 
-LEDGER_BOOK = [
-    Col("payout_id", "支付编号", width=22), Col("entry_type", "记账类型", width=8, label="entry_types"),
-    Col("reverses_payout_id", "冲销的支付编号", width=22), Col("posted_on", "记账日期", DATE, 11),
-    Col("subsidy_type", "补贴类型", width=14, label="subsidy_types"), Col("fund", "资金", width=16, label="funds"),
-    Col("payee_type", "收款方", width=9, label="payee_types"), Col("person_code", "人员代码", width=14),
-    Col("person_id_masked", "身份证号（脱敏）", width=21), Col("name", "姓名", width=9),
-    Col("reference", "证书/协议/班级编号", width=20), Col("occupation_code", "职业代码", width=12),
-    Col("occupation_name", "职业名称", width=14), Col("level", "等级", width=13, label="levels"),
-    Col("event_date", "发证/开班/学徒年度日期", DATE, 12), Col("amount", "金额（元）", MONEY, 12),
-    Col("uplift_rate", "上浮比例", RATE, 9), Col("rule_id", "规则", width=6),
-    Col("reversal_text", "冲销原因", width=36),
-    Col("policy_version", "政策版本", width=13), Col("publicity_end", "公示截止", DATE, 11),
-    Col("run_id", "运行编号", width=24),
+LEDGER_BOOK = [  # run_id and the policy version are on the cover; the CSV keeps them per line
+    Col("payout_id", "支付编号", width=24), Col("entry_type", "类型", width=5, label="entry_types"),
+    Col("reverses_payout_id", "冲销的支付编号", width=24), Col("posted_on", "记账日期", DATE, 10),
+    Col("subsidy_type", "补贴类型", width=12, label="subsidy_types"), Col("fund", "资金", width=15, label="funds"),
+    Col("payee_type", "收款方", width=8, label="payee_types"), Col("person_code", "人员代码", width=13),
+    Col("person_id_masked", "身份证号（脱敏）", width=18), Col("name", "姓名", width=7),
+    Col("reference", "证书/协议/班级编号", width=16), Col("occupation_code", "职业代码", width=10),
+    Col("occupation_name", "职业名称", width=12), Col("level", "等级", width=12, label="levels"),
+    Col("event_date", "发证/开班日期", DATE, 10), Col("amount", "金额（元）", MONEY, 11),
+    Col("uplift_rate", "上浮", RATE, 6), Col("rule_id", "规则", width=5),
+    Col("reversal_text", "冲销原因", width=30), Col("publicity_end", "公示截止", DATE, 10),
 ]
 DECISIONS_BOOK = [
     Col("reference", "证书/协议/班级编号", width=20), Col("subsidy_type", "补贴类型", width=14, label="subsidy_types"),

@@ -83,7 +83,7 @@ def write(path: Path, book: Book) -> None:
 
 
 def _formats(wb) -> dict:
-    base = {"font_name": "宋体", "font_size": 10}
+    base = {"font_name": "宋体", "font_size": 9}
     return {
         "title": wb.add_format(base | {"bold": True, "font_size": 14}),
         "head": wb.add_format(base | {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7",
@@ -97,6 +97,9 @@ def _formats(wb) -> dict:
         "bold": wb.add_format(base | {"bold": True, "top": 1}),
         "label": wb.add_format(base | {"bold": True}),
         "sign": wb.add_format(base | {"bottom": 1}),
+        "cover_money": wb.add_format(base | {"num_format": "#,##0.00", "align": "left"}),
+        "cover_int": wb.add_format(base | {"num_format": "0", "align": "left"}),
+        "cover_date": wb.add_format(base | {"num_format": "yyyy-mm-dd", "align": "left"}),
     }
 
 
@@ -110,20 +113,21 @@ def _print_setup(ws, header_rows: int = 1) -> None:
 
 
 def _cover(ws, book: Book, f: dict) -> None:
-    ws.set_column(0, 0, 26)
-    ws.set_column(1, 1, 44)
+    ws.set_column(0, 0, 28)
+    ws.set_column(1, 1, 40)
     ws.set_portrait()
     ws.set_paper(9)
+    ws.fit_to_pages(1, 1)  # one page to sign
     ws.write_string(0, 0, book.title, f["title"])
     row = 2
     for label, value in book.cover:
         ws.write_string(row, 0, label, f["label"])
         if isinstance(value, Decimal):
-            ws.write_number(row, 1, float(value), f["money"])
+            ws.write_number(row, 1, float(value), f["cover_money"])
         elif isinstance(value, int):
-            ws.write_number(row, 1, value, f["int"])
+            ws.write_number(row, 1, value, f["cover_int"])
         elif isinstance(value, dt.date):
-            ws.write_datetime(row, 1, dt.datetime.combine(value, dt.time()), f["date"])
+            ws.write_datetime(row, 1, dt.datetime.combine(value, dt.time()), f["cover_date"])
         else:
             ws.write_string(row, 1, str(value), f["text"])
         row += 1
