@@ -84,6 +84,55 @@ def test_extracts_per_contract(ran, small_drop):
     assert n[0] == len(all_lines) and Decimal(n[1]) / 100 == sum(Decimal(r["amount"]) for r in all_lines)
 
 
+def _sheet(path: Path, name: str) -> list[tuple]:
+    wb = openpyxl.load_workbook(path, read_only=True)
+    rows = list(wb[name].iter_rows(values_only=True))
+    wb.close()
+    return rows
+
+
+def _yuan(v) -> Decimal:
+    return Decimal(str(v)).quantize(Decimal("0.01"))
+
+
+def test_workbooks_total_to_the_ledger_and_count_every_decision(ran):
+    root, url, _ = ran
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        ledger = dict(c.execute(sa.text("select department_code, sum(amount_fen) from ledger_lines "
+                                        "group by department_code")).all())
+        decided = {(d, k): n for d, k, n in c.execute(sa.text(
+            "select department_code, decision, count(*) from decisions group by department_code, decision"))}
+    engine.dispose()
+    for dept in PolicyBook.load().departments:
+        totals = _sheet(root / dept / "ledger.xlsx", "合计")
+        net = totals[0].index("净额（元） net")
+        assert totals[-1][0] == "总计 grand total"
+        assert _yuan(totals[-1][net]) == Decimal(ledger.get(dept, 0)) / 100, dept
+        cover = {r[0]: r[1] for r in _sheet(root / dept / "decisions.xlsx", "封面") if r[0]}
+        assert cover["核准笔数 approved"] == decided.get((dept, "approved"), 0)
+        assert cover["不予补贴笔数 rejected"] == decided.get((dept, "rejected"), 0)
+        assert cover["暂缓笔数 held"] == decided.get((dept, "held"), 0)
+        rows = _sheet(root / dept / "decisions.xlsx", "判定结果")
+        assert len(rows) - 1 == sum(v for (d, _), v in decided.items() if d == dept)
+        labels = {r[[h.split("\n")[1] for h in rows[0]].index("decision")] for r in rows[1:]}
+        assert labels <= {"核准", "不予补贴", "暂缓"}
+    summary = _sheet(root / "summary.xlsx", "合计")
+    assert _yuan(summary[-1][summary[0].index("净额（元） net")]) == Decimal(sum(ledger.values())) / 100
+    # quarantine names the failing column and shows the value, masked; the reconciliation its share
+    quarantine = read_csv(root / "quarantine.csv")
+    bad_dates = [q for q in quarantine if q["reasons"] == "invalid_issued_on"]
+    assert bad_dates and all(q["columns"] == "issued_on" and q["values_masked"].startswith("issued_on=")
+                             for q in bad_dates)
+    ids = [q for q in quarantine if q["reasons"] == "invalid_person_id"]
+    assert ids and all(re.fullmatch(r"person_id=(\d{6}\*{8}\w{4}|<\d+ characters>|<empty>)", q["values_masked"])
+                       for q in ids)
+    for r in read_csv(root / "reconciliation.csv"):
+        share = int(r["quarantined"]) / int(r["rows_in"]) if int(r["rows_in"]) else 0
+        assert r["quarantined_share"] == f"{share:.4f}"
+        assert r["gate"] == ("passed_with_quarantine" if int(r["quarantined"]) else "passed")
+
+
 def test_rerun_posts_nothing_and_rewrites_identical_extracts(ran, small_drop):
     root, url, out = ran
     before = digest(root)
