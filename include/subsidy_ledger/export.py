@@ -50,9 +50,7 @@ PAYMENTS_RECONCILIATION_COLUMNS = ["department_code", "fund", "owed", "paid", "i
                                    "recoveries_owed", "reversed_in_transit", "recovered", "balanced"]
 BANK_COLUMNS = ["instruction_id", "payout_id", "payee_name", "payee_id", "bank_name", "account_no", "amount",
                 "purpose"]
-SUBSIDY_PURPOSE = {"skill_upgrade": "技能提升补贴", "special_ability": "专项能力证书补贴",
-                   "apprentice_employee": "职工学徒补贴", "apprentice_student": "学生学徒补贴",
-                   "living_allowance": "生活费补贴", "training_subsidy": "职业培训补贴"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CLAIM = ["subsidy_type", "reference", "person_id"]
 
 
@@ -83,7 +81,6 @@ def claim_facts(lines: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     why = why.mask(m["decision"].eq("approved"), "repriced").mask(m["decision"].isna(), "claim_gone")
     return pd.DataFrame({"event_date": m["event_date"],
                          "reversal_reason": why.where(lines["entry_type"].eq("reversal"))}, index=lines.index)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(text: pd.Series) -> pd.Series:
@@ -245,7 +242,7 @@ def bank_instructions(instr: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "instruction_id": i["instruction_id"], "payout_id": i["payout_id"], "payee_name": neutralise(i["payee_name"]),
         "payee_id": i["payee_id"], "bank_name": neutralise(i["bank_name"]), "account_no": i["account_no"],
-        "amount": fen_to_yuan_text(i["amount_fen"]), "purpose": i["subsidy_type"].map(SUBSIDY_PURPOSE) + " "
+        "amount": fen_to_yuan_text(i["amount_fen"]), "purpose": labels.series("subsidy_types", i["subsidy_type"]) + " "
         + i["reference"].astype("string"),
     }, columns=BANK_COLUMNS)
 
