@@ -414,7 +414,7 @@ LEDGER_BOOK = [  # run_id and the policy version are on the cover; the CSV keeps
     Col("person_id_masked", "身份证号（脱敏）", width=18), Col("name", "姓名", width=7),
     Col("reference", "证书/协议/班级编号", width=16), Col("occupation_code", "职业代码", width=10),
     Col("occupation_name", "职业名称", width=12), Col("level", "等级", width=12, label="levels"),
-    Col("event_date", "发证/开班日期", DATE, 10), Col("amount", "金额（元）", MONEY, 11),
+    Col("event_date", "发证/开班/学徒年度日期", DATE, 10), Col("amount", "金额（元）", MONEY, 11),
     Col("uplift_rate", "上浮", RATE, 6), Col("rule_id", "规则", width=5),
     Col("reversal_text", "冲销原因", width=30), Col("publicity_end", "公示截止", DATE, 10),
 ]

@@ -161,6 +161,7 @@ def _history(conn, claim: dict) -> list[dict]:
     for _, r in lines.iterrows():
         why = _decision(conn, r["run_id"], claim)
         out.append({"payout_id": r["payout_id"], "entry_type": r["entry_type"],
+                    "entry_label": labels.zh("entry_types", r["entry_type"]),
                     "reverses_payout_id": _plain(r["reverses_payout_id"]), "posted_on": _plain(r["posted_on"]),
                     "amount": to_yuan(int(r["amount_fen"])), "department_code": r["department_code"],
                     "run_id": r["run_id"], "why": _why(r, why)})
@@ -197,7 +198,8 @@ def _payment(conn, payout_id: str) -> list[dict]:
     instr = instr.sort_values("seq").merge(outs.drop(columns=["payout_id", "run_id"]), on="instruction_id",
                                            how="left")
     instr["account_no_masked"] = mask_account_no(instr["account_no"])
-    return [{"instruction_id": r["instruction_id"], "kind": r["kind"], "attempt": int(r["attempt"]),
+    return [{"instruction_id": r["instruction_id"], "kind": r["kind"],
+             "kind_label": labels.zh("instruction_kinds", r["kind"]), "attempt": int(r["attempt"]),
              "instructed_on": _plain(r["instructed_on"]), "amount": to_yuan(int(r["amount_fen"])),
              "payee_type": r["payee_type"], "payee_name": _plain(r["payee_name"]), "bank_name": _plain(r["bank_name"]),
              "account_no_masked": _plain(r["account_no_masked"]), "account_source": _plain(r["account_source"]),

@@ -12,7 +12,7 @@ from ..rules.holds import HOLD_REASONS
 
 SOURCE = Path(__file__).with_name("zh.yaml")
 KINDS = ("subsidy_types", "funds", "decisions", "entry_types", "payee_types", "levels", "departments",
-         "payment_states", "rules", "rule_clauses", "roles")
+         "payment_states", "rules", "rule_clauses", "roles", "instruction_kinds")
 
 
 @functools.cache
