@@ -100,7 +100,9 @@ def test_data_docs_show_no_registry_value_and_run_none_in_chromium(hostile_drop,
                  f"sqlite:///{tmp_path / 'w.sqlite'}", "--out", str(out)]) == 0
     pages = sorted((out / "data_docs").rglob("validations/certificates/**/*.html"))
     assert pages
-    for _, text in _texts(out / "data_docs"):
+    for path, text in _texts(out / "data_docs"):
+        if "_assets" in Path(path).parts:  # the vendored Bootstrap, jQuery ... files (data_docs.py)
+            continue
         assert "onerror=" not in text and "<script>document.title" not in text
     from selenium import webdriver
 

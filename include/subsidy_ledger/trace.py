@@ -31,7 +31,7 @@ from .warehouse import (
 )
 
 CLAIM = ["subsidy_type", "reference", "person_id"]
-PAYOUT_ID = re.compile(r"^(PO|RV)[0-9A-F]{22}$")
+PAYOUT_ID = re.compile(r"^PO[0-9A-F]{4,22}$")  # a payout id (a reversal's line id has the same form)
 MASKED_ID = re.compile(r"^([0-9]{6})\*{8}([0-9]{3}[0-9X])(?:\s+(\S.*))?$", re.I)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MASKED_FACTS = {"person_id": mask_resident_id, "payee_id": mask_resident_id, "account_no": mask_account_no}

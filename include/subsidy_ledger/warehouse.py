@@ -549,15 +549,19 @@ PERSON_CODE_KEY_ENV = "SUBSIDY_LEDGER_PERSON_CODE_KEY"
 
 
 def person_code_key(conn) -> bytes:
-    """The key of the person codes: $SUBSIDY_LEDGER_PERSON_CODE_KEY if set, else the warehouse's own, made
-    once on first use (codes stay stable from night to night; the key never leaves the warehouse)."""
+    """The key of the person codes: $SUBSIDY_LEDGER_PERSON_CODE_KEY if set, else the warehouse's own, made by
+    migration 0013 (codes stay stable from night to night; the key never leaves the warehouse)."""
     env = os.environ.get(PERSON_CODE_KEY_ENV)
     if env:
         return env.encode()
     t = person_code_keys
     found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == "default")).scalar()
-    if found is None:
-        conn.execute(t.insert().values(name="default", key_hex=secrets.token_hex(32),
-                                       created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+    if found is None:  # a key deleted by hand: make another, and let a concurrent maker's key win
+        try:
+            with conn.begin_nested():
+                conn.execute(t.insert().values(name="default", key_hex=secrets.token_hex(32),
+                                               created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+        except sa.exc.IntegrityError:
+            pass
         found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == "default")).scalar()
     return bytes.fromhex(found)

@@ -5,6 +5,9 @@ Revision ID: 0013_users_language
 Revises: 0012_publicity_payments
 """
 
+import datetime as dt
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,8 +19,11 @@ depends_on = None
 
 def upgrade() -> None:
     # one row: the HMAC key of person codes (the warehouse already holds the identity numbers it hides)
-    op.create_table("person_code_key", sa.Column("name", sa.String(20), primary_key=True),
-                    sa.Column("key_hex", sa.String(64), nullable=False), sa.Column("created_at", sa.DateTime))
+    keys = op.create_table("person_code_key", sa.Column("name", sa.String(20), primary_key=True),
+                           sa.Column("key_hex", sa.String(64), nullable=False), sa.Column("created_at", sa.DateTime))
+    # made here, where upgrades are serialised, so that two first nights at once cannot make two keys
+    op.bulk_insert(keys, [{"name": "default", "key_hex": secrets.token_hex(32),
+                           "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None)}])
     op.add_column("quarantine", sa.Column("columns", sa.Text(), nullable=True))
     op.add_column("quarantine", sa.Column("values_masked", sa.Text(), nullable=True))
     op.add_column("validation_results", sa.Column("validated_at", sa.DateTime(), nullable=True))  # UTC
