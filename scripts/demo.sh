@@ -34,6 +34,7 @@ echo "== sample/out/$PAY_DAY/payments_reconciliation.csv (owed = paid + in trans
 sed '1s/^\xEF\xBB\xBF//' "sample/out/$PAY_DAY/payments_reconciliation.csv"
 echo
 echo "== sample/out/$PAY_DAY/reconciliation.csv =="
-sed '1s/^\xEF\xBB\xBF//' "sample/out/$PAY_DAY/reconciliation.csv" | cut -d, -f1,3,4,6-9
+sed '1s/^\xEF\xBB\xBF//' "sample/out/$PAY_DAY/reconciliation.csv" | cut -d, -f1,3,4,6-8,11,12
 echo
 echo "bank instruction files (full account numbers, mode 0600): sample/out/payments/$PAY_DAY/"
+echo "workbooks for people: sample/out/$PAY_DAY/<DEPT>/{ledger,decisions,publicity}.xlsx and summary.xlsx"
