@@ -101,6 +101,11 @@ def mask_account_no(values: pd.Series) -> pd.Series:
     return ("*" * 8 + s.str.slice(-4)).where(s.str.len() >= 4).astype("string")
 
 
+def masks_by_column() -> dict:
+    """The mask for each registry column holding an identity or account number (quarantine values, page facts)."""
+    return {"person_id": mask_resident_id, "payee_id": mask_resident_id, "account_no": mask_account_no}
+
+
 def mask_name(values: pd.Series) -> pd.Series:
     """Mask a person's name for publicity lists (P1): the first character, then one '*' per other character."""
     s = values.astype("string")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from . import labels
 from .export import mask_ids_in_text
-from .identifiers import mask_account_no, mask_resident_id, person_codes
+from .identifiers import mask_account_no, mask_resident_id, masks_by_column, person_codes
 from .money import decimal_yuan, rate_text
 from .warehouse import (
     STAGING,
@@ -34,7 +34,7 @@ CLAIM = ["subsidy_type", "reference", "person_id"]
 PAYOUT_ID = re.compile(r"^PO[0-9A-F]{4,22}$")  # a payout id (a reversal's line id has the same form)
 MASKED_ID = re.compile(r"^([0-9]{6})\*{8}([0-9]{3}[0-9X])(?:\s+(\S.*))?$", re.I)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-MASKED_FACTS = {"person_id": mask_resident_id, "payee_id": mask_resident_id, "account_no": mask_account_no}
+MASKED_FACTS = masks_by_column()  # the same masks as quarantine.csv's values
 
 
 class TraceError(LookupError):

@@ -17,12 +17,12 @@ from . import (
     gx_expectations,  # noqa: F401  (registers the custom expectations the suites name)
 )
 from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, RawRegistry
-from .identifiers import compact_resident_id, mask_account_no, mask_resident_id
+from .identifiers import compact_resident_id, masks_by_column
 from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
 QUARANTINE_COLUMNS = ["registry", "row_number", "record_key", "reasons", "person_id", "columns", "values_masked"]
-MASKED_COLUMNS = {"person_id": mask_resident_id, "payee_id": mask_resident_id, "account_no": mask_account_no}
+MASKED_COLUMNS = masks_by_column()
 VALUE_WIDTH = 40  # a shown value is cut to this many characters
 DOCS_SITE = "run_data_docs"
 log = logging.getLogger(__name__)

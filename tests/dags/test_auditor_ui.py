@@ -94,22 +94,23 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _rejected(url: str) -> tuple[str, str]:
+def _one(url: str, sql: str) -> tuple:
     engine = sa.create_engine(url)
     with engine.connect() as c:
-        row = c.execute(sa.text("select reference, reason_code from decisions where subsidy_type = 'skill_upgrade' "
-                                "and decision = 'rejected' order by reference limit 1")).one()
+        row = c.execute(sa.text(sql)).one()
     engine.dispose()
-    return row[0], row[1]
+    return tuple(row)
+
+
+def _rejected(url: str) -> tuple[str, str]:
+    return _one(url, "select reference, reason_code from decisions where subsidy_type = 'skill_upgrade' "
+                     "and decision = 'rejected' order by reference limit 1")
 
 
 def _namesake(url: str) -> tuple[str, int]:
-    engine = sa.create_engine(url)
-    with engine.connect() as c:
-        row = c.execute(sa.text("select name, count(distinct person_id) from decisions group by name "
-                                "having count(distinct person_id) between 2 and 4 order by name limit 1")).one()
-    engine.dispose()
-    return row[0], int(row[1])
+    name, n = _one(url, "select name, count(distinct person_id) from decisions group by name "
+                        "having count(distinct person_id) between 2 and 4 order by name limit 1")
+    return name, int(n)
 
 
 @pytest.mark.airflow
