@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import labels, workbooks
+from . import assessment_report, labels, workbooks
+from .assessment import Assessment
 from .identifiers import mask_account_no, mask_name, mask_resident_id, person_codes
 from .ledger import payee_type
 from .money import fen_to_yuan_text, rate_units_to_text
@@ -342,7 +343,8 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                    city_overlaps: pd.DataFrame, funding: pd.DataFrame, supervision: pd.DataFrame,
                    publicised: pd.DataFrame | None = None, pay_states: pd.DataFrame | None = None,
                    pay_reconciliation: pd.DataFrame | None = None, ctx: Context = Context(),  # noqa: B008
-                   max_quarantine_share: float | None = None, gate_min_rows: int = 0) -> Path:
+                   max_quarantine_share: float | None = None, gate_min_rows: int = 0,
+                   assessment: Assessment | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it."""
     final = Path(out) / as_of.isoformat()
     with published_folder(final) as root:
@@ -380,6 +382,8 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
             columns=["department_code", "fund"])
         write_csv(payments_reconciliation_extract(recon) if len(recon) else
                   pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
+        if assessment is not None:
+            assessment_report.write(root / "assessment", assessment, write_csv)
     return final
 
 

@@ -47,6 +47,7 @@ ENCODING = {  # file -> (encoding, line terminator)
     "subsidy_catalog": ("utf-8-sig", "\n"), "school_leavers": ("gb18030", "\r\n"),
     "training_projects": ("gb18030", "\r\n"), "training_institutions": ("utf-8-sig", "\n"),
     "objections": ("utf-8-sig", "\n"), "payee_accounts": ("gb18030", "\r\n"), "payment_results": ("utf-8", "\n"),
+    "annual_plans": ("gb18030", "\r\n"),
 }
 INSTITUTIONS = ["南浔区职业技能培训中心", "湖州南浔技工学校", "南浔区农民田间学校", "南浔区成人文化技术学校",
                 "湖州南浔众创职业培训学校", "南浔区练市镇成人学校", "湖州善琏湖笔培训学校", "南浔区菱湖职业技术学校"]
@@ -686,6 +687,7 @@ def generate(persons: int, seed: int, out: Path) -> DropStats:
         raise ValueError("--persons must be at least 100")
     rng = np.random.default_rng(seed)
     frames = _build(rng, persons)
+    frames["annual_plans"] = _annual_plans(frames, np.random.default_rng([seed, 13]))  # own stream: rest unchanged
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
@@ -696,6 +698,39 @@ def generate(persons: int, seed: int, out: Path) -> DropStats:
             df.to_csv(fh, index=False, lineterminator=eol)
         rows[name] = len(df)
     return DropStats(rows)
+
+
+PLAN_YEARS = (2019, 2020, 2021)
+PLAN_TOWNS = 3  # towns with a plan of their own (HRSS's, the department training most)
+PLAN_FEN_PER_PERSON_TIME = 150_000  # planned funds per planned person-time: 1,500 yuan
+
+
+def _annual_plans(frames: dict[str, pd.DataFrame], rng) -> pd.DataFrame:
+    """年度培训计划 for every department and year of the plan and for a few towns: each the person-times its
+    classes and apprenticeships give that year, scaled by 0.75-1.35, so some plans are met and some behind."""
+    cls = frames["training_classes"]
+    roster = frames["class_enrollments"][["class_id"]].merge(cls, on="class_id")
+    ap = frames["apprenticeships"]
+    got = pd.concat([pd.DataFrame({"year": roster["end_date"].str[:4], "department_code": roster["department_code"],
+                                   "town_code": roster["town_code"]}),
+                     pd.DataFrame({"year": ap["start_date"].str[:4], "department_code": ap["department_code"],
+                                   "town_code": pd.NA})], ignore_index=True)
+    got = got.loc[got["year"].isin([str(y) for y in PLAN_YEARS])]
+    rows = []
+    for year in PLAN_YEARS:
+        mine = got.loc[got["year"] == str(year)]
+        for dept in DEPARTMENTS:
+            rows.append((dept, "", year, int((mine["department_code"] == dept).sum())))
+        for town in TOWNS[:PLAN_TOWNS]:
+            rows.append(("HRSS", town, year, int(((mine["department_code"] == "HRSS") & (mine["town_code"] == town))
+                                                 .sum())))
+    plans = pd.DataFrame(rows, columns=["department_code", "town_code", "year", "actual"])
+    factor = rng.uniform(0.75, 1.35, len(plans))
+    planned = np.maximum(1, np.round(plans["actual"].to_numpy() * factor)).astype("int64")
+    funds = planned * PLAN_FEN_PER_PERSON_TIME
+    return pd.DataFrame({"department_code": plans["department_code"], "town_code": plans["town_code"],
+                         "year": plans["year"].astype(str), "planned_person_times": planned.astype(str),
+                         "planned_funds": [f"{f // 100}.{f % 100:02d}" for f in funds]})
 
 
 def _shift_dates(rng, values: pd.Series, days: int = 60) -> pd.Series:

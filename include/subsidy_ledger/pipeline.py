@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import (
+    assessment,
     data_docs,
     decide,
     eligibility,
@@ -655,6 +656,9 @@ def stage_export(cfg: RunConfig) -> dict:
                                              ledger.claim_state(conn, decide.SUBSIDY_TYPES, cfg.as_of_date),
                                              pay_states)
             recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
+            report = assessment.assess(stg, decisions, all_lines, book.targets, cfg.as_of_date,
+                                       book.versions[-1].certificate_department)
+            store_assessment(conn, cfg.run_id, report)
             instructed = _instructed_on(conn, all_lines, cfg.as_of_date)
             publicised = _publicised_on(conn, cfg.as_of_date)
             try:
@@ -663,7 +667,8 @@ def stage_export(cfg: RunConfig) -> dict:
                                      occupations=occupation_names(stg["certificates"]), run_id=cfg.run_id)
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
                                              rec, q, overlaps, funding, signals, publicised,
-                                             pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows)
+                                             pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows,
+                                             report)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
@@ -680,7 +685,36 @@ def stage_export(cfg: RunConfig) -> dict:
     discard_work(cfg)
     net = str(decimal_yuan(int(lines["amount_fen"].sum()))) if len(lines) else "0.00"
     return {"extracts": str(root), "ledger_lines": len(lines), "net": net, "departments": len(book.departments),
-            "publicised": len(publicised), "bank_instructions": len(instructed)}
+            "publicised": len(publicised), "bank_instructions": len(instructed),
+            "behind_plan": len(report.views["behind"])}
+
+
+def store_assessment(conn, run_id: str, report: assessment.Assessment) -> None:
+    """Keep the night's A1 figures (one row per view) for the leading group's page; a rerun replaces its own."""
+    t = warehouse.assessment
+    conn.execute(t.delete().where(t.c.run_id == run_id))
+    now = _now()
+    conn.execute(t.insert(), [{"run_id": run_id, "as_of": report.as_of, "view": view, "figures": text,
+                               "created_at": now} for view, text in report.to_records().items()])
+
+
+def load_assessment(conn, as_of: dt.date) -> assessment.Assessment | None:
+    """The A1 figures of the latest run that stored them for a night (None: no night assessed that date)."""
+    t = warehouse.assessment
+    day = sa.literal(as_of, sa.Date)
+    latest = conn.execute(sa.select(t.c.run_id).where(t.c.as_of == day).order_by(t.c.created_at.desc(),
+                                                                                  t.c.run_id.desc()).limit(1)).scalar()
+    if latest is None:
+        return None
+    rows = conn.execute(sa.select(t.c.view, t.c.figures).where(t.c.run_id == latest)).all()
+    return assessment.Assessment.from_records(as_of, dict(rows))
+
+
+def assessed_dates(conn) -> list[dt.date]:
+    """Every as-of date with stored A1 figures, latest first."""
+    t = warehouse.assessment
+    days = conn.execute(sa.select(t.c.as_of).distinct()).scalars().all()
+    return sorted((d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)[:10]) for d in days), reverse=True)
 
 
 def occupation_names(certificates: pd.DataFrame) -> dict:
@@ -735,7 +769,8 @@ def describe(name: str, result: dict) -> str:
     if name == "export":
         return (f"{result.get('ledger_lines', 0)} ledger lines (net {result.get('net', '0.00')} yuan) for "
                 f"{result.get('departments', 0)} departments, {result.get('publicised', 0)} on publicity lists, "
-                f"{result.get('bank_instructions', 0)} bank instructions, written to {result['extracts']}")
+                f"{result.get('bank_instructions', 0)} bank instructions, {result.get('behind_plan', 0)} plans behind "
+                f"(A1), written to {result['extracts']}")
     return ""
 
 

@@ -30,6 +30,33 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
+class Targets:
+    """A1: the plan's targets (一 目标任务) that the assessment measures against."""
+
+    person_times: int                 # training person-times over the period
+    period_from: dt.date
+    period_to: dt.date
+    skilled_share_units: int          # skilled workers among the employed, parts per 10,000
+    high_skill_share_units: int       # high-skilled among the skilled, parts per 10,000
+    high_skill_levels: tuple[int, ...]
+
+
+def _targets(version: str, doc: Any) -> Targets | None:
+    if not doc:
+        return None
+    try:
+        t = Targets(int(doc["person_times"]), _as_date(doc["period_from"]), _as_date(doc["period_to"]),
+                    rate_to_units(doc["skilled_share"]), rate_to_units(doc["high_skill_share"]),
+                    tuple(sorted(int(v) for v in doc["high_skill_levels"])))
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise PolicyError(f"policy {version}: targets are malformed: {exc!r}") from exc
+    if t.person_times < 0 or t.period_to < t.period_from or not set(t.high_skill_levels) <= {1, 2, 3, 4, 5}:
+        raise PolicyError(f"policy {version}: targets need person_times >= 0, period_from <= period_to and "
+                          "high_skill_levels among 1-5")
+    return t
+
+
+@dataclass(frozen=True)
 class PolicyVersion:
     """One dated version of the policy parameters."""
 
@@ -39,6 +66,7 @@ class PolicyVersion:
     params: dict[str, Any] = field(repr=False)
     departments: dict[str, str] = field(default_factory=dict, repr=False)
     amends: tuple[str, ...] = ()  # the versions it amends, nearest first
+    targets: Targets | None = field(default=None, repr=False)  # A1 (an amendment keeps its base's)
 
     def level_amount_fen(self, level: int) -> int:
         """R1: skill-upgrade amount for a certificate level (1-5), in fen."""
@@ -201,7 +229,8 @@ def _build(doc: dict[str, Any], base: PolicyVersion | None) -> PolicyVersion:
         raise PolicyError(f"policy {version}: effective_to is before effective_from")
     departments = dict(doc.get("departments") or (base.departments if base else {}))
     chain = (base.version, *base.amends) if base else ()
-    return PolicyVersion(version, start, end, params, departments, chain)
+    targets = _targets(version, doc.get("targets")) or (base.targets if base else None)
+    return PolicyVersion(version, start, end, params, departments, chain, targets)
 
 
 def _resolve(docs: list[dict[str, Any]]) -> list[PolicyVersion]:
@@ -261,6 +290,14 @@ class PolicyBook:
         """SHA-256 over every version's dates and parameters: decisions can be reused only under the same."""
         doc = [(v.version, str(v.effective_from), str(v.effective_to), v.params, v.departments) for v in self.versions]
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
+    def targets(self) -> Targets:
+        """A1's targets: those of the latest-starting version that states them."""
+        for v in reversed(self.versions):
+            if v.targets is not None:
+                return v.targets
+        raise PolicyError("no policy version states the plan's targets (A1)")
 
     @property
     def departments(self) -> list[str]:

@@ -126,5 +126,10 @@ REGISTRIES: dict[str, Registry] = {
             ("instruction_id", "payout_id", "result", "result_date", "failure_reason"),
             required=False, dates=("result_date",),
         ),
+        Registry(
+            "annual_plans", "年度培训计划", ("department_code", "town_code", "year"),
+            ("department_code", "town_code", "year", "planned_person_times", "planned_funds"),
+            required=False, integers=("year", "planned_person_times"), money=("planned_funds",),
+        ),
     )
 }

@@ -399,6 +399,18 @@ access_log = sa.Table(  # every lookup of personal data on the auditors' page, i
 )
 
 
+assessment = sa.Table(  # A1: each night's figures per view, as JSON records, for the leading group's page
+    "assessment", metadata,
+    sa.Column("run_id", RUN_ID, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("view", sa.String(40), nullable=False),
+    sa.Column("figures", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC
+    sa.PrimaryKeyConstraint("run_id", "view"),
+    sa.Index("ix_assessment_as_of", "as_of", "created_at"),
+)
+
+
 def warehouse_url(url: str | None = None) -> str:
     """The warehouse URL: the argument, else $SUBSIDY_LEDGER_WAREHOUSE, else an SQLite file here."""
     return url or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE

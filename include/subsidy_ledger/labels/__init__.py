@@ -12,7 +12,8 @@ from ..rules.holds import HOLD_REASONS
 
 SOURCE = Path(__file__).with_name("zh.yaml")
 KINDS = ("subsidy_types", "funds", "decisions", "entry_types", "payee_types", "levels", "departments",
-         "payment_states", "rules", "rule_clauses", "roles", "instruction_kinds")
+         "payment_states", "rules", "rule_clauses", "roles", "instruction_kinds", "certificate_types", "measures",
+         "person_time_sources", "assessment_views", "assessment_columns")
 
 
 @functools.cache
