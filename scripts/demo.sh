@@ -38,3 +38,7 @@ sed '1s/^\xEF\xBB\xBF//' "sample/out/$PAY_DAY/reconciliation.csv" | cut -d, -f1,
 echo
 echo "bank instruction files (full account numbers, mode 0600): sample/out/payments/$PAY_DAY/"
 echo "workbooks for people: sample/out/$PAY_DAY/<DEPT>/{ledger,decisions,publicity}.xlsx and summary.xlsx"
+echo
+echo "== sample/out/$PAY_DAY/assessment/behind_plan.csv (通报: plans behind pro rata, first lines) =="
+sed '1s/^\xEF\xBB\xBF//' "sample/out/$PAY_DAY/assessment/behind_plan.csv" | head -8
+echo "assessment of the plan (A1): sample/out/$PAY_DAY/assessment/{assessment.html,assessment.xlsx,*.png}"

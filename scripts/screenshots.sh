@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-make the README's screenshots: the auditors' page (headless Chromium, through a real Airflow api-server)
+# Re-make the README's screenshots: the auditors' and the leading group's pages (headless Chromium, through a real
+# Airflow api-server)
 # and a department ledger workbook as LibreOffice prints it (Debian: libreoffice-calc-nogui, poppler-utils).
 # Usage: scripts/screenshots.sh   (after scripts/demo.sh has written sample/out)
 set -euo pipefail

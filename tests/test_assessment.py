@@ -157,3 +157,19 @@ def test_year_fraction():
     assert assessment.year_fraction(2020, AS_OF) == (366, 366)
     assert assessment.year_fraction(2021, AS_OF) == (181, 365)
     assert assessment.year_fraction(2022, AS_OF) == (0, 365)
+
+
+def test_without_annual_plans_the_report_still_stands(drop, tmp_path):
+    from subsidy_ledger import assessment_report, export
+
+    no_plans = drop | {"annual_plans": drop["annual_plans"].iloc[0:0]}
+    empty = pd.DataFrame({"department_code": pd.Series(dtype="string"), "subsidy_type": pd.Series(dtype="string"),
+                          "decision": pd.Series(dtype="string"), "amount_fen": pd.Series(dtype="int64"),
+                          "event_date": pd.Series(dtype="datetime64[ns]"), "posted_on": pd.Series(
+                              dtype="datetime64[ns]")})
+    a = assessment.assess(no_plans, empty, empty, PolicyBook.load().targets, AS_OF, "HRSS")
+    assert a.views["plans"].empty and a.views["behind"].empty and a.views["money"].empty
+    assert a.views["years"]["planned_person_times"].isna().all() and a.views["target"]["person_times"][0] == 9
+    stored = assessment.Assessment.from_records(AS_OF, a.to_records())  # as the page reads it back
+    assert assessment_report.write(tmp_path, stored, export.write_csv) == {"behind_plan": 0, "charts": 5}
+    assert (tmp_path / "behind_plan.csv").read_text("utf-8-sig").strip() == ",".join(assessment_report.BEHIND_COLUMNS)

@@ -74,7 +74,9 @@ def drop_with_bad_plans(small_drop, tmp_path):
     drop = tmp_path / "drop"
     shutil.copytree(small_drop, drop)
     with open(drop / "annual_plans.csv", "a", encoding="gb18030", newline="") as fh:
-        fh.write("AGRI,,20x1,5,1.00\r\nNOSUCH,,2020,5,\r\nEDU,330503101,2020,-3,\r\n")
+        # a bad year, an unknown department, a negative count, and a second whole-department plan for VETS
+        # in 2020 (the town empty on both: still the same key)
+        fh.write("AGRI,,20x1,5,1.00\r\nNOSUCH,,2020,5,\r\nEDU,330503101,2020,-3,\r\nVETS,,2020,1,1.00\r\n")
     return drop
 
 
@@ -107,9 +109,11 @@ def test_report_agrees_with_an_independent_sql_count_on_both_warehouses(drop_wit
 
     # the bad plans are quarantined with their reasons; rows in = accepted + quarantined
     reasons = ";".join(q["reasons"])
-    for reason in ("invalid_year", "unknown_department_code", "invalid_planned_person_times"):
+    for reason in ("invalid_year", "unknown_department_code", "invalid_planned_person_times", "duplicate_key"):
         assert reason in reasons
-    assert rec["rows_in"] == rec["accepted"] + rec["quarantined"] and rec["quarantined"] >= 3
+    dup = q.loc[q["reasons"].str.contains("duplicate_key"), "record_key"]
+    assert len(dup) == 2 and set(dup) == {"VETS++2020"}  # both rows of the key: which one is right is unknown
+    assert rec["rows_in"] == rec["accepted"] + rec["quarantined"] and rec["quarantined"] >= 5
 
     # the generated plans are met by some and missed by others: the 通报 list is not trivially empty
     plans, behind = report.views["plans"], report.views["behind"]

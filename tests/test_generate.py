@@ -36,6 +36,19 @@ def test_every_required_registry_file_is_written(small_drop):
     assert names <= set(REGISTRIES)
 
 
+def test_annual_plans_cover_every_department_and_year_and_a_few_towns(small_drop):
+    from subsidy_ledger.generate import DEPARTMENTS, PLAN_TOWNS, PLAN_YEARS
+
+    with open(small_drop / "annual_plans.csv", encoding="gb18030", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    whole = {(r["department_code"], int(r["year"])) for r in rows if not r["town_code"]}
+    towns = {r["town_code"] for r in rows if r["town_code"]}
+    # the generator's defects touch one department code and copy one key: nearly every pair is there
+    assert len(whole & {(d, y) for d in DEPARTMENTS for y in PLAN_YEARS}) >= len(DEPARTMENTS) * len(PLAN_YEARS) - 2
+    assert len(towns) >= PLAN_TOWNS and all(int(r["planned_person_times"]) >= 1 for r in rows
+                                            if r["planned_person_times"].isdigit())
+
+
 PAY_DAY = "2022-07-08"  # the first night after the publicity of 30 June (P1: 5 working days)
 
 

@@ -147,3 +147,34 @@ def test_an_amendment_from_its_bases_first_day_supersedes_it(tmp_path):
     got = book.version_of(pd.Series(pd.to_datetime(["2019-01-01", "2021-12-31"])))
     assert got.tolist() == ["nanxun-2019-corrected"] * 2
     assert book.by_name["nanxun-2019-corrected"].publicity_working_days == 3
+
+
+def test_the_plans_targets_are_read_from_the_policy_file():
+    t = PolicyBook.load().targets
+    assert (t.person_times, str(t.period_from), str(t.period_to)) == (30_000, "2019-01-01", "2021-12-31")
+    assert (t.skilled_share_units, t.high_skill_share_units, t.high_skill_levels) == (2600, 3100, (1, 2, 3))
+
+
+def test_an_amendment_keeps_its_bases_targets_and_targets_do_not_change_the_fingerprint(tmp_path):
+    (tmp_path / "amend.yaml").write_text("version: amend\namends: nanxun-2019\neffective_from: 2021-01-01\n"
+                                         "effective_to: 2021-12-31\nparameters: {}\n", "utf-8")
+    book = PolicyBook.load(tmp_path)
+    assert book.by_name["amend"].targets == book.by_name["nanxun-2019"].targets == book.targets
+    _write(tmp_path, "later", "2022-01-01", "2022-12-31")
+    text = (tmp_path / "later.yaml").read_text("utf-8").replace("person_times: 30000", "person_times: 40000")
+    (tmp_path / "later.yaml").write_text(text, "utf-8")
+    moved = PolicyBook.load(tmp_path)
+    assert moved.targets.person_times == 40_000  # the latest-starting version that states targets
+    (tmp_path / "later.yaml").write_text(text.replace("person_times: 40000", "person_times: 30000"), "utf-8")
+    assert PolicyBook.load(tmp_path).fingerprint == moved.fingerprint
+
+
+@pytest.mark.parametrize("change, message", [
+    ('skilled_share: "0.26"', 'skilled_share: "0.26x"'), ("period_to: 2021-12-31", "period_to: 2018-12-31"),
+    ("high_skill_levels: [1, 2, 3]", "high_skill_levels: [0, 3]")])
+def test_malformed_targets_are_refused(tmp_path, change, message):
+    _write(tmp_path, "bad", "2022-01-01", "2022-12-31")
+    path = tmp_path / "bad.yaml"
+    path.write_text(path.read_text("utf-8").replace(change, message), "utf-8")
+    with pytest.raises(PolicyError, match="targets"):
+        PolicyBook.load(tmp_path)

@@ -137,9 +137,11 @@ def target_view(pt: pd.DataFrame, targets: Targets, as_of: dt.date) -> pd.DataFr
     in_period = pt["year"].between(start.year, end.year)
     actual = int(pt.loc[in_period, "person_times"].sum())
     expected = targets.person_times * elapsed // days
-    return pd.DataFrame([{"period_from": start.isoformat(), "period_to": end.isoformat(),
-                          "target_person_times": targets.person_times, "expected_person_times": expected,
-                          "person_times": actual, "completion_units": _units(actual, expected)}])
+    out = pd.DataFrame([{"period_from": start.isoformat(), "period_to": end.isoformat(),
+                         "target_person_times": targets.person_times, "expected_person_times": expected,
+                         "person_times": actual, "completion_units": _units(actual, expected)}])
+    out["completion_units"] = out["completion_units"].astype("Int64")
+    return out
 
 
 def _units(actual, expected):
@@ -270,7 +272,10 @@ def shares_view(insurance: pd.DataFrame, certificates: pd.DataFrame, targets: Ta
                      "high_skill_share_units": _units(high_n, skilled),
                      "skilled_target_units": targets.skilled_share_units,
                      "high_skill_target_units": targets.high_skill_share_units})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for c in out.columns.drop("on"):
+        out[c] = out[c].astype("Int64")  # a share with nothing to divide by is missing, not 0
+    return out
 
 
 def assess(stg: dict[str, pd.DataFrame], decisions: pd.DataFrame, lines: pd.DataFrame, targets: Targets,

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from . import access, assessment_report, pipeline
-from .auditor_app import SENTENCES, _engine_factory, _login_redirect
+from .auditor_app import SENTENCES, _engine_factory, _login_redirect, viewer_dependency
 
 TITLE = "职业技能提升行动考核"
 
@@ -36,14 +36,8 @@ def create_app(warehouse_url: Callable[[], str], authenticate: Callable,
                viewer_for: Callable = access.viewer_for, login_url: Callable[[str], str] = _login_redirect) -> FastAPI:
     """The leading group's app; a stranger is sent to login_url(the page's address)."""
     engine = _engine_factory(warehouse_url)
-
-    def viewer(user=Depends(authenticate)) -> access.Viewer:  # noqa: B008
-        try:
-            return viewer_for(user)
-        except access.AccessDenied as exc:
-            raise HTTPException(status_code=403, detail=str(exc)) from None
-
-    app = FastAPI(title="Subsidy ledger assessment", dependencies=[Depends(viewer)])
+    app = FastAPI(title="Subsidy ledger assessment",
+                  dependencies=[Depends(viewer_dependency(authenticate, viewer_for))])
 
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException):
@@ -70,7 +64,7 @@ def create_app(warehouse_url: Callable[[], str], authenticate: Callable,
         if report is None:
             raise HTTPException(status_code=404, detail=f"{chosen.isoformat()} 没有考核数据（可选日期见下拉列表）。"
                                                         f"No night was assessed on {chosen.isoformat()}.")
-        body = _picker(days, chosen) + assessment_report.page_body(report, assessment_report.charts(report))
+        body = assessment_report.page_body(report, assessment_report.charts(report), _picker(days, chosen))
         return _page(f"{TITLE} {chosen.isoformat()}", body)
 
     return app

@@ -90,9 +90,12 @@ def _cjk_font() -> str | None:
     return font_manager.FontProperties(fname=str(path)).get_name()
 
 
-def _png(fig) -> bytes:
+def _png(plt, fig) -> bytes:
+    """The figure as PNG (no software stamp: the same figures give the same bytes); the figure is closed."""
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
     return buf.getvalue()
 
 
@@ -102,6 +105,8 @@ def _bars(ax, labels_: list[str], actual: list[int], planned: list | None, title
     if planned is not None:
         ax.bar([i + 0.2 for i in x], [0 if pd.isna(v) else int(v) for v in planned], width=0.4,
                label="应完成（计划按进度） due by plan", color="#F2A541")
+    top = max([*actual, *(0 if pd.isna(v) else int(v) for v in (planned or []))], default=0)
+    ax.set_ylim(0, max(top, 1) * 1.3)  # headroom: the legends sit above the bars
     ax.set_xticks(list(x), labels_, rotation=30, ha="right")
     ax.set_title(title)
     ax.set_ylabel("人次 person-times")
@@ -140,13 +145,10 @@ def _by_year(plt, a: Assessment) -> bytes:
     ax2.plot(years, list(y["cumulative"]), marker="o", color="#C0392B", label="累计 cumulative")
     ax2.axhline(int(t["target_person_times"]), color="#C0392B", linestyle="--",
                 label=f"三年目标 target {int(t['target_person_times']):,}")
-    ax2.set_ylim(bottom=0, top=max(int(t["target_person_times"]), int(y["cumulative"].max() if len(y) else 0)) * 1.1)
+    ax2.set_ylim(bottom=0, top=max(int(t["target_person_times"]), int(y["cumulative"].max() if len(y) else 0)) * 1.3)
     ax2.set_ylabel("累计人次 cumulative")
     ax2.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    png = _png(fig)
-    plt.close(fig)
-    return png
+    return _png(plt, fig)
 
 
 def _grouped(plt, v: pd.DataFrame, key: str, title: str) -> bytes:
@@ -155,10 +157,7 @@ def _grouped(plt, v: pd.DataFrame, key: str, title: str) -> bytes:
     names = [f"{labels.zh('departments', k) or k}\n{k}" if key == "department_code" else str(k) for k in g.index]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     _bars(ax, names, [int(n) for n in g["person_times"]], list(g["expected_person_times"]), title)
-    fig.tight_layout()
-    png = _png(fig)
-    plt.close(fig)
-    return png
+    return _png(plt, fig)
 
 
 def _shares(plt, s: pd.DataFrame) -> bytes:
@@ -176,10 +175,7 @@ def _shares(plt, s: pd.DataFrame) -> bytes:
     ax.set_title(CHARTS["skill_shares"])
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    png = _png(fig)
-    plt.close(fig)
-    return png
+    return _png(plt, fig)
 
 
 def _levels(plt, c: pd.DataFrame) -> bytes:
@@ -196,10 +192,7 @@ def _levels(plt, c: pd.DataFrame) -> bytes:
     ax.set_ylabel("证书数 certificates")
     ax.legend(fontsize=7, ncol=3)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    png = _png(fig)
-    plt.close(fig)
-    return png
+    return _png(plt, fig)
 
 
 # ---- the page --------------------------------------------------------------------------------------------
@@ -237,12 +230,13 @@ padding:3px 6px}th{background:#DDEBF7;text-align:left}td.num{text-align:right}co
 figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-size:13px}.behind{color:#B03A2E}"""
 
 
-def page_body(a: Assessment, pngs: dict[str, bytes]) -> str:
-    """The report's HTML body: headline, charts (PNG as data: URIs), then one table per view."""
+def page_body(a: Assessment, pngs: dict[str, bytes], controls: str = "") -> str:
+    """The report's HTML body: headline (then controls, if any), charts (PNG as data: URIs), one table per view."""
     t = a.views["target"].iloc[0]
     done = t["completion_units"]
     behind = a.views["behind"]
-    head = (f"<h1>职业技能提升行动考核 <code>A1</code></h1><p>统计截止 as of {html.escape(a.as_of.isoformat())}："
+    head = (f"<h1>职业技能提升行动考核 <code>A1</code></h1>{controls}"
+            f"<p>统计截止 as of {html.escape(a.as_of.isoformat())}："
             f"三年目标 {int(t['target_person_times']):,} 人次，按进度应完成 {int(t['expected_person_times']):,} 人次，"
             f"实际 {int(t['person_times']):,} 人次"
             + (f"（完成率 {Decimal(int(done)) / 100:.2f}%）" if done is not None and not pd.isna(done) else "")

@@ -55,6 +55,17 @@ def _links(t: dict, prefix: str) -> dict:
     return t
 
 
+def viewer_dependency(authenticate: Callable, viewer_for: Callable) -> Callable:
+    """A FastAPI dependency: the logged-in user (401 from `authenticate`) as an access.Viewer, 403 if unmapped."""
+    # plain Depends defaults: this module's postponed annotations could not see the local `authenticate`
+    def viewer(user=Depends(authenticate)) -> access.Viewer:  # noqa: B008
+        try:
+            return viewer_for(user)
+        except access.AccessDenied as exc:
+            raise HTTPException(status_code=403, detail=str(exc)) from None
+    return viewer
+
+
 def _login_redirect(next_url: str) -> str:
     return f"{AIRFLOW_LOGIN}?next={quote(next_url, safe='')}"
 
@@ -66,14 +77,7 @@ def create_app(warehouse_url: Callable[[], str], out_dir: Callable[[], str | Non
     viewer_for(user) says which departments that user may see (AccessDenied: none). A stranger opening the
     page is sent to login_url(the page's address); the API answers every refusal with a sentence."""
     engine = _engine_factory(warehouse_url)
-
-    # plain Depends defaults: this module's postponed annotations could not see the local `authenticate`
-    def viewer(user=Depends(authenticate)) -> access.Viewer:  # noqa: B008
-        try:
-            return viewer_for(user)
-        except access.AccessDenied as exc:
-            raise HTTPException(status_code=403, detail=str(exc)) from None
-
+    viewer = viewer_dependency(authenticate, viewer_for)
     app = FastAPI(title="Subsidy ledger auditor", dependencies=[Depends(viewer)])
 
     @app.exception_handler(HTTPException)

@@ -638,7 +638,9 @@ def _defects(rng, name: str, df: pd.DataFrame) -> pd.DataFrame:
     if date_col:
         rows = rng.choice(n, k, replace=False)
         df.loc[rows, date_col] = _pick(rng, ["2021-02-30", "2020-13-01", "20200101", "2019/05/06"], k)
-    key = {"class_enrollments": None, "affected_enterprises": None}.get(name, df.columns[0])
+    # compound keys whose first column is a code: copying it would make a duplicate of another row's key only
+    # by chance (annual_plans: department + town + year); their duplicates are tested by hand
+    key = {"class_enrollments": None, "affected_enterprises": None, "annual_plans": None}.get(name, df.columns[0])
     if key and name != "city_payouts":
         src = rng.choice(n, k, replace=False)
         dst = rng.choice(n, k, replace=False)

@@ -67,8 +67,11 @@ def stage_datasets(stage: str, cfg, result: dict) -> tuple[list[dict], list[dict
                 [_table(url, "payment_instructions"), _table(url, "payment_outcomes")])
     if stage == "export":
         root = Path(cfg.out) / cfg.as_of
+        a1 = ("stg_training_classes", "stg_class_enrollments", "stg_apprenticeships", "stg_social_insurance",
+              "stg_certificates", "stg_annual_plans")  # A1's measures
         return ([_table(url, t) for t in ("ledger_lines", "decisions", "reconciliation", "quarantine", "publicity",
-                                          "payment_instructions", "payment_outcomes")],
+                                          "payment_instructions", "payment_outcomes", *a1)],
                 [_file(root / "summary.csv"), _file(root / "reconciliation.csv"), _file(root / "quarantine.csv"),
-                 _file(root / "payments_reconciliation.csv"), _file(Path(cfg.out) / "payments" / cfg.as_of)])
+                 _file(root / "payments_reconciliation.csv"), _file(Path(cfg.out) / "payments" / cfg.as_of),
+                 _file(root / "assessment" / "behind_plan.csv"), _table(url, "assessment")])
     return [], []

@@ -114,7 +114,7 @@ def _namesake(url: str) -> tuple[str, int]:
 
 
 @pytest.mark.airflow
-def test_auditor_page_refuses_strangers_and_shows_the_chain_in_chromium(served):
+def test_auditor_and_assessment_pages_refuse_strangers_and_show_their_figures_in_chromium(served):
     base, url, tmp_path = served
     payout = _payout(url)
     # no token: the API refuses in a sentence; the page sends the browser to Airflow's login
@@ -193,5 +193,34 @@ def test_auditor_page_refuses_strangers_and_shows_the_chain_in_chromium(served):
         driver.get(docs_url)
         WebDriverWait(driver, 30).until(lambda d: "validations" in d.current_url)
         assert "Passed with" in driver.page_source or "Expectation" in driver.page_source
+        _assessment_page(driver, base, tmp_path)
     finally:
         driver.quit()
+
+
+def _assessment_page(driver, base: str, tmp_path: Path) -> None:
+    """The leading group's page (A1) behind the same login: figures, charts drawn, another night chosen."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver.get(base + "/assessment/")
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "as_of"))
+    text = driver.find_element(By.TAG_NAME, "body").text
+    assert "职业技能提升行动考核" in text and "统计截止 as of 2022-07-08" in text and "三年目标 30,000 人次" in text
+    assert "通报名单" in text and "技能劳动者占比" in text
+    images = driver.find_elements(By.CSS_SELECTOR, "figure img")
+    assert len(images) == 5
+    assert all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 300", i)
+               for i in images)  # the PNGs decoded in the browser
+    shot = tmp_path / "assessment.png"
+    assert driver.save_screenshot(str(shot))
+    keep = os.environ.get("SUBSIDY_LEDGER_SCREENSHOTS")
+    if keep:
+        Path(keep, "assessment.png").write_bytes(shot.read_bytes())
+    Select(driver.find_element(By.ID, "as_of")).select_by_value("2022-06-30")
+    driver.find_element(By.CSS_SELECTOR, "form button").click()
+    WebDriverWait(driver, 60).until(lambda d: d.title.endswith("2022-06-30"))  # the title names the night shown
+    assert "统计截止 as of 2022-06-30" in driver.find_element(By.TAG_NAME, "body").text
+    driver.delete_all_cookies()  # logged out: the page sends the browser to Airflow's login
+    driver.get(base + "/assessment/")
+    WebDriverWait(driver, 30).until(lambda d: "login" in d.current_url)
