@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from subsidy_ledger.generate import generate
@@ -27,6 +31,35 @@ def _no_data_docs(monkeypatch, tmp_path):
     their scratch files in its own folder, so that no two tests share a run's work folder."""
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
     monkeypatch.setenv("SUBSIDY_LEDGER_WORK", str(tmp_path / "work"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gx_verdicts_once():
+    """GX's fixed cost (about 7 s a night, whatever the size) paid once per distinct input: a registry whose
+    rows, suite and as-of date a test run already validated gets the same (deterministic) result object again.
+    Runs that build Data Docs always run GX, and every distinct input still goes through it (nights in
+    subprocesses, the CLI's and Airflow's, are not memoised at all)."""
+    validate = sys.modules.get("subsidy_ledger.validate")  # collection imported it, or no test needs GX
+    if validate is None:
+        yield
+        return
+    real, verdicts = validate._run_suite, {}
+
+    def memo(ctx, frame, reg, suite, as_of, run_name):
+        if validate.DOCS_SITE in (ctx.variables.data_docs_sites or {}):
+            return real(ctx, frame, reg, suite, as_of, run_name)
+        checked = frame[[*reg.columns, validate.ROW_COL]]
+        digest = hashlib.sha256(json.dumps([reg.name, as_of.isoformat(), suite.to_json_dict(),
+                                            [str(t) for t in checked.dtypes]], sort_keys=True, default=str).encode())
+        digest.update(pd.util.hash_pandas_object(checked, index=False).to_numpy().tobytes())
+        key = digest.hexdigest()
+        if key not in verdicts:
+            verdicts[key] = real(ctx, frame, reg, suite, as_of, run_name)
+        return verdicts[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(validate, "_run_suite", memo)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -317,13 +317,21 @@ def test_the_corpus_has_at_least_sixty_broken_drops():
 
 
 @pytest.fixture(scope="module")
-def clean_quarantine(base, tmp_path_factory) -> set[tuple[str, int]]:
-    """(registry, row) pairs the untouched base drop already quarantines."""
+def clean(base, tmp_path_factory) -> Path:
+    """The extracts of the untouched base drop's night."""
     tmp = tmp_path_factory.mktemp("clean")
     out = tmp / "out"
-    assert main(["run", "--sources", str(base), "--as-of", AS_OF, "--warehouse", f"sqlite:///{tmp / 'w.sqlite'}",
-                 "--out", str(out)]) == 0
-    return {(q["registry"], int(q["row_number"])) for q in _rows(out / AS_OF / "quarantine.csv")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SUBSIDY_LEDGER_WORK", str(tmp / "work"))
+        assert main(["run", "--sources", str(base), "--as-of", AS_OF, "--warehouse",
+                     f"sqlite:///{tmp / 'w.sqlite'}", "--out", str(out)]) == 0
+    return out / AS_OF
+
+
+@pytest.fixture(scope="module")
+def clean_quarantine(clean) -> set[tuple[str, int]]:
+    """(registry, row) pairs the untouched base drop already quarantines."""
+    return {(q["registry"], int(q["row_number"])) for q in _rows(clean / "quarantine.csv")}
 
 
 @pytest.mark.parametrize("name", sorted(ERRORS))
@@ -384,14 +392,14 @@ def test_the_drop_gate_stops_a_first_night_until_the_change_is_accepted(name, ba
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
-def test_tolerable_variations_are_read_in_full(name, base, tmp_path, capsys):
+def test_tolerable_variations_are_read_in_full(name, base, clean, tmp_path, capsys):
     drop = _copy(base, tmp_path)
-    clean = {r["registry"]: r for r in _rows(_run(base, tmp_path / "clean", capsys)[2] / "reconciliation.csv")}
+    before = {r["registry"]: r for r in _rows(clean / "reconciliation.csv")}
     ACCEPTED[name](drop)
     code, err, root, _ = _run(drop, tmp_path, capsys)
     assert code == 0, err
     for r in _rows(root / "reconciliation.csv"):
-        c = clean[r["registry"]]
+        c = before[r["registry"]]
         assert int(r["rows_in"]) == int(r["accepted"]) + int(r["quarantined"])
         if name == "header_only" and r["registry"] == "city_payouts":
             assert r["rows_in"] == "0"

@@ -33,6 +33,13 @@ def drops(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     generate(400, 21, root / "a")
     change(root / "a", root / "b", 0.05, 3)
+    # the nights once in this process on a scratch warehouse, so that the forked runs below inherit GX's
+    # verdicts on these drops (conftest) instead of paying GX's seconds in each of their ~80 nights
+    for drop, night in (*BEFORE, ("b", NIGHT2)):
+        pipeline.run(pipeline.RunConfig(
+            sources=str(root / drop), as_of=night, warehouse=f"sqlite:///{root / 'warm.sqlite'}",
+            out=str(root / "warm"), run_id=f"warm__{night}", work_dir=str(root / "work"), data_docs=False,
+            max_quarantine_share=1, max_row_loss_share=1, max_reversal_share=1, max_reversal_fen=10**15))
     return root
 
 
