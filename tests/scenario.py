@@ -6,12 +6,11 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from subsidy_ledger import decide, eligibility
-from subsidy_ledger.extract import ROW_COL
+from subsidy_ledger import contract, decide, eligibility
+from subsidy_ledger.contract import ROW_COL, type_frame
 from subsidy_ledger.generate import credit_codes, resident_ids
 from subsidy_ledger.policy import PolicyBook
 from subsidy_ledger.registries import REGISTRIES
-from subsidy_ledger.validate import type_frame
 
 _rng = np.random.default_rng(11)
 PEOPLE = list(resident_ids(_rng, 12))
@@ -56,7 +55,7 @@ def decide_all(stg: dict[str, pd.DataFrame], as_of: str = "2022-06-30", paid: li
     """Run eligibility and R1-R3 on staged registries; decisions indexed by certificate number."""
     book = book or PolicyBook.load()
     elig = eligibility.build_certificate_eligibility(stg, dt.date.fromisoformat(as_of), book)
-    already = pd.DataFrame(list(paid), columns=decide.CLAIM_KEY)
+    already = pd.DataFrame(list(paid), columns=contract.CLAIM_KEY)
     city = eligibility.city_paid_by(stg["city_payouts"], dt.date.fromisoformat(as_of))
     return decide.decide_certificates(elig, book, already, city).set_index("reference", drop=False)
 
@@ -101,7 +100,7 @@ def decide_training(stg, as_of: str = "2022-06-30", paid: list[tuple] = (), book
     """Eligibility and R7 on staged registries; decisions indexed by (class id, person)."""
     book = book or PolicyBook.load()
     elig = eligibility.build_training_eligibility(stg, dt.date.fromisoformat(as_of), book)
-    already = pd.DataFrame(list(paid), columns=decide.CLAIM_KEY)
+    already = pd.DataFrame(list(paid), columns=contract.CLAIM_KEY)
     return decide.decide_training_subsidies(elig, book, already, held_rows).set_index(["reference", "person_id"],
                                                                                       drop=False)
 

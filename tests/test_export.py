@@ -1,7 +1,8 @@
 """Extract formatting: masking, formula neutralisation, money text, XLSX (CONTRACT.md "Extracts out")."""
 
 import pandas as pd
-from subsidy_ledger.export import mask_ids_in_text, neutralise
+from subsidy_ledger.contract import mask_ids_in_text
+from subsidy_ledger.export import neutralise
 from subsidy_ledger.money import fen_to_yuan_text, rate_units_to_text
 
 

@@ -3,7 +3,8 @@
 import shutil
 
 import pytest
-from subsidy_ledger.extract import PARSE_ERROR_COL, ROW_COL, DropError, extract_drop, read_registry
+from subsidy_ledger.contract import PARSE_ERROR_COL, ROW_COL
+from subsidy_ledger.extract import DropError, extract_drop, read_registry
 from subsidy_ledger.registries import REGISTRIES
 
 VET = REGISTRIES["veterans"]

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from .export import mask_ids_in_text
-from .identifiers import mask_resident_id
+from .contract import mask_ids_in_text, mask_resident_id
 from .warehouse import access_log
 
 USER_DEPARTMENTS_ENV = "SUBSIDY_LEDGER_USER_DEPARTMENTS"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .contract import CLAIM_KEY, EMPLOYMENT_FUND, SKILLS_ACCOUNT
 from .eligibility import city_matches
 from .money import apply_uplift
 from .policy import PolicyBook
@@ -15,17 +16,11 @@ from .rules import r5_student_apprentice as r5
 from .rules import r6_living_allowance as r6
 from .rules import r7_training_subsidy as r7
 
-# Funds named in CONTRACT.md: the skills-upgrade account pays all but R6 (就业补助资金).
-SKILLS_ACCOUNT = "skills_upgrade_account"
-EMPLOYMENT_FUND = "employment_subsidy_fund"
-SUBSIDY_TYPES = ["skill_upgrade", "special_ability", r4.SUBSIDY_TYPE, r5.SUBSIDY_TYPE, r6.SUBSIDY_TYPE,
-                 r7.SUBSIDY_TYPE]
 DECISION_COLUMNS = [
     "subsidy_type", "reference", "person_id", "name", "decision", "reason_code", "amount_fen",
     "base_amount_fen", "uplift_units", "cap_place", "rule_id", "policy_version", "department_code", "fund",
     "occupation_code", "level", "event_date",
 ]
-CLAIM_KEY = ["subsidy_type", "reference", "person_id"]
 
 
 def _is_paid(stype: pd.Series, reference: pd.Series, person: pd.Series, already_paid: pd.DataFrame) -> pd.Series:

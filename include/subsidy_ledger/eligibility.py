@@ -10,7 +10,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from . import extract as extract_cols
+from . import contract
 from .intervals import add_months, covering, full_months
 from .policy import PolicyBook
 from .rules import r2_key_groups, r3_uplift
@@ -322,8 +322,8 @@ def _institution_qualified(f: pd.DataFrame, institutions: pd.DataFrame) -> pd.Se
 def build_training_eligibility(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> pd.DataFrame:
     """One row of R7 facts per roster entry of a class that ended on or before as_of (or of a class that was
     never filed: rejected `class_not_filed_in_advance`, as R6 does)."""
-    cls = stg["training_classes"].drop(columns=["run_id", "source_row", "town_code", extract_cols.HASH_COL,
-                                                extract_cols.ROW_COL, "validated_run"], errors="ignore")
+    cls = stg["training_classes"].drop(columns=["run_id", "source_row", "town_code", contract.HASH_COL,
+                                                contract.ROW_COL, "validated_run"], errors="ignore")
     roster = stg["class_enrollments"][["class_id", "person_id", "name", "passed"]]
     f = roster.merge(cls, on="class_id", how="left")
     f = f.loc[~(f["end_date"] > pd.Timestamp(as_of)).fillna(False)].reset_index(drop=True)

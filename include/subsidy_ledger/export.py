@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import assessment_report, labels, workbooks
 from .assessment import Assessment
-from .identifiers import mask_account_no, mask_name, mask_resident_id, person_codes
+from .contract import mask_account_no, mask_ids_in_text, mask_name, mask_resident_id, person_codes
 from .ledger import payee_type
 from .money import fen_to_yuan_text, rate_units_to_text
 from .workbooks import DATE, INT, MONEY, RATE, Col
@@ -548,7 +548,3 @@ def summary_book(as_of: dt.date, run_id: str, lines: pd.DataFrame) -> workbooks.
                           notes=["享受人数为当晚新增支付涉及的人数；合计表按资金汇总，同一人不重复计数。"])
 
 
-def mask_ids_in_text(text: pd.Series) -> pd.Series:
-    """Mask anything shaped like an 18-character identity number inside free text (record keys)."""
-    return text.astype("string").str.replace(r"(?<![0-9])([0-9]{6})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9])",
-                                             r"\1********\2", regex=True)

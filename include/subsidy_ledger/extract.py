@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL
 from .registries import REGISTRIES, Registry
 
-ROW_COL = "__row"          # CSV record number, header = 1, so the first data row is 2 (as Excel shows it)
-PARSE_ERROR_COL = "__parse_error"
-HASH_COL = "__hash"        # content hash of the row: lineage names the exact row a decision rests on
 ENCODINGS = ("utf-8-sig", "gb18030")
 _CHUNK = 1 << 20
 

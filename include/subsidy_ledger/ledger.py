@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from .decide import CLAIM_KEY
+from .contract import CLAIM_KEY
 from .warehouse import insert_frame, ledger_lines, ledger_lock, read_frame
 
 LINE_ATTRS = ["department_code", "fund", "subsidy_type", "person_id", "name", "reference", "occupation_code",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .extract import HASH_COL, ROW_COL
+from .contract import HASH_COL, ROW_COL, record_keys
 from .intervals import covering
 from .registries import REGISTRIES
-from .validate import record_keys
 
 SOURCE_COLUMNS = ["subsidy_type", "reference", "person_id", "role", "registry", "source_row", "record_key",
                   "row_hash", "validated_run"]

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from . import (
     assessment,
+    contract,
     data_docs,
     decide,
     eligibility,
@@ -212,7 +213,7 @@ def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
     for name, m in manifest.items():
         frame = pd.read_parquet(m["path"])
         for c in frame.columns:
-            if c != extract.ROW_COL:
+            if c != contract.ROW_COL:
                 frame[c] = frame[c].astype("string")
         raws[name] = extract.RawRegistry(REGISTRIES[name], frame, m["present"], m["encoding"], m["sha256"],
                                          tuple(m["extra_columns"]), m.get("problem"))
@@ -243,7 +244,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             table = warehouse.STAGING[name]
             conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
             v.accepted["validated_run"] = cfg.run_id  # lineage: the GX validation that accepted the row
-            staged = v.accepted.rename(columns={extract.ROW_COL: "source_row", extract.HASH_COL: "row_hash"})
+            staged = v.accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
             warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
             v.accepted.to_parquet(accepted_dir / f"{name}.parquet", index=False)
             faults.checkpoint(f"validate:staged:{name}")
@@ -346,7 +347,7 @@ def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
         frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
         if "passed" in frame:
             frame["passed"] = frame["passed"].fillna(False).astype(bool)
-        out[name] = frame.rename(columns={"row_hash": extract.HASH_COL, "source_row": extract.ROW_COL})
+        out[name] = frame.rename(columns={"row_hash": contract.HASH_COL, "source_row": contract.ROW_COL})
     return out
 
 
@@ -398,8 +399,8 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     """Decide every claim from this run's eligibility tables; store the decisions and their lineage."""
     certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
                          ("civil_servant", "insured", "key_group", "paid_by_city"))
-    state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)  # read once: the paid claims and the orphans below
-    paid = state.loc[state["net_fen"].astype("int64") > 0, decide.CLAIM_KEY]
+    state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)  # read once: the paid claims and the orphans below
+    paid = state.loc[state["net_fen"].astype("int64") > 0, contract.CLAIM_KEY]
     living = _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
                           ("filed_in_advance", "qualifying_group", "overlapping_attendance"))
     stg = _accepted(cfg, conn)
@@ -435,7 +436,7 @@ def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, t, sources.assign(run_id=cfg.run_id))
-    d = d.assign(decided_in_run=cfg.run_id).sort_values(decide.CLAIM_KEY, kind="stable").reset_index(drop=True)
+    d = d.assign(decided_in_run=cfg.run_id).sort_values(contract.CLAIM_KEY, kind="stable").reset_index(drop=True)
     conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
     _set_run(conn, cfg.run_id, ledger_seq_at_decide=ledger.high_water(conn))
@@ -447,12 +448,12 @@ def _orphans_on_hold(state: pd.DataFrame, decided: pd.DataFrame, quarantine: pd.
     """Claims the ledger pays that no longer appear at all because their own row was quarantined (say the
     certificate row itself): held, so that their payout stands, instead of reversed on unreadable evidence."""
     paid = state.loc[state["net_fen"].astype("int64") > 0]
-    gone = paid.merge(decided[decide.CLAIM_KEY], on=decide.CLAIM_KEY, how="left", indicator=True)
+    gone = paid.merge(decided[contract.CLAIM_KEY], on=contract.CLAIM_KEY, how="left", indicator=True)
     gone = gone.loc[gone["_merge"] == "left_only"].reset_index(drop=True)
     rows = holds.quarantined_rows(gone, quarantine, classes)
     gone = gone.loc[rows.notna()]
     return pd.DataFrame({
-        **{k: gone[k] for k in decide.CLAIM_KEY}, "name": gone["active_name"], "decision": holds.HELD,
+        **{k: gone[k] for k in contract.CLAIM_KEY}, "name": gone["active_name"], "decision": holds.HELD,
         "reason_code": holds.AWAITING_CORRECTION, "amount_fen": 0, "uplift_units": 0,
         "rule_id": gone["active_rule_id"], "policy_version": gone["active_policy_version"],
         "department_code": gone["active_department_code"], "fund": gone["active_fund"],
@@ -515,7 +516,7 @@ def stage_post(cfg: RunConfig) -> dict:
                 _build_eligibility(conn, cfg, book)
                 _make_decisions(conn, cfg, book)
             decisions = _decisions(conn, cfg.run_id)
-            state = ledger.claim_state(conn, decide.SUBSIDY_TYPES)
+            state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)
             entering, status = publicity.plan(decisions, state, warehouse.read_frame(conn, warehouse.publicity),
                                               cfg.as_of_date, PolicyBook.load(cfg.policy_dir))
             decisions = publicity.with_payability(decisions, status)
@@ -525,7 +526,7 @@ def stage_post(cfg: RunConfig) -> dict:
                                               cfg.max_reversal_share, cfg.max_reversal_fen)
             if not gate.split_accepted(findings, set(cfg.accept_drop_change))[0]:
                 warehouse.insert_frame(conn, warehouse.publicity, entering.assign(run_id=cfg.run_id))
-                ledger.append(conn, lines, decisions, decide.SUBSIDY_TYPES)
+                ledger.append(conn, lines, decisions, contract.SUBSIDY_TYPES)
                 faults.checkpoint("post:inserted")
                 _set_run(conn, cfg.run_id, ledger_seq_after_post=ledger.high_water(conn))
         if replay:
@@ -552,7 +553,7 @@ def _publicised_on(conn, as_of: dt.date) -> pd.DataFrame:
     """The publicity list of a night: the claims whose latest record entered publicity that night."""
     t = warehouse.publicity
     rows = warehouse.read_frame(conn, t, t.c.publicity_start == sa.literal(as_of, sa.Date))
-    return rows.sort_values("seq").groupby(decide.CLAIM_KEY, sort=False).tail(1)
+    return rows.sort_values("seq").groupby(contract.CLAIM_KEY, sort=False).tail(1)
 
 
 def _instructed_on(conn, lines: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
@@ -653,7 +654,7 @@ def stage_export(cfg: RunConfig) -> dict:
                                                                               stg["training_classes"]))
             all_lines, pay_states = payment_view(conn, cfg.as_of_date)
             funding = export.funding_extract(stg["training_projects"], decisions,
-                                             ledger.claim_state(conn, decide.SUBSIDY_TYPES, cfg.as_of_date),
+                                             ledger.claim_state(conn, contract.SUBSIDY_TYPES, cfg.as_of_date),
                                              pay_states)
             recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
             report = assessment.assess(stg, decisions, all_lines, book.targets, cfg.as_of_date,

@@ -14,7 +14,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from .decide import CLAIM_KEY
+from .contract import CLAIM_KEY
 from .policy import PolicyBook
 from .workdays import publicity_ends
 

@@ -13,8 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import labels
-from .export import mask_ids_in_text
-from .identifiers import mask_account_no, mask_resident_id, masks_by_column, person_codes
+from .contract import mask_account_no, mask_ids_in_text, mask_resident_id, masks_by_column, person_codes
 from .money import decimal_yuan, rate_text
 from .warehouse import (
     STAGING,

@@ -16,8 +16,9 @@ from . import (
     data_docs,
     gx_expectations,  # noqa: F401  (registers the custom expectations the suites name)
 )
-from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, RawRegistry
-from .identifiers import compact_resident_id, masks_by_column
+from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL, masks_by_column, record_keys, type_frame
+from .extract import RawRegistry
+from .identifiers import compact_resident_id
 from .registries import Registry
 
 EXPECTATIONS_ENV = "SUBSIDY_LEDGER_EXPECTATIONS"
@@ -69,16 +70,6 @@ def _gx_context():
     except (ImportError, AttributeError):  # the bars are cosmetic; older layouts just keep them
         pass
     return ctx
-
-
-def record_keys(frame: pd.DataFrame, registry: Registry) -> pd.Series:
-    """The registry key of each row as text ('A+B' for compound keys); a NUL shows as \\x00."""
-    parts = [frame[c].astype("string").fillna("") for c in registry.key]
-    key = parts[0]
-    for p in parts[1:]:
-        key = key + "+" + p
-    # PostgreSQL text cannot hold NUL, SQLite can: show it the same visible way in both
-    return key.str.replace("\x00", "\\x00", regex=False)
 
 
 # NUL and the other C0 controls but tab and line breaks (which quoted names may hold), DEL, and a byte-order
@@ -155,32 +146,6 @@ def expectation_outcomes(result) -> list[dict]:
         out.append({"expectation": cfg.type, "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list"),
                     "reason": (cfg.meta or {}).get("reason"), "success": bool(r.success),
                     "unexpected_count": int((r.result or {}).get("unexpected_count") or 0)})
-    return out
-
-
-def _decimal_units(text: pd.Series, places: int) -> pd.Series:
-    """Exact 'W.FF' decimal strings to integer units of 10**-places (NA stays NA)."""
-    parts = text.astype("string").str.extract(rf"^([0-9]+)(?:\.([0-9]{{1,{places}}}))?$")
-    whole = parts[0].astype("Int64")
-    frac = parts[1].fillna("0").str.ljust(places, "0").astype("Int64")
-    return (whole * 10**places + frac).astype("Int64")
-
-
-def type_frame(frame: pd.DataFrame, registry: Registry) -> pd.DataFrame:
-    """Convert validated string columns to dates, integers and fen."""
-    out = frame.copy()
-    for c in registry.dates:
-        out[c] = pd.to_datetime(out[c], format="%Y-%m-%d", errors="raise").astype("datetime64[s]")
-    for c in registry.integers:
-        out[c] = out[c].astype("Int64")
-    for c in registry.money:
-        out[c] = _decimal_units(out[c], 2)
-    if "attendance_days" in out:
-        out["attendance_days"] = out["attendance_days"].astype("Int64")
-    if "passed" in out:
-        out["passed"] = out["passed"].eq("true").astype(bool)
-    if "uplift_rate" in out:
-        out["uplift_rate"] = _decimal_units(out["uplift_rate"], 4)
     return out
 
 

@@ -176,7 +176,7 @@ def test_city_payouts_take_places_under_the_annual_cap():
 def test_paid_as_training_subsidy_for_the_same_occupation_and_level():
     import datetime as dt
 
-    from subsidy_ledger import decide, eligibility
+    from subsidy_ledger import contract, decide, eligibility
     from subsidy_ledger.policy import PolicyBook
 
     book = PolicyBook.load()
@@ -186,7 +186,7 @@ def test_paid_as_training_subsidy_for_the_same_occupation_and_level():
     e = eligibility.build_certificate_eligibility(stg, dt.date(2022, 6, 30), book)
     training = pd.DataFrame({"person_id": [A, A], "occupation_code": ["6-18-01-01", "ZJ-NX-001"],
                              "level": pd.array([4, pd.NA], dtype="Int64")})
-    d = decide.decide_certificates(e, book, pd.DataFrame(columns=decide.CLAIM_KEY),
+    d = decide.decide_certificates(e, book, pd.DataFrame(columns=contract.CLAIM_KEY),
                                    training_approved=training).set_index("reference")
     assert verdict(d, "C1") == ("rejected", "paid_as_training_subsidy", 0)
     assert verdict(d, "S1") == ("rejected", "paid_as_training_subsidy", 0)
