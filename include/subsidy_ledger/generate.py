@@ -744,7 +744,8 @@ def _shift_dates(rng, values: pd.Series, days: int = 60) -> pd.Series:
 def change(sources: Path, out: Path, share: float, seed: int) -> dict[str, int]:
     """Write a copy of a drop in which `share` of each registry's rows changed: half edited (a date moved,
     a status or name changed), a quarter deleted, a quarter arriving late (new records). Same seed, same bytes."""
-    from .extract import HASH_COL, PARSE_ERROR_COL, ROW_COL, read_registry
+    from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL
+    from .extract import read_registry
 
     rng = np.random.default_rng(seed)
     out = Path(out)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import ledger
-from .extract import HASH_COL, ROW_COL
+from .contract import HASH_COL, ROW_COL
 
 PAYMENT, RECOVERY = "payment", "recovery"
 WAITING_ACCOUNT, IN_TRANSIT, PAID, FAILED = "waiting_account", "in_transit", "paid", "failed"
