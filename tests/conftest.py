@@ -130,15 +130,3 @@ def immediate_payment(immediate_policy, monkeypatch) -> str:
     (Module-scoped fixtures that run nights set it themselves with pytest.MonkeyPatch.context().)"""
     monkeypatch.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
     return "nanxun-2019-immediate"
-
-
-# Files whose nights take minutes go first, so that pytest-xdist's workers finish together rather than one
-# running the longest file alone at the end (a file's tests stay on one worker: scripts/test.sh).
-LONG_FILES = ("test_crash.py", "test_pipeline.py", "test_scheduler.py", "test_dag_run.py", "test_broken_drops.py",
-              "test_auditor_ui.py", "test_payments.py", "test_gate.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Order the collected tests longest files first (stable within a file)."""
-    rank = {name: i for i, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
