@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import assessment_report, labels, workbooks
 from .assessment import Assessment
+from .contract import CLAIM_KEY as CLAIM
 from .contract import mask_account_no, mask_ids_in_text, mask_name, mask_resident_id, person_codes
 from .ledger import payee_type
 from .money import fen_to_yuan_text, rate_units_to_text
@@ -52,7 +53,6 @@ PAYMENTS_RECONCILIATION_COLUMNS = ["department_code", "fund", "owed", "paid", "i
 BANK_COLUMNS = ["instruction_id", "payout_id", "payee_name", "payee_id", "bank_name", "account_no", "amount",
                 "purpose"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-CLAIM = ["subsidy_type", "reference", "person_id"]
 
 
 @dataclass(frozen=True)

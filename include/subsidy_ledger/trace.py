@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import labels
+from .contract import CLAIM_KEY as CLAIM
 from .contract import mask_account_no, mask_ids_in_text, mask_resident_id, masks_by_column, person_codes
 from .money import decimal_yuan, rate_text
 from .warehouse import (
@@ -29,7 +30,6 @@ from .warehouse import (
     validation_results,
 )
 
-CLAIM = ["subsidy_type", "reference", "person_id"]
 PAYOUT_ID = re.compile(r"^PO[0-9A-F]{4,22}$")  # a payout id (a reversal's line id has the same form)
 MASKED_ID = re.compile(r"^([0-9]{6})\*{8}([0-9]{3}[0-9X])(?:\s+(\S.*))?$", re.I)
 SHANGHAI = ZoneInfo("Asia/Shanghai")

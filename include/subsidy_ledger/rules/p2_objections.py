@@ -12,10 +12,11 @@ import datetime as dt
 
 import pandas as pd
 
+from ..contract import CLAIM_KEY
+
 RULE_ID = "P2"
 OBJECTION_OPEN = "objection_open"      # hold reason
 OBJECTION_UPHELD = "objection_upheld"  # rejection reason
-CLAIM_KEY = ["subsidy_type", "reference", "person_id"]
 
 
 def standing(objections: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
