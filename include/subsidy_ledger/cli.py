@@ -28,6 +28,17 @@ def _run_id(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _count(text: str) -> int:
+    """A whole number from 1 to 256 (partitions, processes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 256")
+    return value
+
+
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -90,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--expectations", default=None, help="GX suites folder (default expectations/)")
     r.add_argument("--work", default=None, help="scratch folder of the run (default $SUBSIDY_LEDGER_WORK or "
                                                  "<system temp>/subsidy-ledger-work); never inside --out")
+    r.add_argument("--partitions", type=_count, default=None, metavar="K",
+                   help="person partitions (default $SUBSIDY_LEDGER_PARTITIONS, else one per 250,000 persons); "
+                        "every K gives the same answers")
+    r.add_argument("--partition-workers", type=_count, default=None, metavar="N",
+                   help="processes the partitions run in (default $SUBSIDY_LEDGER_PARTITION_WORKERS, else one "
+                        "per core)")
     r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another run of the same night and --out (default: refuse at once)")
     gates = r.add_argument_group("gates", "a night that looks wrong stops before anything is posted (exit 3)")
@@ -227,7 +244,8 @@ def _run(args) -> int:
         "max_quarantine_share": args.max_quarantine_share, "max_row_loss_share": args.max_row_loss_share,
         "max_reversal_share": args.max_reversal_share,
         "max_reversal_fen": None if args.max_reversal_amount is None else yuan_to_fen(args.max_reversal_amount),
-        "work_dir": args.work}.items() if v is not None}
+        "work_dir": args.work, "partitions": args.partitions,
+        "partition_workers": args.partition_workers}.items() if v is not None}
     cfg = pipeline.RunConfig(
         sources=str(args.sources), as_of=args.as_of, warehouse=warehouse.warehouse_url(args.warehouse),
         out=str(args.out), run_id=args.run_id or f"cli__{args.as_of}", expectations=args.expectations,

@@ -157,11 +157,12 @@ def decide_living_allowances(f: pd.DataFrame, book: PolicyBook, as_of) -> pd.Dat
 
 
 def decide_training_subsidies(f: pd.DataFrame, book: PolicyBook, already_paid: pd.DataFrame | None = None,
-                              held_rows: pd.Series | None = None) -> pd.DataFrame:
+                              held_rows: pd.Series | None = None, budget: bool = True) -> pd.DataFrame:
     """R7 (with R3) for every roster entry in the training eligibility table.
 
     held_rows: the quarantined rows each entry waits for (holds.quarantined_rows); a held entry uses up no
-    slot, cap place or budget. Then overlapping attendance and the project's filed budget hold entries.
+    slot, cap place or budget. Then overlapping attendance and the project's filed budget hold entries;
+    budget=False leaves the budget to hold_over_budget (a project's trainees may sit in other partitions).
     """
     f = f.reset_index(drop=True).assign(subsidy_type=r7.SUBSIDY_TYPE)
     f["reference"] = f["class_id"]
@@ -181,12 +182,22 @@ def decide_training_subsidies(f: pd.DataFrame, book: PolicyBook, already_paid: p
     approved = reason.isna()
     uplift = f["uplift_units"].where(approved, 0).fillna(0).astype("int64")
     amount = apply_uplift(base.fillna(0), uplift).where(approved, 0).astype("int64")
-    over = r7.budget_holds(f, approved & ~waits, amount, paid)
     out = _frame(f, reason, amount, base, r7.RULE_ID, SKILLS_ACCOUNT, f["start_date"],
                  occupation_code=f["occupation_code"], level=f["level"])
     out["uplift_units"] = uplift
     out["cap_place"] = order["cap_place"].reindex(f.index).astype("Int64")
     out = holds.hold(out, awaiting, overlap)
+    return hold_over_budget(out, f, already_paid) if budget else out
+
+
+def hold_over_budget(decided: pd.DataFrame, f: pd.DataFrame, already_paid: pd.DataFrame | None) -> pd.DataFrame:
+    """R7's budget check over all of a project's entries: decided holds R7 decisions row for row with the
+    eligibility rows f; approved entries past their project's filed budget are held (over_filed_budget)."""
+    decided, f = decided.reset_index(drop=True), f.reset_index(drop=True)
+    paid = _is_paid(decided["subsidy_type"], decided["reference"], decided["person_id"],
+                    already_paid if already_paid is not None else pd.DataFrame(columns=CLAIM_KEY))
+    over = r7.budget_holds(f, decided["decision"] == "approved", decided["amount_fen"], paid)
+    out = decided.copy()
     out.loc[over, "decision"] = holds.HELD
     out.loc[over, "reason_code"] = r7.OVER_BUDGET
     out.loc[over, "amount_fen"] = 0

@@ -34,7 +34,8 @@ def _file(path: Path, **extra) -> dict:
 
 
 STAGING = [r.table for r in REGISTRIES.values()]
-ELIGIBILITY = ["int_certificate_eligibility", "int_apprentice_eligibility", "int_living_allowance_eligibility"]
+ELIGIBILITY = ["int_certificate_eligibility", "int_apprentice_eligibility", "int_living_allowance_eligibility",
+               "int_training_eligibility"]
 
 
 def stage_datasets(stage: str, cfg, result: dict) -> tuple[list[dict], list[dict]]:

@@ -35,6 +35,7 @@ from . import (
     gate,
     ledger,
     lineage,
+    partition,
     payments,
     publicity,
     supervision,
@@ -112,6 +113,10 @@ class RunConfig:
     accepted_by: str | None = None
     # scratch files of the run, never under the extracts: default <system temp>/subsidy-ledger-work
     work_dir: str | None = field(default_factory=lambda: os.environ.get(WORK_ENV))
+    # person partitions (K) and the processes that run them; None: chosen from the drop's size and the cores
+    # ($SUBSIDY_LEDGER_PARTITIONS, $SUBSIDY_LEDGER_PARTITION_WORKERS); the answers are the same for every K
+    partitions: int | None = None
+    partition_workers: int | None = None
     # in Airflow: the connections the URLs above come from, resolved inside each task (never in XCom)
     warehouse_conn_id: str | None = None
     sources_conn_id: str | None = None
@@ -359,23 +364,38 @@ def _accepted(cfg: RunConfig, conn) -> dict[str, pd.DataFrame]:
     return {n: pd.read_parquet(folder / f"{n}.parquet") for n in REGISTRIES}
 
 
-ELIGIBILITY = (  # intermediate table, builder
-    (warehouse.certificate_eligibility, eligibility.build_certificate_eligibility),
-    (warehouse.apprentice_eligibility, eligibility.build_apprentice_eligibility),
-    (warehouse.living_allowance_eligibility, eligibility.build_living_allowance_eligibility),
-    (warehouse.training_eligibility, eligibility.build_training_eligibility),
+ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order, whatever K is)
+    (warehouse.certificate_eligibility, eligibility.build_certificate_eligibility, ("certificate_no", "person_id")),
+    (warehouse.apprentice_eligibility, eligibility.build_apprentice_eligibility, contract.CLAIM_KEY),
+    (warehouse.living_allowance_eligibility, eligibility.build_living_allowance_eligibility,
+     ("class_id", "person_id")),
+    (warehouse.training_eligibility, eligibility.build_training_eligibility, ("class_id", "person_id")),
 )
+CITY_OVERLAP_KEY = ("reference", "person_id", "city_certificate_no")
+SOURCE_KEY = (*contract.CLAIM_KEY, "role", "registry", "source_row")
+
+
+def _partitioning(cfg: RunConfig, frames: dict[str, pd.DataFrame]) -> tuple[list[dict[str, pd.DataFrame]], int]:
+    """The frames cut into the night's person partitions, and the processes to run them in."""
+    k = partition.count(partition.persons(frames), cfg.partitions)
+    return partition.split(frames, k), partition.workers(k, cfg.partition_workers)
+
+
+def eligibility_partition(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> list[pd.DataFrame]:
+    """The eligibility tables (ELIGIBILITY's order) of one person partition."""
+    return [build(stg, as_of, book) for _, build, _ in ELIGIBILITY]
 
 
 def _build_eligibility(conn, cfg: RunConfig, book: PolicyBook) -> dict:
-    stg = _accepted(cfg, conn)
+    parts, processes = _partitioning(cfg, _accepted(cfg, conn))
+    results = partition.run(eligibility_partition, parts, cfg.as_of_date, book, processes=processes)
     rows = {}
-    for table, build in ELIGIBILITY:
-        frame = build(stg, cfg.as_of_date, book)
+    for i, (table, _, key) in enumerate(ELIGIBILITY):
+        frame = partition.combine([r[i] for r in results], key)
         conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
         warehouse.insert_frame(conn, table, frame.assign(run_id=cfg.run_id))
         rows[table.name] = len(frame)
-    return {"rows": rows}
+    return {"rows": rows, "partitions": len(parts)}
 
 
 def stage_eligibility(cfg: RunConfig) -> dict:
@@ -392,51 +412,88 @@ def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()
     frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
     for c in flags:
         frame[c] = frame[c].fillna(False).astype(bool)
-    return frame
+    key = next(k for t, _, k in ELIGIBILITY if t is table)
+    return frame.sort_values(list(key), kind="stable").reset_index(drop=True)  # a warehouse keeps no row order
 
 
-def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
-    """Decide every claim from this run's eligibility tables; store the decisions and their lineage."""
-    certs = _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
-                         ("civil_servant", "insured", "key_group", "paid_by_city"))
-    state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)  # read once: the paid claims and the orphans below
-    paid = state.loc[state["net_fen"].astype("int64") > 0, contract.CLAIM_KEY]
-    living = _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
-                          ("filed_in_advance", "qualifying_group", "overlapping_attendance"))
-    stg = _accepted(cfg, conn)
-    apprentices = _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
-                               ("school_partner", "in_post_one_year"))
-    quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
-    classes = stg["training_classes"]
-    training = _eligibility(conn, warehouse.training_eligibility, cfg.run_id,
-                            ("filed_in_advance", "passed", "project_filed", "institution_qualified",
-                             "overlapping_attendance"))
+# names of the per-person frames decide adds to a partition beside the accepted registries
+_CERTS, _APPRENTICES, _LIVING, _TRAINING, _STATE, _TRAINED = (
+    "~certificate_eligibility", "~apprentice_eligibility", "~living_allowance_eligibility", "~training_eligibility",
+    "~claim_state", "~training_decisions")
+
+
+def _paid(state: pd.DataFrame) -> pd.DataFrame:
+    return state.loc[state["net_fen"].astype("int64") > 0, contract.CLAIM_KEY]
+
+
+def training_partition(part: dict[str, pd.DataFrame], quarantine: pd.DataFrame, book: PolicyBook) -> pd.DataFrame:
+    """R7 for one person partition, before the projects' budgets (a cross-person pass) are applied."""
+    training = part[_TRAINING]
     claims = pd.DataFrame({"subsidy_type": decide.r7.SUBSIDY_TYPE, "reference": training["class_id"],
                            "person_id": training["person_id"]}, index=training.index)
-    # R7 first: R1 check 7 asks whether the person's occupation and level was paid as a training subsidy
-    trained = decide.decide_training_subsidies(training, book, paid, holds.quarantined_rows(claims, quarantine,
-                                                                                           classes))
+    return decide.decide_training_subsidies(training, book, _paid(part[_STATE]),
+                                            holds.quarantined_rows(claims, quarantine, part["training_classes"]),
+                                            budget=False)
+
+
+def decisions_partition(part: dict[str, pd.DataFrame], quarantine: pd.DataFrame, book: PolicyBook,
+                        as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """R1-R6 and the holds and objections for one person partition, given its R7 decisions (budgets applied):
+    (decisions, city overlaps, claim sources)."""
+    state, classes, trained = part[_STATE], part["training_classes"], part[_TRAINED]
+    paid = _paid(state)
+    certs = part[_CERTS]
+    # R1 check 7 asks whether the person's occupation and level was paid as a training subsidy
     approved = trained.loc[trained["decision"] == "approved", ["person_id", "occupation_code", "level"]]
-    city = eligibility.city_paid_by(stg["city_payouts"], cfg.as_of_date)
+    city = eligibility.city_paid_by(part["city_payouts"], as_of)
     parts = [
         decide.decide_certificates(certs, book, paid, city, approved),
-        decide.decide_apprentices(apprentices, book, cfg.as_of_date, paid),
-        decide.decide_living_allowances(living, book, cfg.as_of_date),
+        decide.decide_apprentices(part[_APPRENTICES], book, as_of, paid),
+        decide.decide_living_allowances(part[_LIVING], book, as_of),
         trained,
     ]
     overlaps = decide.city_overlaps(certs, parts[0], paid, city)
-    conn.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
-    warehouse.insert_frame(conn, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
     fresh = [p for p in parts if len(p)]
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
     d = holds.hold(d, holds.quarantined_rows(d, quarantine, classes))
     d = pd.concat([d, _orphans_on_hold(state, d, quarantine, classes)], ignore_index=True)
-    d = p2.apply(d, stg["objections"], cfg.as_of_date)
-    sources = lineage.claim_sources(stg, d)
+    d = p2.apply(d, part["objections"], as_of)
+    return d, overlaps, lineage.claim_sources(part, d)
+
+
+def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
+    """Decide every claim from this run's eligibility tables, person partition by partition; store the
+    decisions and their lineage."""
+    state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)  # read once: the paid claims and the orphans
+    quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
+    frames = {**_accepted(cfg, conn), _STATE: state,
+              _CERTS: _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
+                                   ("civil_servant", "insured", "key_group", "paid_by_city")),
+              _APPRENTICES: _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
+                                         ("school_partner", "in_post_one_year")),
+              _LIVING: _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
+                                    ("filed_in_advance", "qualifying_group", "overlapping_attendance")),
+              _TRAINING: _eligibility(conn, warehouse.training_eligibility, cfg.run_id,
+                                      ("filed_in_advance", "passed", "project_filed", "institution_qualified",
+                                       "overlapping_attendance"))}
+    parts, processes = _partitioning(cfg, frames)
+    # R7 first, then each project's filed budget over all persons, then R1-R6 (R1 check 7 reads R7's approvals)
+    trained = partition.run(training_partition, parts, quarantine, book, processes=processes)
+    trained = decide.hold_over_budget(pd.concat(trained, ignore_index=True),
+                                      pd.concat([p[_TRAINING] for p in parts], ignore_index=True), _paid(state))
+    which = partition.of(trained["person_id"], len(parts))
+    for i, p in enumerate(parts):
+        p[_TRAINED] = trained.loc[which == i].reset_index(drop=True)
+    results = partition.run(decisions_partition, parts, quarantine, book, cfg.as_of_date, processes=processes)
+    d = partition.combine([r[0] for r in results], contract.CLAIM_KEY)
+    overlaps = partition.combine([r[1] for r in results], CITY_OVERLAP_KEY)
+    sources = partition.combine([r[2] for r in results], SOURCE_KEY)
+    conn.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
+    warehouse.insert_frame(conn, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
     t = warehouse.claim_sources
     conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, t, sources.assign(run_id=cfg.run_id))
-    d = d.assign(decided_in_run=cfg.run_id).sort_values(contract.CLAIM_KEY, kind="stable").reset_index(drop=True)
+    d = d.assign(decided_in_run=cfg.run_id)
     conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
     warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
     _set_run(conn, cfg.run_id, ledger_seq_at_decide=ledger.high_water(conn))
@@ -598,7 +655,7 @@ def _forget_old_runs(conn, keep: str) -> None:
     r = warehouse.runs
     stale = sa.select(r.c.run_id).where(r.c.run_id != keep, sa.or_(
         r.c.status == "succeeded", r.c.started_at < _now() - dt.timedelta(days=1), r.c.started_at.is_(None)))
-    for table in [*warehouse.STAGING.values(), *(t for t, _ in ELIGIBILITY)]:
+    for table in [*warehouse.STAGING.values(), *(t for t, _, _ in ELIGIBILITY)]:
         conn.execute(table.delete().where(table.c.run_id.in_(stale)))
 
 
@@ -763,7 +820,8 @@ def describe(name: str, result: dict) -> str:
         return f"{sum(result['rows'].values())} rows read from {len(result['rows'])} registries"
     if name == "eligibility":
         r = result["rows"]
-        return (f"{r['int_certificate_eligibility']} certificate claims, "
+        return (f"{result.get('partitions', 1)} person partitions: "
+                f"{r['int_certificate_eligibility']} certificate claims, "
                 f"{r['int_apprentice_eligibility']} apprentice claims, "
                 f"{r['int_living_allowance_eligibility']} living-allowance claims, "
                 f"{r['int_training_eligibility']} training-subsidy claims")

@@ -1,0 +1,98 @@
+"""Person partitions: a night's per-person work split by a stable hash of the compacted identity number.
+
+Every registry row that names a person goes to that person's partition; the small shared tables (classes,
+projects, institutions, enterprises, catalog, plans) and `low_income` go to every partition whole. R6 reads
+other members of a school leaver's household from `low_income`, so it is the one person registry whose rows
+matter to other persons. The results of the partitions are put back together in one canonical order (each
+table's key), so a night gives the same tables, extracts and ledger whatever K is.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+PARTITIONS_ENV = "SUBSIDY_LEDGER_PARTITIONS"                    # K; unset: chosen from the drop's size
+PERSONS_PER_PARTITION_ENV = "SUBSIDY_LEDGER_PERSONS_PER_PARTITION"
+WORKERS_ENV = "SUBSIDY_LEDGER_PARTITION_WORKERS"                # processes; unset: one per core
+PERSONS_PER_PARTITION = 250_000
+MAX_PARTITIONS = 256
+# rows of these registries matter to persons other than their own, so every partition gets all of them
+SHARED_PERSON_REGISTRIES = frozenset({"low_income"})
+# siphash key of pandas' hash_array, spelled out so that a change of pandas' default cannot move a person
+HASH_KEY = "subsidy-ledger-p"
+
+
+def of(person_id: pd.Series, k: int) -> np.ndarray:
+    """Partition number (0..k-1) of each compacted identity number; a missing one goes to partition 0."""
+    if k <= 1:
+        return np.zeros(len(person_id), dtype=np.int64)
+    ids = person_id.astype("string")
+    which = pd.util.hash_array(ids.fillna("").to_numpy(dtype=object), hash_key=HASH_KEY, categorize=True)
+    return np.where(ids.isna().to_numpy(), 0, which % np.uint64(k)).astype(np.int64)
+
+
+def persons(frames: dict[str, pd.DataFrame]) -> int:
+    """How many distinct persons the split registries name."""
+    ids = [f["person_id"].dropna().unique() for n, f in frames.items()
+           if "person_id" in f and n not in SHARED_PERSON_REGISTRIES]
+    return len(pd.unique(np.concatenate(ids))) if ids else 0
+
+
+def count(n_persons: int, requested: int | None = None) -> int:
+    """K: the requested count, else $SUBSIDY_LEDGER_PARTITIONS, else one partition per 250,000 persons
+    ($SUBSIDY_LEDGER_PERSONS_PER_PARTITION)."""
+    k = requested or int(os.environ.get(PARTITIONS_ENV) or 0)
+    if not k:
+        per = int(os.environ.get(PERSONS_PER_PARTITION_ENV) or PERSONS_PER_PARTITION)
+        k = math.ceil(n_persons / per) if n_persons else 1
+    if not 1 <= k <= MAX_PARTITIONS:
+        raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, not {k}")
+    return k
+
+
+def split(frames: dict[str, pd.DataFrame], k: int) -> list[dict[str, pd.DataFrame]]:
+    """K dicts of the same frames: a frame with a person_id column cut by person, every other one whole."""
+    if k == 1:
+        return [frames]
+    parts: list[dict[str, pd.DataFrame]] = [{} for _ in range(k)]
+    for name, frame in frames.items():
+        if "person_id" not in frame or name in SHARED_PERSON_REGISTRIES:
+            for p in parts:
+                p[name] = frame
+            continue
+        which = of(frame["person_id"], k)
+        for i, p in enumerate(parts):
+            p[name] = frame.loc[which == i].reset_index(drop=True)
+    return parts
+
+
+def combine(frames: Sequence[pd.DataFrame], key: Sequence[str]) -> pd.DataFrame:
+    """The partitions' frames as one, in key order (stable: a person's rows keep the order their partition
+    gave them, and all of them come from one partition)."""
+    frames = [f for f in frames if len(f)] or list(frames[:1])
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    return out.sort_values(list(key), kind="stable").reset_index(drop=True)
+
+
+def workers(k: int, requested: int | None = None) -> int:
+    """Processes to run K partitions in: the requested number, else $SUBSIDY_LEDGER_PARTITION_WORKERS, else one
+    per core, never more than K."""
+    n = requested or int(os.environ.get(WORKERS_ENV) or 0) or os.cpu_count() or 1
+    return max(1, min(n, k))
+
+
+def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
+    """fn(part, *args) for every part, in a pool of processes when there is more than one (results in part
+    order); the parent keeps nothing of a child but its result."""
+    if processes <= 1 or len(parts) <= 1:
+        return [fn(p, *args) for p in parts]
+    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
+    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, parts, *([a] * len(parts) for a in args)))
