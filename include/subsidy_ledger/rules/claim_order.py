@@ -32,7 +32,9 @@ def first_come(person: pd.Series, slot: pd.Series, year: pd.Series, cap: pd.Seri
     used = {} if prior is None else {str(k): int(v) for k, v in prior.items()}
     for r in range(int(c["rank"].max()) + 1 if len(c) else 0):
         cur = c.loc[c["rank"] == r]
-        dup = cur["slot"].isin(taken)
+        # a set lookup per claim: Series.isin on Arrow strings converts every member of `taken` each round
+        dup = pd.Series(np.fromiter((v in taken for v in cur["slot"].to_numpy(dtype=object)), bool, len(cur)),
+                        index=cur.index)
         count = cur["year_key"].map(used).fillna(0).astype("int64")
         full = ~dup & (count >= cur["cap"])
         ok = ~dup & ~full
