@@ -48,7 +48,9 @@ def main() -> None:
         "import_seconds": round(imported, 3), "stages": stages, "rows_in": sum(r["rows_in"] for r in rec),
         "mode": results["validate"].get("mode", "full"), "gx_rows_checked": results["validate"]["gx_rows_checked"],
         "posted": results["post"]["posted"], "publicised": results["post"].get("publicised", 0),
-        "instructed": results["pay"]["instructed"],
+        "instructed": results["pay"]["instructed"], "partitions": results["eligibility"].get("partitions", 1),
+        "partition_seconds": {"eligibility": results["eligibility"].get("partition_seconds", []),
+                              **results["decide"].get("partition_seconds", {})},
     }))
     sys.stdout.flush()
 

@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import math
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -88,11 +89,20 @@ def workers(k: int, requested: int | None = None) -> int:
     return max(1, min(n, k))
 
 
-def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
+def _timed(fn: Callable, part, *args) -> tuple[object, float]:
+    started = time.perf_counter()
+    return fn(part, *args), time.perf_counter() - started
+
+
+def run(fn: Callable, parts: Sequence, *args, processes: int = 1, seconds: list | None = None) -> list:
     """fn(part, *args) for every part, in a pool of processes when there is more than one (results in part
-    order); the parent keeps nothing of a child but its result."""
+    order); the parent keeps nothing of a child but its result. `seconds` receives each part's time."""
     if processes <= 1 or len(parts) <= 1:
-        return [fn(p, *args) for p in parts]
-    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
-    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, parts, *([a] * len(parts) for a in args)))
+        timed = [_timed(fn, p, *args) for p in parts]
+    else:
+        # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
+        with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            timed = list(pool.map(_timed, [fn] * len(parts), parts, *([a] * len(parts) for a in args)))
+    if seconds is not None:
+        seconds.extend(round(t, 3) for _, t in timed)
+    return [r for r, _ in timed]
