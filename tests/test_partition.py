@@ -126,7 +126,7 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
         counts = [{k: v for k, v in r["decide"].items() if k != "partition_seconds"} for r in one]
         assert counts == [{k: v for k, v in r["decide"].items() if k != "partition_seconds"} for r in seven]
         assert [len(r["decide"]["partition_seconds"]["decisions"]) for r in seven] == [7, 7, 7]
-        lines = [line for line in _tables(warehouse_url)["ledger_lines"]]
+        lines = _tables(warehouse_url)["ledger_lines"]
         assert {"payout", "reversal"} <= {line[2] for line in lines}, "the nights should pay and correct"
         assert _tables(warehouse_url) == _tables(other_url)
         for _, night in NIGHTS:
