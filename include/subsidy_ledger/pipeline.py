@@ -829,7 +829,8 @@ def describe(name: str, result: dict) -> str:
         return f"{sum(result['rows'].values())} rows read from {len(result['rows'])} registries"
     if name == "eligibility":
         r = result["rows"]
-        return (f"{result.get('partitions', 1)} person partitions: "
+        k = result.get("partitions", 1)
+        return (f"{k} person partition{'' if k == 1 else 's'}: "
                 f"{r['int_certificate_eligibility']} certificate claims, "
                 f"{r['int_apprentice_eligibility']} apprentice claims, "
                 f"{r['int_living_allowance_eligibility']} living-allowance claims, "
