@@ -45,12 +45,21 @@ def test_split_cuts_person_registries_and_shares_the_rest():
 def test_partition_count(monkeypatch):
     monkeypatch.delenv(partition.PARTITIONS_ENV, raising=False)
     monkeypatch.delenv(partition.PERSONS_PER_PARTITION_ENV, raising=False)
-    assert [partition.count(n) for n in (0, 1, 250_000, 250_001, 10_000_000)] == [1, 1, 1, 2, 40]
-    assert partition.count(10, requested=7) == 7
+    def drop(n: int) -> dict[str, pd.DataFrame]:  # n persons, each on two rows, and n households
+        ids = pd.Series([f"P{i:07d}" for i in range(n)] * 2, dtype="string")
+        return {"certificates": pd.DataFrame({"person_id": ids}),
+                "low_income": pd.DataFrame({"person_id": ids.str.replace("P", "H")})}
+
+    assert [partition.count(drop(n)) for n in (0, 1, 250_000, 250_001)] == [1, 1, 1, 2]
+    assert partition.count(drop(10), requested=7) == 7
+    monkeypatch.setenv(partition.PERSONS_PER_PARTITION_ENV, "4")
+    assert partition.count(drop(10)) == 3
+    monkeypatch.setenv(partition.PERSONS_PER_PARTITION_ENV, "25")  # 10,000,000 persons at 250,000 a partition
+    assert partition.count(drop(1000)) == 40
     monkeypatch.setenv(partition.PARTITIONS_ENV, "3")
-    assert partition.count(10) == 3
+    assert partition.count(drop(100)) == 3
     with pytest.raises(ValueError, match="between 1 and 256"):
-        partition.count(10, requested=1000)
+        partition.count(drop(10), requested=1000)
     assert partition.workers(7, 2) == 2 and partition.workers(1, 2) == 1
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .money import yuan_to_fen
+from .partition import MAX_PARTITIONS
 
 
 def _date(text: str) -> str:
@@ -29,13 +30,13 @@ def _run_id(text: str) -> str:
 
 
 def _count(text: str) -> int:
-    """A whole number from 1 to 256 (partitions, processes)."""
+    """A whole number from 1 to MAX_PARTITIONS (partitions, processes)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 256")
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_PARTITIONS}")
     return value
 
 

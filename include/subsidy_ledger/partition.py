@@ -46,13 +46,13 @@ def persons(frames: dict[str, pd.DataFrame]) -> int:
     return len(pd.unique(np.concatenate(ids))) if ids else 0
 
 
-def count(n_persons: int, requested: int | None = None) -> int:
-    """K: the requested count, else $SUBSIDY_LEDGER_PARTITIONS, else one partition per 250,000 persons
-    ($SUBSIDY_LEDGER_PERSONS_PER_PARTITION)."""
+def count(frames: dict[str, pd.DataFrame], requested: int | None = None) -> int:
+    """K: the requested count, else $SUBSIDY_LEDGER_PARTITIONS, else one partition per 250,000 persons the
+    frames name ($SUBSIDY_LEDGER_PERSONS_PER_PARTITION); the persons are counted only in that last case."""
     k = requested or int(os.environ.get(PARTITIONS_ENV) or 0)
     if not k:
         per = int(os.environ.get(PERSONS_PER_PARTITION_ENV) or PERSONS_PER_PARTITION)
-        k = math.ceil(n_persons / per) if n_persons else 1
+        k = max(1, math.ceil(persons(frames) / per))
     if not 1 <= k <= MAX_PARTITIONS:
         raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, not {k}")
     return k

@@ -377,7 +377,7 @@ SOURCE_KEY = (*contract.CLAIM_KEY, "role", "registry", "source_row")
 
 def _partitioning(cfg: RunConfig, frames: dict[str, pd.DataFrame]) -> tuple[list[dict[str, pd.DataFrame]], int]:
     """The frames cut into the night's person partitions, and the processes to run them in."""
-    k = partition.count(partition.persons(frames), cfg.partitions)
+    k = partition.count(frames, cfg.partitions)
     return partition.split(frames, k), partition.workers(k, cfg.partition_workers)
 
 
