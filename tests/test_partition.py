@@ -132,9 +132,12 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
         seven = _nights(drops, other_url, tmp_path / "k7", 7, 2)
         assert [r["eligibility"]["partitions"] for r in one] == [1, 1, 1]
         assert [r["eligibility"]["partitions"] for r in seven] == [7, 7, 7]
-        counts = [{k: v for k, v in r["decide"].items() if k != "partition_seconds"} for r in one]
-        assert counts == [{k: v for k, v in r["decide"].items() if k != "partition_seconds"} for r in seven]
-        assert [len(r["decide"]["partition_seconds"]["decisions"]) for r in seven] == [7, 7, 7]
+        assert [r["decide"]["partitions"] for r in seven] == [7, 7, 7]
+        how = ("partition_seconds", "partitions")
+        counts = [{k: v for k, v in r["decide"].items() if k not in how} for r in one]
+        assert counts == [{k: v for k, v in r["decide"].items() if k not in how} for r in seven]
+        assert [[len(r["decide"]["partition_seconds"][s]) for s in ("training", "decisions")] for r in seven] == [
+            [7, 7]] * 3
         lines = _tables(warehouse_url)["ledger_lines"]
         assert {"payout", "reversal"} <= {line[2] for line in lines}, "the nights should pay and correct"
         assert _tables(warehouse_url) == _tables(other_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import workstore
 from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL
 from .registries import REGISTRIES, Registry
 
@@ -266,7 +268,7 @@ def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dic
             if name not in names:
                 if registry.required:
                     raise DropError(f"{safe_url} table {name}", "required registry table or view is missing")
-                empty_registry(registry).frame.to_parquet(path, index=False)
+                workstore.write_frame(path, empty_registry(registry).frame)
                 manifest[name] = {"path": str(path), "present": False, "encoding": None, "sha256": None, "rows": 0,
                                   "extra_columns": []}
                 continue
@@ -277,7 +279,7 @@ def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dic
             table = sa.table(name, *[sa.column(c) for c in registry.columns])
             stmt = sa.select(*table.c).order_by(*[table.c[k] for k in registry.key])
             digest, rows, writer = hashlib.sha256(), 0, None
-            with engine.connect() as conn:
+            with engine.connect() as conn, contextlib.ExitStack() as files:
                 result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
                 for part in result.partitions():
                     cols = list(zip(*part, strict=True))
@@ -287,13 +289,13 @@ def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dic
                     frame[HASH_COL] = row_hashes(frame, registry)
                     digest.update("".join(frame[HASH_COL].tolist()).encode())
                     batch = pa.Table.from_pandas(frame, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(path, batch.schema)
+                    # the store's file (a folder's or an object's), closed after the writer that fills it
+                    writer = writer or files.enter_context(contextlib.closing(
+                        pq.ParquetWriter(files.enter_context(path.open("wb")), batch.schema)))
                     writer.write_table(batch)
                     rows += len(frame)
             if writer is None:
-                empty_registry(registry).frame.to_parquet(path, index=False)
-            else:
-                writer.close()
+                workstore.write_frame(path, empty_registry(registry).frame)
             manifest[name] = {"path": str(path), "present": True, "encoding": "database",
                               "sha256": digest.hexdigest(), "rows": rows,
                               "extra_columns": [c for c in columns if c not in registry.columns]}

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import workstore
+
 PARTITIONS_ENV = "SUBSIDY_LEDGER_PARTITIONS"                    # K; unset: chosen from the drop's size
 PERSONS_PER_PARTITION_ENV = "SUBSIDY_LEDGER_PERSONS_PER_PARTITION"
 WORKERS_ENV = "SUBSIDY_LEDGER_PARTITION_WORKERS"                # processes; unset: one per core
@@ -72,6 +74,39 @@ def split(frames: dict[str, pd.DataFrame], k: int) -> list[dict[str, pd.DataFram
         for i, p in enumerate(parts):
             p[name] = frame.loc[which == i].reset_index(drop=True)
     return parts
+
+
+def save(folder, frames: dict[str, pd.DataFrame], k: int, whole: Sequence[str] = ()) -> list[int]:
+    """Write the frames cut into K partitions to the work store: shared frames (and the names in `whole`) once
+    under shared/, the per-person ones under p<i>/; the plan records which is which. Returns the partition
+    numbers (what Airflow maps its partition tasks over)."""
+    shared = [n for n, f in frames.items() if "person_id" not in f or n in SHARED_PERSON_REGISTRIES or n in whole]
+    for name in shared:
+        workstore.write_frame(folder / "shared" / f"{name}.parquet", frames[name])
+    for name, frame in frames.items():
+        if name in shared:
+            continue
+        which = of(frame["person_id"], k)
+        for i in range(k):
+            workstore.write_frame(folder / f"p{i}" / f"{name}.parquet",
+                                  frame.loc[which == i].reset_index(drop=True) if k > 1 else frame)
+    workstore.write_json(folder / "plan.json", {"k": k, "shared": shared,
+                                                "person": [n for n in frames if n not in shared]})
+    return list(range(k))
+
+
+def plan(folder) -> dict:
+    """The plan save wrote: {"k": K, "shared": [names], "person": [names]}."""
+    return workstore.read_json(folder / "plan.json")
+
+
+def load(folder, i: int, extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """Partition i's frames from the work store: the shared ones, its own cut of the per-person ones, and the
+    named `extra` frames an earlier step wrote to p<i>/."""
+    p = plan(folder)
+    frames = {n: workstore.read_frame(folder / "shared" / f"{n}.parquet") for n in p["shared"]}
+    frames |= {n: workstore.read_frame(folder / f"p{i}" / f"{n}.parquet") for n in (*p["person"], *extra)}
+    return frames
 
 
 def combine(frames: Sequence[pd.DataFrame], key: Sequence[str]) -> pd.DataFrame:

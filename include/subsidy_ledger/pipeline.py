@@ -41,6 +41,7 @@ from . import (
     supervision,
     validate,
     warehouse,
+    workstore,
 )
 from .gate import DataQualityError
 from .money import decimal_yuan, yuan_to_fen
@@ -57,6 +58,7 @@ MAX_ROW_LOSS_ENV = "SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE"
 MAX_REVERSAL_SHARE_ENV = "SUBSIDY_LEDGER_MAX_REVERSAL_SHARE"
 MAX_REVERSAL_AMOUNT_ENV = "SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT"  # yuan
 WORK_ENV = "SUBSIDY_LEDGER_WORK"
+WORK_CONN_ENV = "SUBSIDY_LEDGER_WORK_CONN_ID"
 # Airflow's run ids (manual__2022-06-30T02:00:00+08:00) pass; nothing that could climb out of a folder or
 # start a spreadsheet formula does
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,249}")
@@ -112,7 +114,10 @@ class RunConfig:
     accept_drop_change: tuple[str, ...] = ()
     accepted_by: str | None = None
     # scratch files of the run, never under the extracts: default <system temp>/subsidy-ledger-work
+    # a folder, or a URL (file://, s3://) every worker reaches through Airflow's object storage with the
+    # credentials of connection work_conn_id ($SUBSIDY_LEDGER_WORK, $SUBSIDY_LEDGER_WORK_CONN_ID)
     work_dir: str | None = field(default_factory=lambda: os.environ.get(WORK_ENV))
+    work_conn_id: str | None = field(default_factory=lambda: os.environ.get(WORK_CONN_ENV))
     # person partitions (K) and the processes that run them; None: chosen from the drop's size and the cores
     # ($SUBSIDY_LEDGER_PARTITIONS, $SUBSIDY_LEDGER_PARTITION_WORKERS); the answers are the same for every K
     partitions: int | None = None
@@ -136,11 +141,13 @@ class RunConfig:
         return dt.date.fromisoformat(self.as_of)
 
     @property
-    def work(self) -> Path:
-        """Scratch folder of this run (raw frames between stages): it holds full identity numbers, so it lives
-        outside the extracts, readable by the pipeline's user only, and goes when the run ends either way."""
+    def work(self):
+        """Work store of this run (frames between stages and partitions; a Path, or an ObjectStoragePath for a
+        URL): it holds full identity numbers, so it lives outside the extracts, readable by the pipeline's user
+        only, and goes when the run ends either way."""
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.run_id)
-        return Path(self.work_dir or Path(tempfile.gettempdir()) / "subsidy-ledger-work") / safe
+        base = self.work_dir or str(Path(tempfile.gettempdir()) / "subsidy-ledger-work")
+        return workstore.root(base, self.work_conn_id) / safe
 
     def to_dict(self) -> dict:
         """Plain dict for XCom."""
@@ -168,21 +175,20 @@ def _run_row(conn, run_id: str) -> dict:
 def stage_extract(cfg: RunConfig) -> dict:
     """Read the drop folder or registry database (DropError if a registry cannot be read as such) and park
     the raw rows as parquet."""
-    _sweep_stale_work(cfg.work.parent)
+    workstore.sweep_stale(cfg.work.parent)
     work = cfg.work / "raw"
-    for folder in (cfg.work.parent, cfg.work, work):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    workstore.make_dirs(work)
     if extract.is_database_url(cfg.sources):
         manifest = extract.database_to_parquet(cfg.sources, work)
     else:
         manifest = {}
         for name, raw in extract.extract_drop(Path(cfg.sources)).items():
             path = work / f"{name}.parquet"
-            raw.frame.to_parquet(path, index=False)
+            workstore.write_frame(path, raw.frame)
             manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
                               "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns),
                               "problem": raw.problem}
-    (cfg.work / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    workstore.write_json(cfg.work / "manifest.json", manifest)
     engine = _engine(cfg)
     with engine.begin() as conn:
         conn.execute(warehouse.runs.delete().where(warehouse.runs.c.run_id == cfg.run_id))
@@ -193,30 +199,16 @@ def stage_extract(cfg: RunConfig) -> dict:
     return {"manifest": str(cfg.work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
 
 
-STALE_WORK_S = 86_400
-
-
-def _sweep_stale_work(root: Path) -> None:
-    """Remove work folders that killed runs left behind more than a day ago (no night runs for a day)."""
-    if not root.is_dir():
-        return
-    cutoff = time.time() - STALE_WORK_S
-    for folder in root.iterdir():
-        with contextlib.suppress(OSError):
-            if folder.is_dir() and folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
 def discard_work(cfg: RunConfig) -> None:
-    """Delete the run's scratch folder (full identity numbers in it); a rerun extracts the drop again."""
-    shutil.rmtree(cfg.work, ignore_errors=True)
+    """Delete the run's work (full identity numbers in it); a rerun extracts the drop again."""
+    workstore.remove(cfg.work)
 
 
 def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
-    manifest = json.loads((cfg.work / "manifest.json").read_text())
+    manifest = workstore.read_json(cfg.work / "manifest.json")
     raws = {}
     for name, m in manifest.items():
-        frame = pd.read_parquet(m["path"])
+        frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet")
         for c in frame.columns:
             if c != contract.ROW_COL:
                 frame[c] = frame[c].astype("string")
@@ -243,7 +235,6 @@ def stage_validate(cfg: RunConfig) -> dict:
                                                           validate.UNKNOWN_INSTRUCTION_REASON,
                                                           ("instruction_id", "payout_id"))
     accepted_dir = cfg.work / "accepted"
-    accepted_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
         for name, v in results.items():
             table = warehouse.STAGING[name]
@@ -251,7 +242,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             v.accepted["validated_run"] = cfg.run_id  # lineage: the GX validation that accepted the row
             staged = v.accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
             warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-            v.accepted.to_parquet(accepted_dir / f"{name}.parquet", index=False)
+            workstore.write_frame(accepted_dir / f"{name}.parquet", v.accepted)
             faults.checkpoint(f"validate:staged:{name}")
         for t in (warehouse.quarantine, warehouse.reconciliation, warehouse.validation_results):
             conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
@@ -359,9 +350,9 @@ def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
 def _accepted(cfg: RunConfig, conn) -> dict[str, pd.DataFrame]:
     """This run's accepted rows: the parquet the validate task left, else the warehouse staging tables."""
     folder = cfg.work / "accepted"
-    if not all((folder / f"{n}.parquet").is_file() for n in REGISTRIES):
+    if not all(workstore.has(folder / f"{n}.parquet") for n in REGISTRIES):
         return load_staging(conn, cfg.run_id)
-    return {n: pd.read_parquet(folder / f"{n}.parquet") for n in REGISTRIES}
+    return {n: workstore.read_frame(folder / f"{n}.parquet") for n in REGISTRIES}
 
 
 ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order, whatever K is)
@@ -375,10 +366,8 @@ CITY_OVERLAP_KEY = ("reference", "person_id", "city_certificate_no")
 SOURCE_KEY = (*contract.CLAIM_KEY, "role", "registry", "source_row")
 
 
-def _partitioning(cfg: RunConfig, frames: dict[str, pd.DataFrame]) -> tuple[list[dict[str, pd.DataFrame]], int]:
-    """The frames cut into the night's person partitions, and the processes to run them in."""
-    k = partition.count(frames, cfg.partitions)
-    return partition.split(frames, k), partition.workers(k, cfg.partition_workers)
+def _partitions(cfg: RunConfig, frames: dict[str, pd.DataFrame]) -> int:
+    return partition.count(frames, cfg.partitions)
 
 
 def eligibility_partition(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> list[pd.DataFrame]:
@@ -386,28 +375,82 @@ def eligibility_partition(stg: dict[str, pd.DataFrame], as_of: dt.date, book: Po
     return [build(stg, as_of, book) for _, build, _ in ELIGIBILITY]
 
 
-def _build_eligibility(conn, cfg: RunConfig, book: PolicyBook) -> dict:
-    parts, processes = _partitioning(cfg, _accepted(cfg, conn))
-    seconds: list[float] = []
-    results = partition.run(eligibility_partition, parts, cfg.as_of_date, book, processes=processes,
-                            seconds=seconds)
-    rows = {}
-    for i, (table, _, key) in enumerate(ELIGIBILITY):
-        frame = partition.combine([r[i] for r in results], key)
-        conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
-        warehouse.insert_frame(conn, table, frame.assign(run_id=cfg.run_id))
-        rows[table.name] = len(frame)
-    return {"rows": rows, "partitions": len(parts), "partition_seconds": seconds}
+def _timed_partition(folder, i: int, step: str, fn) -> None:
+    """Run fn and record how long partition i took at this step (the combining step reports it)."""
+    started = time.perf_counter()
+    fn()
+    workstore.write_json(folder / f"p{i}" / "seconds" / f"{step}.json", round(time.perf_counter() - started, 3))
 
 
-def stage_eligibility(cfg: RunConfig) -> dict:
-    """Join the accepted registries into the intermediate eligibility tables (one per claim kind)."""
-    book = PolicyBook.load(cfg.policy_dir)
+def _seconds(folder, k: int, step: str) -> list[float]:
+    return [workstore.read_json(folder / f"p{i}" / "seconds" / f"{step}.json") for i in range(k)]
+
+
+def _in(cfg: RunConfig, conn, fn):
+    """fn(conn) in the caller's transaction (post's re-decide, under the lock), else in a new one."""
+    if conn is not None:
+        return fn(conn)
     engine = _engine(cfg)
-    with engine.begin() as conn:
-        out = _build_eligibility(conn, cfg, book)
+    with engine.begin() as c:
+        out = fn(c)
     engine.dispose()
     return out
+
+
+def eligibility_split(cfg: RunConfig, conn=None) -> dict:
+    """Cut the accepted registries into the night's person partitions in the work store."""
+    frames = _in(cfg, conn, lambda c: _accepted(cfg, c))
+    return {"partitions": partition.save(cfg.work / "eligibility", frames, _partitions(cfg, frames))}
+
+
+def eligibility_part(cfg: RunConfig, i: int) -> dict:
+    """Build the eligibility tables of person partition i (from the work store, into the work store)."""
+    folder = cfg.work / "eligibility"
+
+    def build():
+        tables = eligibility_partition(partition.load(folder, i), cfg.as_of_date, PolicyBook.load(cfg.policy_dir))
+        for (table, _, _), frame in zip(ELIGIBILITY, tables, strict=True):
+            workstore.write_frame(folder / f"p{i}" / "out" / f"{table.name}.parquet", frame)
+
+    _timed_partition(folder, i, "eligibility", build)
+    return {"partition": i}
+
+
+def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
+    """Put the partitions' eligibility tables together in key order and store them for this run."""
+    folder = cfg.work / "eligibility"
+    k = partition.plan(folder)["k"]
+
+    def store(c) -> dict:
+        rows = {}
+        for table, _, key in ELIGIBILITY:
+            frame = partition.combine(
+                [workstore.read_frame(folder / f"p{i}" / "out" / f"{table.name}.parquet") for i in range(k)], key)
+            c.execute(table.delete().where(table.c.run_id == cfg.run_id))
+            warehouse.insert_frame(c, table, frame.assign(run_id=cfg.run_id))
+            rows[table.name] = len(frame)
+        return rows
+
+    return {"rows": _in(cfg, conn, store), "partitions": k, "partition_seconds": _seconds(folder, k, "eligibility")}
+
+
+def _run_partitions(cfg: RunConfig, fn, k: int) -> None:
+    """fn(cfg, i) for every partition, in a pool of processes (each reads its own partition from the store)."""
+    processes = partition.workers(k, cfg.partition_workers)
+    partition.run(_partition_call, list(range(k)), fn, cfg, processes=processes)
+    log.info("%s: %d person partitions in %d processes", fn.__name__, k, processes)
+
+
+def _partition_call(i: int, fn, cfg: RunConfig):
+    return fn(cfg, i)
+
+
+def stage_eligibility(cfg: RunConfig, conn=None) -> dict:
+    """Join the accepted registries into the intermediate eligibility tables (one per claim kind), person
+    partition by partition (Airflow maps eligibility_part over the partitions instead)."""
+    k = len(eligibility_split(cfg, conn)["partitions"])
+    _run_partitions(cfg, eligibility_part, k)
+    return eligibility_combine(cfg, conn)
 
 
 def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -463,49 +506,106 @@ def decisions_partition(part: dict[str, pd.DataFrame], quarantine: pd.DataFrame,
     return d, overlaps, lineage.claim_sources(part, d)
 
 
-def _make_decisions(conn, cfg: RunConfig, book: PolicyBook) -> pd.DataFrame:
-    """Decide every claim from this run's eligibility tables, person partition by partition; store the
-    decisions and their lineage."""
-    state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)  # read once: the paid claims and the orphans
-    quarantine = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
-    frames = {**_accepted(cfg, conn), _STATE: state,
-              _CERTS: _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
-                                   ("civil_servant", "insured", "key_group", "paid_by_city")),
-              _APPRENTICES: _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
-                                         ("school_partner", "in_post_one_year")),
-              _LIVING: _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
-                                    ("filed_in_advance", "qualifying_group", "overlapping_attendance")),
-              _TRAINING: _eligibility(conn, warehouse.training_eligibility, cfg.run_id,
-                                      ("filed_in_advance", "passed", "project_filed", "institution_qualified",
-                                       "overlapping_attendance"))}
-    parts, processes = _partitioning(cfg, frames)
-    # R7 first, then each project's filed budget over all persons, then R1-R6 (R1 check 7 reads R7's approvals)
-    seconds: dict[str, list[float]] = {"training": [], "decisions": []}
-    trained = partition.run(training_partition, parts, quarantine, book, processes=processes,
-                            seconds=seconds["training"])
-    trained = decide.hold_over_budget(pd.concat(trained, ignore_index=True),
-                                      pd.concat([p[_TRAINING] for p in parts], ignore_index=True), _paid(state))
-    which = partition.of(trained["person_id"], len(parts))
-    for i, p in enumerate(parts):
-        p[_TRAINED] = trained.loc[which == i].reset_index(drop=True)
-    results = partition.run(decisions_partition, parts, quarantine, book, cfg.as_of_date, processes=processes,
-                            seconds=seconds["decisions"])
-    log.info("decide: %d person partitions in %d processes, seconds per partition %s", len(parts), processes,
-             seconds)
-    d = partition.combine([r[0] for r in results], contract.CLAIM_KEY)
-    overlaps = partition.combine([r[1] for r in results], CITY_OVERLAP_KEY)
-    sources = partition.combine([r[2] for r in results], SOURCE_KEY)
-    conn.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
-    warehouse.insert_frame(conn, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
-    t = warehouse.claim_sources
-    conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
-    warehouse.insert_frame(conn, t, sources.assign(run_id=cfg.run_id))
+_QUARANTINE = "~quarantine"
+
+
+def decide_split(cfg: RunConfig, conn=None) -> dict:
+    """Cut everything decide reads (accepted registries, eligibility tables, the ledger's claim state, the
+    quarantine) into the night's person partitions in the work store."""
+    def read(conn) -> dict[str, pd.DataFrame]:
+        return {
+            **_accepted(cfg, conn),
+            _STATE: ledger.claim_state(conn, contract.SUBSIDY_TYPES),  # the paid claims and the orphans
+            _QUARANTINE: warehouse.read_frame(conn, warehouse.quarantine,
+                                              warehouse.quarantine.c.run_id == cfg.run_id),
+            _CERTS: _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
+                                 ("civil_servant", "insured", "key_group", "paid_by_city")),
+            _APPRENTICES: _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
+                                       ("school_partner", "in_post_one_year")),
+            _LIVING: _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
+                                  ("filed_in_advance", "qualifying_group", "overlapping_attendance")),
+            _TRAINING: _eligibility(conn, warehouse.training_eligibility, cfg.run_id,
+                                    ("filed_in_advance", "passed", "project_filed", "institution_qualified",
+                                     "overlapping_attendance"))}
+
+    frames = _in(cfg, conn, read)
+    return {"partitions": partition.save(cfg.work / "decide", frames, _partitions(cfg, frames),
+                                         whole=(_QUARANTINE,))}
+
+
+def training_part(cfg: RunConfig, i: int) -> dict:
+    """R7 for person partition i, before the projects' budgets."""
+    folder = cfg.work / "decide"
+
+    def decide_r7():
+        part = partition.load(folder, i)
+        trained = training_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir))
+        workstore.write_frame(folder / f"p{i}" / "r7.parquet", trained)
+
+    _timed_partition(folder, i, "training", decide_r7)
+    return {"partition": i}
+
+
+def training_budget(cfg: RunConfig) -> dict:
+    """The one cross-person pass: each project's filed budget over all its trainees' R7 decisions; the result
+    goes back to each partition (R1 check 7 reads R7's approvals)."""
+    folder = cfg.work / "decide"
+    k = partition.plan(folder)["k"]
+    trained = pd.concat([workstore.read_frame(folder / f"p{i}" / "r7.parquet") for i in range(k)],
+                        ignore_index=True)
+    training = pd.concat([workstore.read_frame(folder / f"p{i}" / f"{_TRAINING}.parquet") for i in range(k)],
+                         ignore_index=True)
+    state = pd.concat([workstore.read_frame(folder / f"p{i}" / f"{_STATE}.parquet") for i in range(k)],
+                      ignore_index=True)
+    trained = decide.hold_over_budget(trained, training, _paid(state))
+    which = partition.of(trained["person_id"], k)
+    for i in range(k):
+        workstore.write_frame(folder / f"p{i}" / f"{_TRAINED}.parquet", trained.loc[which == i].reset_index(drop=True))
+    return {"partitions": k, "training_decisions": len(trained)}
+
+
+def decisions_part(cfg: RunConfig, i: int) -> dict:
+    """R1-R6, holds, orphans and objections for person partition i, given its R7 decisions."""
+    folder = cfg.work / "decide"
+
+    def decide_rest():
+        part = partition.load(folder, i, extra=(_TRAINED,))
+        outs = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir), cfg.as_of_date)
+        for name, frame in zip(_DECIDED, outs, strict=True):
+            workstore.write_frame(folder / f"p{i}" / "out" / f"{name}.parquet", frame)
+
+    _timed_partition(folder, i, "decisions", decide_rest)
+    return {"partition": i}
+
+
+_DECIDED = ("decisions", "city_overlaps", "claim_sources")
+
+
+def decide_combine(cfg: RunConfig, conn=None) -> dict:
+    """Put the partitions' decisions, city overlaps and claim sources together in key order; store them."""
+    folder = cfg.work / "decide"
+    k = partition.plan(folder)["k"]
+    d, overlaps, sources = (
+        partition.combine([workstore.read_frame(folder / f"p{i}" / "out" / f"{name}.parquet") for i in range(k)],
+                          key)
+        for name, key in zip(_DECIDED, (contract.CLAIM_KEY, CITY_OVERLAP_KEY, SOURCE_KEY), strict=True))
     d = d.assign(decided_in_run=cfg.run_id)
-    conn.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
-    warehouse.insert_frame(conn, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
-    _set_run(conn, cfg.run_id, ledger_seq_at_decide=ledger.high_water(conn))
-    d.attrs["partition_seconds"] = seconds  # for the stage's result (benchmarks report time per partition)
-    return d
+
+    def store(c) -> None:
+        c.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
+        warehouse.insert_frame(c, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
+        t = warehouse.claim_sources
+        c.execute(t.delete().where(t.c.run_id == cfg.run_id))
+        warehouse.insert_frame(c, t, sources.assign(run_id=cfg.run_id))
+        c.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
+        warehouse.insert_frame(c, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
+        _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
+
+    _in(cfg, conn, store)
+    counts = d["decision"].value_counts().to_dict()
+    return {"table": warehouse.decisions.name, "approved": int(counts.get("approved", 0)),
+            "rejected": int(counts.get("rejected", 0)), "held": int(counts.get("held", 0)), "partitions": k,
+            "partition_seconds": {step: _seconds(folder, k, step) for step in ("training", "decisions")}}
 
 
 def _orphans_on_hold(state: pd.DataFrame, decided: pd.DataFrame, quarantine: pd.DataFrame,
@@ -526,17 +626,14 @@ def _orphans_on_hold(state: pd.DataFrame, decided: pd.DataFrame, quarantine: pd.
         "held_rows": rows[rows.notna()]}, columns=[*decide.DECISION_COLUMNS, "held_rows"])
 
 
-def stage_decide(cfg: RunConfig) -> dict:
-    """Decide every claim (R1-R6); store this run's decisions."""
-    book = PolicyBook.load(cfg.policy_dir)
-    engine = _engine(cfg)
-    with engine.begin() as conn:
-        d = _make_decisions(conn, cfg, book)
-    engine.dispose()
-    counts = d["decision"].value_counts().to_dict()
-    return {"table": warehouse.decisions.name, "approved": int(counts.get("approved", 0)),
-            "rejected": int(counts.get("rejected", 0)), "held": int(counts.get("held", 0)),
-            "partition_seconds": d.attrs.get("partition_seconds", {})}
+def stage_decide(cfg: RunConfig, conn=None) -> dict:
+    """Decide every claim (R7, the projects' budgets, then R1-R6), person partition by partition; store this
+    run's decisions and their lineage (Airflow maps training_part and decisions_part instead)."""
+    k = len(decide_split(cfg, conn)["partitions"])
+    _run_partitions(cfg, training_part, k)
+    training_budget(cfg)
+    _run_partitions(cfg, decisions_part, k)
+    return decide_combine(cfg, conn)
 
 
 def _decisions(conn, run_id: str) -> pd.DataFrame:
@@ -578,9 +675,8 @@ def stage_post(cfg: RunConfig) -> dict:
         else:
             if _run_row(conn, cfg.run_id).get("ledger_seq_at_decide") != ledger.high_water(conn):
                 log.warning("the ledger moved since run %s decided; deciding again before posting", cfg.run_id)
-                book = PolicyBook.load(cfg.policy_dir)
-                _build_eligibility(conn, cfg, book)
-                _make_decisions(conn, cfg, book)
+                stage_eligibility(cfg, conn)
+                stage_decide(cfg, conn)
             decisions = _decisions(conn, cfg.run_id)
             state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)
             entering, status = publicity.plan(decisions, state, warehouse.read_frame(conn, warehouse.publicity),
