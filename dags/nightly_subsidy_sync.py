@@ -111,16 +111,26 @@ def nightly_subsidy_sync():
                                           getattr(ctx["dag_run"], "triggering_user_name", None))
 
     # Each stage is a StageOperator: it runs subsidy_ledger.pipeline.<stage> and reports OpenLineage datasets.
-    stages = [
-        StageOperator(task_id="extract", stage="extract", retries=3, retry_exponential_backoff=True),
-        StageOperator(task_id="validate", stage="validate"),
-        StageOperator(task_id="build_eligibility", stage="eligibility"),
-        StageOperator(task_id="decide", stage="decide"),
-        StageOperator(task_id="post_ledger", stage="post"),
-        StageOperator(task_id="pay", stage="pay"),
-        StageOperator(task_id="export", stage="export", outlets=extract_assets(PolicyBook.load().departments)),
-    ]
-    chain(configure(), *stages)
-
+    # Eligibility and decide run person partition by partition: a split step writes the partitions to the work
+    # store and returns their numbers, mapped tasks (.expand) take one partition each, on any Celery worker,
+    # and build_eligibility / decide put the results together (decide after the projects' budgets, R7).
+    extract = StageOperator(task_id="extract", stage="extract", retries=3, retry_exponential_backoff=True)
+    validate = StageOperator(task_id="validate", stage="validate")
+    split_eligibility = StageOperator(task_id="split_eligibility", stage="eligibility_split", returns="partitions")
+    eligibility_partition = StageOperator.partial(task_id="eligibility_partition", stage="eligibility_part").expand(
+        partition=split_eligibility.output)
+    build_eligibility = StageOperator(task_id="build_eligibility", stage="eligibility")
+    split_decide = StageOperator(task_id="split_decide", stage="decide_split", returns="partitions")
+    training_partition = StageOperator.partial(task_id="training_partition", stage="training_part").expand(
+        partition=split_decide.output)
+    training_budget = StageOperator(task_id="training_budget", stage="training_budget")
+    decisions_partition = StageOperator.partial(task_id="decisions_partition", stage="decisions_part").expand(
+        partition=split_decide.output)
+    decide = StageOperator(task_id="decide", stage="decide")
+    chain(configure(), extract, validate, split_eligibility, eligibility_partition, build_eligibility,
+          split_decide, training_partition, training_budget, decisions_partition, decide,
+          StageOperator(task_id="post_ledger", stage="post"),
+          StageOperator(task_id="pay", stage="pay"),
+          StageOperator(task_id="export", stage="export", outlets=extract_assets(PolicyBook.load().departments)))
 
 nightly_subsidy_sync()

@@ -9,7 +9,8 @@ from airflow.sdk import Asset, BaseOperator
 
 from . import extract, lineage_events, orchestration, pipeline
 
-STAGE_FUNCTIONS = dict(pipeline.STAGES)
+# the CLI's stages, with eligibility and decide replaced by their partitioned steps (split, mapped parts, combine)
+STAGE_FUNCTIONS = dict(pipeline.STAGES) | dict(pipeline.PARTITION_STEPS)
 ASSET_GROUP = "subsidy-ledger"
 
 
@@ -26,12 +27,15 @@ class StageOperator(BaseOperator):
 
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, stage: str, config_task: str = "configure", **kwargs):
+    def __init__(self, *, stage: str, config_task: str = "configure", partition: int | None = None,
+                 returns: str | None = None, **kwargs):
         super().__init__(**kwargs)
         if stage not in STAGE_FUNCTIONS:
             raise ValueError(f"unknown stage {stage!r}")
         self.stage = stage
         self.config_task = config_task
+        self.partition = partition  # a mapped per-partition step's partition (expanded from the split's result)
+        self.returns = returns  # return only this item of the result (the partition list a mapped step expands)
         self._cfg = None
         self._result: dict = {}
 
@@ -41,13 +45,14 @@ class StageOperator(BaseOperator):
 
         self._cfg = orchestration.resolve_config(context["ti"].xcom_pull(task_ids=self.config_task))
         try:
-            self._result = STAGE_FUNCTIONS[self.stage](self._cfg)
+            args = () if self.partition is None else (int(self.partition),)
+            self._result = STAGE_FUNCTIONS[self.stage](self._cfg, *args)
         except (pipeline.DataQualityError, extract.DropError) as exc:  # the same drop would fail again: no retries
             raise AirflowFailException(str(exc)) from exc
         self.log.info("%s (as of %s): %s", self.stage, self._cfg.as_of, pipeline.describe(self.stage, self._result))
         if self.stage == "export":
             self._announce(context)
-        return self._result
+        return self._result[self.returns] if self.returns else self._result
 
     def _announce(self, context) -> None:
         """Fill each outlet's asset event: the night, its folder (a department's own) and the run."""

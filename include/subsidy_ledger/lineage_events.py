@@ -33,6 +33,15 @@ def _file(path: Path, **extra) -> dict:
     return {"namespace": f"file://{socket.gethostname()}", "name": str(Path(path).resolve()), **extra}
 
 
+def _work(cfg, step: str) -> dict:
+    """The run's part of the work store a partitioned step reads or writes (named by path, never its content)."""
+    where = cfg.work / step
+    if isinstance(where, Path):
+        return _file(where)
+    return {"namespace": f"{where.protocol}://{str(where).split('://', 1)[1].split('/', 1)[0]}",
+            "name": "/" + str(where).split("://", 1)[1].split("/", 1)[1]}
+
+
 STAGING = [r.table for r in REGISTRIES.values()]
 ELIGIBILITY = ["int_certificate_eligibility", "int_apprentice_eligibility", "int_living_allowance_eligibility",
                "int_training_eligibility"]
@@ -54,6 +63,15 @@ def stage_datasets(stage: str, cfg, result: dict) -> tuple[list[dict], list[dict
             inputs.append(_file(f, rows=rec.get(name, {}).get("rows_in"), suite=q.get("suite"),
                                 assertions=q.get("expectations", [])))
         return inputs, [_table(url, t) for t in [*STAGING, "quarantine", "reconciliation", "validation_results"]]
+    if stage == "eligibility_split":
+        return [_table(url, t) for t in STAGING], [_work(cfg, "eligibility")]
+    if stage == "eligibility_part":
+        return [_work(cfg, "eligibility")], [_work(cfg, "eligibility")]
+    if stage == "decide_split":
+        return ([_table(url, t) for t in [*STAGING, *ELIGIBILITY, "ledger_lines", "quarantine"]],
+                [_work(cfg, "decide")])
+    if stage in ("training_part", "training_budget", "decisions_part"):
+        return [_work(cfg, "decide")], [_work(cfg, "decide")]
     if stage == "eligibility":
         return [_table(url, t) for t in STAGING], [_table(url, t) for t in ELIGIBILITY]
     if stage == "decide":

@@ -931,12 +931,28 @@ def describe(name: str, result: dict) -> str:
                 f"{r['int_apprentice_eligibility']} apprentice claims, "
                 f"{r['int_living_allowance_eligibility']} living-allowance claims, "
                 f"{r['int_training_eligibility']} training-subsidy claims")
+    if name.endswith("_split"):
+        return f"{len(result['partitions'])} person partitions written to the work store"
+    if name.endswith("_part"):
+        return f"person partition {result['partition']} done"
+    if name == "training_budget":
+        return f"projects' filed budgets applied to {result['training_decisions']} R7 decisions"
     if name == "export":
         return (f"{result.get('ledger_lines', 0)} ledger lines (net {result.get('net', '0.00')} yuan) for "
                 f"{result.get('departments', 0)} departments, {result.get('publicised', 0)} on publicity lists, "
                 f"{result.get('bank_instructions', 0)} bank instructions, {result.get('behind_plan', 0)} plans behind "
                 f"(A1), written to {result['extracts']}")
     return ""
+
+
+# What Airflow runs in place of the eligibility and decide stages: the same steps, with the per-partition ones
+# mapped over the partitions (.expand) so that Celery workers on different hosts share them through the work
+# store; "eligibility" and "decide" are the combining steps, whose results are the stages' results.
+PARTITION_STEPS = (
+    ("eligibility_split", eligibility_split), ("eligibility_part", eligibility_part),
+    ("eligibility", eligibility_combine), ("decide_split", decide_split), ("training_part", training_part),
+    ("training_budget", training_budget), ("decisions_part", decisions_part), ("decide", decide_combine),
+)
 
 
 STAGES = (

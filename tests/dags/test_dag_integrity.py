@@ -19,6 +19,7 @@ for dag_id, dag in bag.dags.items():
         "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
         "retries": sorted({t.retries for t in dag.tasks}), "doc": bool(dag.doc_md),
         "params": sorted(dag.params.keys()), "description": dag.description,
+        "mapped": [t.task_id for t in dag.tasks if type(t).__name__ == "MappedOperator"],
         "outlets": {t.task_id: sorted(a.name for a in t.outlets) for t in dag.tasks if t.outlets},
         "callbacks": sorted(type(c).__name__ if not callable(c) or hasattr(c, "notify") else c.__name__
                             for c in (dag.tasks[0].on_failure_callback or [])),
@@ -46,9 +47,14 @@ def test_dags_import_without_errors(bag):
 
 def test_nightly_sync_shape(bag):
     d = bag["dags"]["nightly_subsidy_sync"]
-    assert d["tasks"] == ["build_eligibility", "configure", "decide", "export", "extract", "pay", "post_ledger",
-                          "validate"]
-    chain = ["configure", "extract", "validate", "build_eligibility", "decide", "post_ledger", "pay", "export"]
+    assert d["tasks"] == ["build_eligibility", "configure", "decide", "decisions_partition", "eligibility_partition",
+                          "export", "extract", "pay", "post_ledger", "split_decide", "split_eligibility",
+                          "training_budget", "training_partition", "validate"]
+    chain = ["configure", "extract", "validate", "split_eligibility", "eligibility_partition", "build_eligibility",
+             "split_decide", "training_partition", "training_budget", "decisions_partition", "decide", "post_ledger",
+             "pay", "export"]
+    # the per-partition steps are mapped over their split's partitions, so any worker can take any partition
+    assert sorted(d["mapped"]) == ["decisions_partition", "eligibility_partition", "training_partition"]
     for a, b in zip(chain, chain[1:], strict=False):
         assert [a, b] in d["edges"]
     assert d["owners"] == ["subsidy-ledger"]
