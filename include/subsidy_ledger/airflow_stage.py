@@ -50,6 +50,9 @@ class StageOperator(BaseOperator):
         except (pipeline.DataQualityError, extract.DropError) as exc:  # the same drop would fail again: no retries
             raise AirflowFailException(str(exc)) from exc
         self.log.info("%s (as of %s): %s", self.stage, self._cfg.as_of, pipeline.describe(self.stage, self._result))
+        spent = pipeline.release_work(self._cfg, self.stage)
+        if spent:
+            self.log.info("work store: removed %s (no later step reads it)", ", ".join(spent))
         if self.stage == "export":
             self._announce(context)
         return self._result[self.returns] if self.returns else self._result

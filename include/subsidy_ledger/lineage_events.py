@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from . import steps
 from .registries import REGISTRIES
 
 
@@ -42,55 +43,35 @@ def _work(cfg, step: str) -> dict:
             "name": "/" + str(where).split("://", 1)[1].split("/", 1)[1]}
 
 
-STAGING = [r.table for r in REGISTRIES.values()]
-ELIGIBILITY = ["int_certificate_eligibility", "int_apprentice_eligibility", "int_living_allowance_eligibility",
-               "int_training_eligibility"]
+def _dataset(name: str, cfg, url: str, files: list[Path]) -> list[dict]:
+    kind, _, what = name.partition(":")
+    if kind == "table":
+        return [_table(url, what)]
+    if kind == "work":
+        return [_work(cfg, what)]
+    if kind == "out":
+        return [_file(Path(cfg.out) / cfg.as_of / what)]
+    if kind == "bank":
+        return [_file(Path(cfg.out) / "payments" / cfg.as_of)]
+    return [_file(f) for f in files]  # the drop: its registry files
 
 
 def stage_datasets(stage: str, cfg, result: dict) -> tuple[list[dict], list[dict]]:
-    """(inputs, outputs) of a stage; validate's inputs carry GX assertions and row counts."""
+    """(inputs, outputs) of a step, as steps.STEPS declares them; validate's drop files carry GX assertions
+    and row counts."""
+    step = steps.BY_NAME.get(stage)
+    if step is None:
+        return [], []
     url = cfg.warehouse
     files = [Path(cfg.sources) / r.filename for r in REGISTRIES.values() if (Path(cfg.sources) / r.filename).exists()]
-    if stage == "extract":
-        return [_file(f) for f in files], [_table(url, "runs")]
+    inputs = [d for name in step.reads for d in _dataset(name, cfg, url, files)]
+    outputs = [d for name in step.writes for d in _dataset(name, cfg, url, files)]
     if stage == "validate":
-        quality = result.get("quality", {})
-        rec = result.get("reconciliation", {})
-        inputs = []
-        for f in files:
-            name = f.stem
-            q = quality.get(name, {})
-            inputs.append(_file(f, rows=rec.get(name, {}).get("rows_in"), suite=q.get("suite"),
-                                assertions=q.get("expectations", [])))
-        return inputs, [_table(url, t) for t in [*STAGING, "quarantine", "reconciliation", "validation_results"]]
-    if stage == "eligibility_split":
-        return [_table(url, t) for t in STAGING], [_work(cfg, "eligibility")]
-    if stage == "eligibility_part":
-        return [_work(cfg, "eligibility")], [_work(cfg, "eligibility")]
-    if stage == "decide_split":
-        return ([_table(url, t) for t in [*STAGING, *ELIGIBILITY, "ledger_lines", "quarantine"]],
-                [_work(cfg, "decide")])
-    if stage in ("training_part", "training_budget", "decisions_part"):
-        return [_work(cfg, "decide")], [_work(cfg, "decide")]
-    if stage == "eligibility":
-        return [_table(url, t) for t in STAGING], [_table(url, t) for t in ELIGIBILITY]
-    if stage == "decide":
-        return [_table(url, t) for t in [*ELIGIBILITY, "ledger_lines"]], [_table(url, "decisions"),
-                                                                          _table(url, "claim_sources")]
-    if stage == "post":
-        return [_table(url, "decisions"), _table(url, "publicity")], [_table(url, "ledger_lines"),
-                                                                      _table(url, "publicity")]
-    if stage == "pay":
-        return ([_table(url, t) for t in ("ledger_lines", "stg_payee_accounts", "stg_training_institutions",
-                                          "stg_payment_results")],
-                [_table(url, "payment_instructions"), _table(url, "payment_outcomes")])
-    if stage == "export":
-        root = Path(cfg.out) / cfg.as_of
-        a1 = ("stg_training_classes", "stg_class_enrollments", "stg_apprenticeships", "stg_social_insurance",
-              "stg_certificates", "stg_annual_plans")  # A1's measures
-        return ([_table(url, t) for t in ("ledger_lines", "decisions", "reconciliation", "quarantine", "publicity",
-                                          "payment_instructions", "payment_outcomes", *a1)],
-                [_file(root / "summary.csv"), _file(root / "reconciliation.csv"), _file(root / "quarantine.csv"),
-                 _file(root / "payments_reconciliation.csv"), _file(Path(cfg.out) / "payments" / cfg.as_of),
-                 _file(root / "assessment" / "behind_plan.csv"), _table(url, "assessment")])
-    return [], []
+        quality, rec = result.get("quality", {}), result.get("reconciliation", {})
+        for d in inputs:
+            name = Path(d["name"]).stem
+            if d["namespace"].startswith("file://") and name in REGISTRIES and Path(d["name"]).suffix == ".csv":
+                q = quality.get(name, {})
+                d.update(rows=rec.get(name, {}).get("rows_in"), suite=q.get("suite"),
+                         assertions=q.get("expectations", []))
+    return inputs, outputs

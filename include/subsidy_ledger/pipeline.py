@@ -38,6 +38,7 @@ from . import (
     partition,
     payments,
     publicity,
+    steps,
     supervision,
     validate,
     warehouse,
@@ -188,7 +189,7 @@ def stage_extract(cfg: RunConfig) -> dict:
             manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
                               "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns),
                               "problem": raw.problem}
-    workstore.write_json(cfg.work / "manifest.json", manifest)
+    workstore.write_json(work / "manifest.json", manifest)
     engine = _engine(cfg)
     with engine.begin() as conn:
         conn.execute(warehouse.runs.delete().where(warehouse.runs.c.run_id == cfg.run_id))
@@ -196,7 +197,16 @@ def stage_extract(cfg: RunConfig) -> dict:
             run_id=cfg.run_id, as_of=cfg.as_of_date, sources=extract.describe_sources(cfg.sources), dag_id=cfg.dag_id,
             logical_date=cfg.logical_date, status="running", started_at=_now()))
     engine.dispose()
-    return {"manifest": str(cfg.work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
+    return {"manifest": str(work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
+
+
+def release_work(cfg: RunConfig, step: str) -> list[str]:
+    """After a step: remove the work folders no later step reads (steps.STEPS declares who reads what), so
+    full identity numbers stay in the store no longer than needed. Returns the folders removed."""
+    spent = steps.spent_work(step)
+    for folder in spent:
+        workstore.remove(cfg.work / folder)
+    return spent
 
 
 def discard_work(cfg: RunConfig) -> None:
@@ -205,7 +215,7 @@ def discard_work(cfg: RunConfig) -> None:
 
 
 def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
-    manifest = workstore.read_json(cfg.work / "manifest.json")
+    manifest = workstore.read_json(cfg.work / "raw" / "manifest.json")
     raws = {}
     for name, m in manifest.items():
         frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet")
@@ -981,6 +991,7 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0) -> dict:
                     record_failure(cfg, name, exc)
                 discard_work(cfg)
                 raise
+            release_work(cfg, name)
             if on_stage:
                 on_stage(name, results[name], time.perf_counter() - t0)
     return results

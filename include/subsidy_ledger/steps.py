@@ -1,0 +1,74 @@
+"""What each step of a night reads and writes, declared once.
+
+The OpenLineage datasets of every task (lineage_events) and the clean-up of the work store (pipeline) derive
+from these declarations, so that a step's inputs are spelled in one place. Names:
+
+* `drop`: the registry files (or database) of the night;
+* `table:<name>`: a warehouse table;
+* `work:<folder>`: a folder of the run's work store (full identity numbers: removed as soon as no later step
+  reads it, and whatever is left when the run ends);
+* `out:<path>`: a file or folder under the night's extracts folder, `bank`: the night's bank instruction files.
+
+The steps are in the order a night runs them. The CLI's `eligibility` and `decide` stages are the groups
+in GROUPS; Airflow runs every step as a task of its own (the `_part` steps mapped over the partitions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registries import REGISTRIES
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a night and the datasets it reads and writes."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+STAGING = tuple(f"table:{r.table}" for r in REGISTRIES.values())
+ELIGIBILITY = ("table:int_certificate_eligibility", "table:int_apprentice_eligibility",
+               "table:int_living_allowance_eligibility", "table:int_training_eligibility")
+A1_MEASURES = tuple(f"table:{t}" for t in ("stg_training_classes", "stg_class_enrollments", "stg_apprenticeships",
+                                            "stg_social_insurance", "stg_certificates", "stg_annual_plans"))
+
+STEPS = (
+    Step("extract", ("drop",), ("work:raw", "table:runs")),
+    # the raw rows are the drop's rows as extract read them: GX's verdicts are the drop files'
+    Step("validate", ("drop", "work:raw", "table:payment_instructions"),
+         (*STAGING, "work:accepted", "table:quarantine", "table:reconciliation", "table:validation_results")),
+    Step("eligibility_split", ("work:accepted",), ("work:eligibility",)),
+    Step("eligibility_part", ("work:eligibility",), ("work:eligibility",)),
+    Step("eligibility", ("work:eligibility",), ELIGIBILITY),
+    Step("decide_split", ("work:accepted", *ELIGIBILITY, "table:ledger_lines", "table:quarantine"),
+         ("work:decide",)),
+    Step("training_part", ("work:decide",), ("work:decide",)),
+    Step("training_budget", ("work:decide",), ("work:decide",)),
+    Step("decisions_part", ("work:decide",), ("work:decide",)),
+    Step("decide", ("work:decide",), ("table:decisions", "table:claim_sources", "table:city_overlaps")),
+    Step("post", ("table:decisions", "table:publicity", "table:ledger_lines"),
+         ("table:ledger_lines", "table:publicity")),
+    Step("pay", ("table:ledger_lines", "table:stg_payee_accounts", "table:stg_training_institutions",
+                 "table:stg_payment_results"), ("table:payment_instructions", "table:payment_outcomes", "bank")),
+    Step("export", ("table:ledger_lines", "table:decisions", "table:reconciliation", "table:quarantine",
+                    "table:city_overlaps", "table:publicity", "table:payment_instructions", "table:payment_outcomes",
+                    *A1_MEASURES),
+         ("out:summary.csv", "out:reconciliation.csv", "out:quarantine.csv", "out:payments_reconciliation.csv",
+          "out:assessment/behind_plan.csv", "bank", "table:assessment")),
+)
+BY_NAME = {s.name: s for s in STEPS}
+# the CLI's stages that are several steps (the last one's name is the stage's)
+GROUPS = {"eligibility": ("eligibility_split", "eligibility_part", "eligibility"),
+          "decide": ("decide_split", "training_part", "training_budget", "decisions_part", "decide")}
+
+
+def spent_work(done: str) -> list[str]:
+    """The work folders written up to step `done` (included) that no later step reads: safe to remove."""
+    names = [s.name for s in STEPS]
+    cut = names.index(done) + 1
+    written = {w for s in STEPS[:cut] for w in s.writes if w.startswith("work:")}
+    needed = {r for s in STEPS[cut:] for r in s.reads}
+    return sorted(w.split(":", 1)[1] for w in written - needed)

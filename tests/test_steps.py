@@ -1,0 +1,58 @@
+"""The steps' declared inputs and outputs: consistent, the source of lineage, and of the work store's clean-up."""
+
+from __future__ import annotations
+
+import pytest
+from subsidy_ledger import lineage_events, pipeline, steps
+from subsidy_ledger.generate import generate
+
+
+def test_every_step_is_declared_once_and_reads_only_what_an_earlier_step_wrote():
+    runnable = set(dict(pipeline.STAGES)) | set(dict(pipeline.PARTITION_STEPS))
+    assert set(steps.BY_NAME) == runnable and len(steps.STEPS) == len(runnable)
+    for group, members in steps.GROUPS.items():
+        assert members[-1] == group and all(m in steps.BY_NAME for m in members)
+    written: set[str] = set()
+    for step in steps.STEPS:
+        work = {r for r in step.reads if r.startswith("work:")}
+        assert work <= written, (step.name, work - written)
+        written |= set(step.writes)
+
+
+def test_work_is_spent_once_no_later_step_reads_it():
+    assert steps.spent_work("extract") == []
+    assert steps.spent_work("validate") == ["raw"]
+    assert steps.spent_work("eligibility_part") == ["raw"]  # the combining step still reads the partitions
+    assert steps.spent_work("eligibility") == ["eligibility", "raw"]
+    assert steps.spent_work("decide") == ["accepted", "decide", "eligibility", "raw"]
+
+
+def test_lineage_datasets_are_the_declared_ones(tmp_path):
+    cfg = pipeline.RunConfig(sources=str(tmp_path), as_of="2022-06-30", warehouse="sqlite:////tmp/w.sqlite",
+                             out=str(tmp_path / "out"), run_id="r1", work_dir=str(tmp_path / "work"))
+    inputs, outputs = lineage_events.stage_datasets("eligibility", cfg, {})
+    assert [d["name"] for d in inputs] == [str((tmp_path / "work" / "r1" / "eligibility").resolve())]
+    assert sorted(d["name"].rsplit(".", 1)[1] for d in outputs) == sorted(
+        t.split(":", 1)[1] for t in steps.ELIGIBILITY)
+    inputs, outputs = lineage_events.stage_datasets("pay", cfg, {})
+    assert str(tmp_path / "out" / "payments" / "2022-06-30") in {d["name"] for d in outputs}
+    assert lineage_events.stage_datasets("no such step", cfg, {}) == ([], [])
+
+
+@pytest.mark.usefixtures("relaxed_gates")
+def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
+    generate(200, 41, tmp_path / "drop")
+    cfg = pipeline.RunConfig(sources=str(tmp_path / "drop"), as_of="2022-06-30",
+                             warehouse=f"sqlite:///{tmp_path / 'w.sqlite'}", out=str(tmp_path / "out"),
+                             run_id="cli__steps", work_dir=str(tmp_path / "work"), partitions=2)
+    seen = {}
+
+    def after(name, result, seconds):
+        seen[name] = sorted(p.name for p in cfg.work.iterdir()) if cfg.work.exists() else None
+
+    pipeline.run(cfg, on_stage=after)
+    assert seen["extract"] == ["raw"]
+    assert seen["validate"] == ["accepted"]
+    assert seen["eligibility"] == ["accepted"]  # its partitions' files went with the combining step
+    assert seen["decide"] == []
+    assert seen["export"] is None  # the run's folder is gone
