@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py            # 100k, 200k and 1M persons (about 10 minutes on 2 cores)
     .venv/bin/python bench/run.py --sizes 100000 200000 --no-pg
+    .venv/bin/python bench/run.py --sizes 200000 1000000 --no-pg --no-profile --partitions 4 --partition-workers 2
 
 Writes bench/results/results.json, bench/results/time_vs_size.png, bench/results/profile_200000.txt and
 the generated tables of docs/benchmarks.md (between its BEGIN/END markers). Not part of the test suite.
@@ -27,6 +28,7 @@ DOC = REPO / "docs" / "benchmarks.md"
 PY = sys.executable
 AS_OF = "2022-06-30"
 NEXT_DAY = "2022-07-08"  # the first night after AS_OF's publicity (P1): it posts and instructs the bank
+PARTITIONING: dict[str, int | None] = {}  # SUBSIDY_LEDGER_PARTITIONS / _PARTITION_WORKERS of the measured runs
 PG_ADMIN = os.environ.get("SUBSIDY_LEDGER_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
@@ -41,6 +43,7 @@ def _measure(sources: Path, as_of: str, warehouse: str, out: Path, profile: Path
            "--warehouse", warehouse, "--out", str(out)]
     cmd += ["--profile", str(profile)] if profile else []
     env = dict(os.environ, SUBSIDY_LEDGER_DATA_DOCS=os.environ.get("SUBSIDY_LEDGER_DATA_DOCS", "1"))
+    env |= {k: str(v) for k, v in PARTITIONING.items() if v}
     if gates_open:  # a generated 1 % change is a real change: let the gates pass it, as an operator would
         env |= {"SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE": "1", "SUBSIDY_LEDGER_MAX_REVERSAL_SHARE": "1",
                 "SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT": "1000000000000"}
@@ -77,11 +80,12 @@ def _pg_database() -> tuple[str, callable]:
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", drop
 
 
-def run(sizes: list[int], work: Path, pg: bool, profile: bool) -> dict:
+def run(sizes: list[int], work: Path, pg: bool, profile: bool, next_night: bool = True) -> dict:
     """Every measurement; returns the results document."""
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "platform": platform.platform(), "date": dt.date.today().isoformat()},
+                 "partitioning": dict(PARTITIONING),
                  "full": {}, "postgres": None, "next_night": None}
     for n in sizes:
         drop = _drop(work, n)
@@ -103,6 +107,8 @@ def run(sizes: list[int], work: Path, pg: bool, profile: bool) -> dict:
         finally:
             drop_db()
         print(f"PostgreSQL {base}: {out['postgres']['wall_seconds']} s", flush=True)
+    if not next_night:
+        return out
     changed = work / f"drop_{base}_1pct"
     if not (changed / "certificates.csv").exists():
         _cli("change", "--sources", str(drop), "--out", str(changed), "--share", "0.01", "--seed", "2")
@@ -140,14 +146,17 @@ def _chart(res: dict, path: Path) -> None:
 
 def _tables(res: dict) -> str:
     lines = ["| persons | rows in | wall s | rows/s | peak RSS MiB | " +
-             " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " | GX share |",
-             "|---|---|---|---|---|" + "---|" * len(next(iter(res["full"].values()))["stages"]) + "---|"]
+             " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " | GX share | K "
+             "| rules s (floor) | s per partition |",
+             "|---|---|---|---|---|" + "---|" * len(next(iter(res["full"].values()))["stages"]) + "---|---|---|---|"]
     for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
         total = sum(s["seconds"] for s in r["stages"])
         gx = next(s["seconds"] for s in r["stages"] if s["stage"] == "validate")
         lines.append(f"| {int(n):,} | {r['rows_in']:,} | {r['wall_seconds']} | {r['rows_in'] / r['wall_seconds']:,.0f} "
                      f"| {r['peak_rss_mib']:,.0f} | " + " | ".join(f"{s['seconds']:.1f}" for s in r["stages"])
-                     + f" | {gx / r['wall_seconds']:.0%} |")
+                     + f" | {gx / r['wall_seconds']:.0%} | {r.get('partitions', 1)} | {_floor(r):.1f} | "
+                     + "; ".join(f"{k} " + ", ".join(f"{x:.1f}" for x in v)
+                                 for k, v in r.get("partition_seconds", {}).items()) + " |")
     lines += ["", "Share of the stages' time, per size:", "",
               "| persons | " + " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " |",
               "|---|" + "---|" * len(next(iter(res["full"].values()))["stages"])]
@@ -168,6 +177,12 @@ def _tables(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _floor(r: dict) -> float:
+    """The rules alone: the partitions' own seconds (eligibility joins, R7, R1-R6 with holds and objections),
+    without reading, validating, storing or exporting; summed over partitions, as on one core."""
+    return sum(sum(v) for v in r.get("partition_seconds", {}).values())
+
+
 def write_docs(res: dict) -> None:
     """Replace the generated part of docs/benchmarks.md."""
     text = DOC.read_text("utf-8") if DOC.exists() else "<!-- BEGIN GENERATED -->\n<!-- END GENERATED -->\n"
@@ -175,7 +190,10 @@ def write_docs(res: dict) -> None:
     tail = rest.split("<!-- END GENERATED -->", 1)[1]
     m = res["machine"]
     body = (f"\nMeasured by `bench/run.py` on {m['date']}: {m['cpus']} CPUs, Python {m['python']}, "
-            f"{m['platform']}.\n\n" + _tables(res) + "\n\n![time against size](../bench/results/time_vs_size.png)\n\n")
+            f"{m['platform']}. Partitioning: "
+            + (", ".join(f"{k.removeprefix('SUBSIDY_LEDGER_')}={v}" for k, v in res.get("partitioning", {}).items()
+                         if v) or "by size (one partition per 250,000 persons), one process per core")
+            + ".\n\n" + _tables(res) + "\n\n![time against size](../bench/results/time_vs_size.png)\n\n")
     DOC.write_text(head + "<!-- BEGIN GENERATED -->" + body + "<!-- END GENERATED -->" + tail, "utf-8")
 
 
@@ -187,12 +205,17 @@ def main() -> None:
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--report-only", action="store_true", help="redraw chart and tables from results.json")
+    p.add_argument("--no-next", action="store_true", help="skip the next night with 1 % changed")
+    p.add_argument("--partitions", type=int, default=None, help="K of every measured run (default: by size)")
+    p.add_argument("--partition-workers", type=int, default=None, help="processes for the partitions")
     a = p.parse_args()
+    PARTITIONING.update({"SUBSIDY_LEDGER_PARTITIONS": a.partitions,
+                         "SUBSIDY_LEDGER_PARTITION_WORKERS": a.partition_workers})
     RESULTS.mkdir(parents=True, exist_ok=True)
     if a.report_only:
         res = json.loads((RESULTS / "results.json").read_text())
     else:
-        res = run(sorted(a.sizes), a.work, not a.no_pg, not a.no_profile)
+        res = run(sorted(a.sizes), a.work, not a.no_pg, not a.no_profile, not a.no_next)
     (RESULTS / "results.json").write_text(json.dumps(res, indent=1))
     _chart(res, RESULTS / "time_vs_size.png")
     write_docs(res)

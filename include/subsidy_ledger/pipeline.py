@@ -1,8 +1,10 @@
-"""The nightly sync as stages (extract, validate, eligibility, decide, post, export).
+"""The nightly sync as stages (extract, validate, eligibility, decide, post, pay, export).
 
-Each stage reads what the previous one persisted (raw parquet in the run's work folder, then
-warehouse tables) and returns a small dict, so the CLI and the Airflow DAG run the same code and
-tasks pass only paths and table names between them.
+Each stage reads what the previous one persisted (parquet in the run's work store, warehouse tables;
+steps.py declares which) and returns a small dict, so the CLI and the Airflow DAG run the same code and
+tasks pass only paths, counts and partition numbers between them. Eligibility and decide are steps over
+person partitions (split, one step per partition, combine): the CLI runs the partitions in a process pool,
+Airflow maps a task over them.
 """
 
 from __future__ import annotations
