@@ -24,19 +24,24 @@ def test_partition_of_a_person_is_fixed():
     assert partition.of(ids, 1).tolist() == [0, 0, 0, 0]
 
 
-def test_split_cuts_person_registries_and_shares_the_rest():
+def test_save_cuts_person_registries_and_shares_the_rest(tmp_path):
     frames = {
         "certificates": pd.DataFrame({"person_id": [f"P{i}" for i in range(50)], "n": range(50)}),
         "low_income": pd.DataFrame({"person_id": ["P1", "P2"], "household_id": ["H", "H"]}),
         "training_classes": pd.DataFrame({"class_id": ["C1"]}),
+        "~quarantine": pd.DataFrame({"person_id": ["P3"], "reason": ["x"]}),
     }
-    parts = partition.split(frames, 4)
-    assert len(parts) == 4
+    assert partition.save(tmp_path, frames, 4, whole=("~quarantine",)) == [0, 1, 2, 3]
+    assert partition.plan(tmp_path) == {"k": 4, "shared": ["low_income", "training_classes", "~quarantine"],
+                                        "person": ["certificates"]}
+    parts = [partition.load(tmp_path, i) for i in range(4)]
     assert sum(len(p["certificates"]) for p in parts) == 50
     assert all(len(p["certificates"]) < 50 for p in parts)
-    for i, p in enumerate(parts):  # each person in exactly its own partition
+    for i, p in enumerate(parts):  # each person in exactly its own partition; the shared frames whole
         assert (partition.of(p["certificates"]["person_id"], 4) == i).all()
-        assert p["low_income"] is frames["low_income"] and p["training_classes"] is frames["training_classes"]
+        for name in ("low_income", "training_classes", "~quarantine"):
+            assert p[name].equals(frames[name])
+    assert not (tmp_path / "p0" / "low_income.parquet").exists()  # shared frames are written once
     again = partition.combine([p["certificates"] for p in parts], ["person_id"])
     assert again.equals(frames["certificates"].sort_values("person_id", kind="stable").reset_index(drop=True))
     assert partition.persons(frames) == 50

@@ -60,22 +60,6 @@ def count(frames: dict[str, pd.DataFrame], requested: int | None = None) -> int:
     return k
 
 
-def split(frames: dict[str, pd.DataFrame], k: int) -> list[dict[str, pd.DataFrame]]:
-    """K dicts of the same frames: a frame with a person_id column cut by person, every other one whole."""
-    if k == 1:
-        return [frames]
-    parts: list[dict[str, pd.DataFrame]] = [{} for _ in range(k)]
-    for name, frame in frames.items():
-        if "person_id" not in frame or name in SHARED_PERSON_REGISTRIES:
-            for p in parts:
-                p[name] = frame
-            continue
-        which = of(frame["person_id"], k)
-        for i, p in enumerate(parts):
-            p[name] = frame.loc[which == i].reset_index(drop=True)
-    return parts
-
-
 def save(folder, frames: dict[str, pd.DataFrame], k: int, whole: Sequence[str] = ()) -> list[int]:
     """Write the frames cut into K partitions to the work store: shared frames (and the names in `whole`) once
     under shared/, the per-person ones under p<i>/; the plan records which is which. Returns the partition
