@@ -37,6 +37,11 @@ def test_lineage_datasets_are_the_declared_ones(tmp_path):
     inputs, outputs = lineage_events.stage_datasets("pay", cfg, {})
     assert str(tmp_path / "out" / "payments" / "2022-06-30") in {d["name"] for d in outputs}
     assert lineage_events.stage_datasets("no such step", cfg, {}) == ([], [])
+    on_s3 = pipeline.RunConfig(sources=str(tmp_path), as_of="2022-06-30", warehouse="sqlite:////tmp/w.sqlite",
+                               out=str(tmp_path / "out"), run_id="r1", work_dir="s3://bucket/work",
+                               work_conn_id="subsidy_work")
+    inputs, outputs = lineage_events.stage_datasets("training_budget", on_s3, {})
+    assert inputs == outputs == [{"namespace": "s3://bucket", "name": "/work/r1/decide"}]
 
 
 @pytest.mark.usefixtures("relaxed_gates")

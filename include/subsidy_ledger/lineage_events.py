@@ -39,8 +39,8 @@ def _work(cfg, step: str) -> dict:
     where = cfg.work / step
     if isinstance(where, Path):
         return _file(where)
-    return {"namespace": f"{where.protocol}://{str(where).split('://', 1)[1].split('/', 1)[0]}",
-            "name": "/" + str(where).split("://", 1)[1].split("/", 1)[1]}
+    bucket, _, key = where.path.partition("/")  # .path, not str(): that names the connection too
+    return {"namespace": f"{where.protocol}://{bucket}", "name": f"/{key}"}
 
 
 def _dataset(name: str, cfg, url: str, files: list[Path]) -> list[dict]:
