@@ -13,7 +13,6 @@ import concurrent.futures as cf
 import math
 import multiprocessing
 import os
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -72,8 +71,7 @@ def save(folder, frames: dict[str, pd.DataFrame], k: int, whole: Sequence[str] =
             continue
         which = of(frame["person_id"], k)
         for i in range(k):
-            workstore.write_frame(folder / f"p{i}" / f"{name}.parquet",
-                                  frame.loc[which == i].reset_index(drop=True) if k > 1 else frame)
+            put(folder, i, name, frame.loc[which == i].reset_index(drop=True) if k > 1 else frame)
     workstore.write_json(folder / "plan.json", {"k": k, "shared": shared,
                                                 "person": [n for n in frames if n not in shared]})
     return list(range(k))
@@ -89,8 +87,23 @@ def load(folder, i: int, extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     named `extra` frames an earlier step wrote to p<i>/."""
     p = plan(folder)
     frames = {n: workstore.read_frame(folder / "shared" / f"{n}.parquet") for n in p["shared"]}
-    frames |= {n: workstore.read_frame(folder / f"p{i}" / f"{n}.parquet") for n in (*p["person"], *extra)}
+    frames |= {n: get(folder, i, n) for n in (*p["person"], *extra)}
     return frames
+
+
+def put(folder, i: int, name: str, frame: pd.DataFrame) -> None:
+    """Write partition i's frame `name` (a path under p<i>/, without .parquet)."""
+    workstore.write_frame(folder / f"p{i}" / f"{name}.parquet", frame)
+
+
+def get(folder, i: int, name: str) -> pd.DataFrame:
+    """Read partition i's frame `name`, as put wrote it."""
+    return workstore.read_frame(folder / f"p{i}" / f"{name}.parquet")
+
+
+def gather(folder, k: int, name: str) -> list[pd.DataFrame]:
+    """Frame `name` of every partition, in partition order."""
+    return [get(folder, i, name) for i in range(k)]
 
 
 def combine(frames: Sequence[pd.DataFrame], key: Sequence[str]) -> pd.DataFrame:
@@ -108,20 +121,11 @@ def workers(k: int, requested: int | None = None) -> int:
     return max(1, min(n, k))
 
 
-def _timed(fn: Callable, part, *args) -> tuple[object, float]:
-    started = time.perf_counter()
-    return fn(part, *args), time.perf_counter() - started
-
-
-def run(fn: Callable, parts: Sequence, *args, processes: int = 1, seconds: list | None = None) -> list:
+def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
     """fn(part, *args) for every part, in a pool of processes when there is more than one (results in part
-    order); the parent keeps nothing of a child but its result. `seconds` receives each part's time."""
+    order); the parent keeps nothing of a child but its result."""
     if processes <= 1 or len(parts) <= 1:
-        timed = [_timed(fn, p, *args) for p in parts]
-    else:
-        # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
-        with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-            timed = list(pool.map(_timed, [fn] * len(parts), parts, *([a] * len(parts) for a in args)))
-    if seconds is not None:
-        seconds.extend(round(t, 3) for _, t in timed)
-    return [r for r, _ in timed]
+        return [fn(p, *args) for p in parts]
+    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
+    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, parts, *([a] * len(parts) for a in args)))

@@ -378,10 +378,6 @@ CITY_OVERLAP_KEY = ("reference", "person_id", "city_certificate_no")
 SOURCE_KEY = (*contract.CLAIM_KEY, "role", "registry", "source_row")
 
 
-def _partitions(cfg: RunConfig, frames: dict[str, pd.DataFrame]) -> int:
-    return partition.count(frames, cfg.partitions)
-
-
 def eligibility_partition(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> list[pd.DataFrame]:
     """The eligibility tables (ELIGIBILITY's order) of one person partition."""
     return [build(stg, as_of, book) for _, build, _ in ELIGIBILITY]
@@ -412,7 +408,7 @@ def _in(cfg: RunConfig, conn, fn):
 def eligibility_split(cfg: RunConfig, conn=None) -> dict:
     """Cut the accepted registries into the night's person partitions in the work store."""
     frames = _in(cfg, conn, lambda c: _accepted(cfg, c))
-    return {"partitions": partition.save(cfg.work / "eligibility", frames, _partitions(cfg, frames))}
+    return {"partitions": partition.save(cfg.work / "eligibility", frames, partition.count(frames, cfg.partitions))}
 
 
 def eligibility_part(cfg: RunConfig, i: int) -> dict:
@@ -422,7 +418,7 @@ def eligibility_part(cfg: RunConfig, i: int) -> dict:
     def build():
         tables = eligibility_partition(partition.load(folder, i), cfg.as_of_date, PolicyBook.load(cfg.policy_dir))
         for (table, _, _), frame in zip(ELIGIBILITY, tables, strict=True):
-            workstore.write_frame(folder / f"p{i}" / "out" / f"{table.name}.parquet", frame)
+            partition.put(folder, i, f"out/{table.name}", frame)
 
     _timed_partition(folder, i, "eligibility", build)
     return {"partition": i}
@@ -436,8 +432,7 @@ def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
     def store(c) -> dict:
         rows = {}
         for table, _, key in ELIGIBILITY:
-            frame = partition.combine(
-                [workstore.read_frame(folder / f"p{i}" / "out" / f"{table.name}.parquet") for i in range(k)], key)
+            frame = partition.combine(partition.gather(folder, k, f"out/{table.name}"), key)
             c.execute(table.delete().where(table.c.run_id == cfg.run_id))
             warehouse.insert_frame(c, table, frame.assign(run_id=cfg.run_id))
             rows[table.name] = len(frame)
@@ -541,7 +536,7 @@ def decide_split(cfg: RunConfig, conn=None) -> dict:
                                      "overlapping_attendance"))}
 
     frames = _in(cfg, conn, read)
-    return {"partitions": partition.save(cfg.work / "decide", frames, _partitions(cfg, frames),
+    return {"partitions": partition.save(cfg.work / "decide", frames, partition.count(frames, cfg.partitions),
                                          whole=(_QUARANTINE,))}
 
 
@@ -552,7 +547,7 @@ def training_part(cfg: RunConfig, i: int) -> dict:
     def decide_r7():
         part = partition.load(folder, i)
         trained = training_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir))
-        workstore.write_frame(folder / f"p{i}" / "r7.parquet", trained)
+        partition.put(folder, i, "r7", trained)
 
     _timed_partition(folder, i, "training", decide_r7)
     return {"partition": i}
@@ -563,16 +558,12 @@ def training_budget(cfg: RunConfig) -> dict:
     goes back to each partition (R1 check 7 reads R7's approvals)."""
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
-    trained = pd.concat([workstore.read_frame(folder / f"p{i}" / "r7.parquet") for i in range(k)],
-                        ignore_index=True)
-    training = pd.concat([workstore.read_frame(folder / f"p{i}" / f"{_TRAINING}.parquet") for i in range(k)],
-                         ignore_index=True)
-    state = pd.concat([workstore.read_frame(folder / f"p{i}" / f"{_STATE}.parquet") for i in range(k)],
-                      ignore_index=True)
+    trained, training, state = (pd.concat(partition.gather(folder, k, name), ignore_index=True)
+                                for name in ("r7", _TRAINING, _STATE))
     trained = decide.hold_over_budget(trained, training, _paid(state))
     which = partition.of(trained["person_id"], k)
     for i in range(k):
-        workstore.write_frame(folder / f"p{i}" / f"{_TRAINED}.parquet", trained.loc[which == i].reset_index(drop=True))
+        partition.put(folder, i, _TRAINED, trained.loc[which == i].reset_index(drop=True))
     return {"partitions": k, "training_decisions": len(trained)}
 
 
@@ -584,7 +575,7 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
         part = partition.load(folder, i, extra=(_TRAINED,))
         outs = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir), cfg.as_of_date)
         for name, frame in zip(_DECIDED, outs, strict=True):
-            workstore.write_frame(folder / f"p{i}" / "out" / f"{name}.parquet", frame)
+            partition.put(folder, i, f"out/{name}", frame)
 
     _timed_partition(folder, i, "decisions", decide_rest)
     return {"partition": i}
@@ -598,8 +589,7 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
     d, overlaps, sources = (
-        partition.combine([workstore.read_frame(folder / f"p{i}" / "out" / f"{name}.parquet") for i in range(k)],
-                          key)
+        partition.combine(partition.gather(folder, k, f"out/{name}"), key)
         for name, key in zip(_DECIDED, (contract.CLAIM_KEY, CITY_OVERLAP_KEY, SOURCE_KEY), strict=True))
     d = d.assign(decided_in_run=cfg.run_id)
 

@@ -9,8 +9,9 @@ from these declarations, so that a step's inputs are spelled in one place. Names
   reads it, and whatever is left when the run ends);
 * `out:<path>`: a file or folder under the night's extracts folder, `bank`: the night's bank instruction files.
 
-The steps are in the order a night runs them. The CLI's `eligibility` and `decide` stages are the groups
-in GROUPS; Airflow runs every step as a task of its own (the `_part` steps mapped over the partitions).
+The steps are in the order a night runs them. The CLI's `eligibility` and `decide` stages run the steps from
+their split to the step of their own name; Airflow runs every step as a task of its own (the `_part` steps
+mapped over the partitions).
 """
 
 from __future__ import annotations
@@ -60,9 +61,6 @@ STEPS = (
           "out:assessment/behind_plan.csv", "bank", "table:assessment")),
 )
 BY_NAME = {s.name: s for s in STEPS}
-# the CLI's stages that are several steps (the last one's name is the stage's)
-GROUPS = {"eligibility": ("eligibility_split", "eligibility_part", "eligibility"),
-          "decide": ("decide_split", "training_part", "training_budget", "decisions_part", "decide")}
 
 
 def spent_work(done: str) -> list[str]:
