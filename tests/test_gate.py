@@ -193,9 +193,11 @@ def test_the_reversal_gate_stops_a_night_that_would_reverse_too_much(first_night
     assert "--accept-drop-change reversals" in err and _ledger(url) == before
     engine = sa.create_engine(url)
     with engine.connect() as c:
-        status = c.execute(sa.text("select status from runs where run_id = 'cli__2022-07-01'")).scalar()
+        status = tuple(c.execute(sa.text("select status, stage from runs where run_id = 'cli__2022-07-01'")).one())
+        note = c.execute(sa.text("select note from run_transitions where run_id = 'cli__2022-07-01' "
+                                 "order by transition_id desc limit 1")).scalar()
     engine.dispose()
-    assert status == "failed_reversal_gate"
+    assert status == ("stopped", "post") and note == "reversal_gate"
     # by amount: the same night under a generous share but a small amount
     code, err = _run(drop, url, out, capsys, "--accept-drop-change", "certificates", "--max-reversal-share", "1",
                      "--max-reversal-amount", "100.00")
@@ -308,10 +310,10 @@ def test_a_full_disk_keeps_the_previous_extracts_and_a_rerun_completes_them(firs
         assert posted[0] > posted_before[0]  # the ledger committed before the export failed
         engine = sa.create_engine(url)
         with engine.connect() as c:
-            status = c.execute(sa.text("select status from runs where run_id = 'cli__2022-07-01'")).scalar()
+            status = tuple(c.execute(sa.text("select status, stage from runs where run_id = 'cli__2022-07-01'")).one())
             kinds = [r[0] for r in c.execute(sa.text("select kind from alerts where run_id = 'cli__2022-07-01'"))]
         engine.dispose()
-        assert status == "failed_export" and kinds == ["export_failed"]
+        assert status == ("failed", "export") and kinds == ["export_failed"]
         (out / "filler").unlink()
         code, err = _run(changed, url, out, capsys, *relaxed)
         assert code == 0, err

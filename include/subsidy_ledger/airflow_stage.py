@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, BaseOperator
 
-from . import extract, lineage_events, orchestration, pipeline
+from . import extract, lineage_events, orchestration, pipeline, run_record
 
 # the CLI's stages, with eligibility and decide replaced by their partitioned steps (split, mapped parts, combine)
 STAGE_FUNCTIONS = dict(pipeline.STAGES) | dict(pipeline.PARTITION_STEPS)
@@ -47,7 +47,8 @@ class StageOperator(BaseOperator):
         try:
             args = () if self.partition is None else (int(self.partition),)
             self._result = STAGE_FUNCTIONS[self.stage](self._cfg, *args)
-        except (pipeline.DataQualityError, extract.DropError) as exc:  # the same drop would fail again: no retries
+        # the same drop (or the same run record) would fail again: no retries
+        except (pipeline.DataQualityError, extract.DropError, run_record.RunStateError) as exc:
             raise AirflowFailException(str(exc)) from exc
         self.log.info("%s (as of %s): %s", self.stage, self._cfg.as_of, pipeline.describe(self.stage, self._result))
         spent = pipeline.release_work(self._cfg, self.stage)

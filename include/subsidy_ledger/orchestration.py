@@ -164,7 +164,7 @@ def task_failed(context: dict) -> None:
     failure_callbacks). Never raises: a broken alert must not hide the task's own error."""
     import logging
 
-    from . import pipeline, warehouse
+    from . import pipeline, run_record, warehouse
 
     log = logging.getLogger(__name__)
     ti = context.get("ti") or context.get("task_instance")
@@ -177,8 +177,11 @@ def task_failed(context: dict) -> None:
         values = ti.xcom_pull(task_ids="configure") if ti is not None and task_id != "configure" else None
         cfg = resolve_config(values) if values else None
         engine = warehouse.connect(cfg.warehouse if cfg else warehouse_from_environment())
+        step = getattr(context.get("task"), "stage", None)  # a StageOperator's step; configure has none
         with engine.begin() as conn:
             pipeline.raise_alert(conn, run_id, dag_id, task_id, "task_failed", message)
+            if cfg and step:
+                run_record.fail(conn, cfg.run_id, step, message)
         engine.dispose()
         if cfg:  # the run is over: its scratch files (full identity numbers) go
             pipeline.discard_work(cfg)

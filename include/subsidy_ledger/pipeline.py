@@ -40,6 +40,7 @@ from . import (
     partition,
     payments,
     publicity,
+    run_record,
     steps,
     supervision,
     validate,
@@ -170,6 +171,17 @@ def _set_run(conn, run_id: str, **values) -> None:
     conn.execute(sa.update(warehouse.runs).where(warehouse.runs.c.run_id == run_id).values(**values))
 
 
+def enter(cfg: RunConfig, step: str, conn=None) -> None:
+    """Record that the night enters a step (run_record.RunStateError if its record forbids it, e.g. a gate
+    stopped it earlier); post's re-decide inside its own transaction (conn given) records nothing."""
+    if conn is not None:
+        return
+    engine = _engine(cfg)
+    with engine.begin() as c:
+        run_record.move(c, cfg.run_id, run_record.Status.RUNNING, step)
+    engine.dispose()
+
+
 def _run_row(conn, run_id: str) -> dict:
     row = conn.execute(sa.select(warehouse.runs).where(warehouse.runs.c.run_id == run_id)).mappings().first()
     return dict(row) if row else {}
@@ -194,10 +206,8 @@ def stage_extract(cfg: RunConfig) -> dict:
     workstore.write_json(work / "manifest.json", manifest)
     engine = _engine(cfg)
     with engine.begin() as conn:
-        conn.execute(warehouse.runs.delete().where(warehouse.runs.c.run_id == cfg.run_id))
-        conn.execute(warehouse.runs.insert().values(
-            run_id=cfg.run_id, as_of=cfg.as_of_date, sources=extract.describe_sources(cfg.sources), dag_id=cfg.dag_id,
-            logical_date=cfg.logical_date, status="running", started_at=_now()))
+        run_record.start(conn, cfg.run_id, as_of=cfg.as_of_date, sources=extract.describe_sources(cfg.sources),
+                         dag_id=cfg.dag_id, logical_date=cfg.logical_date)
     engine.dispose()
     return {"manifest": str(work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
 
@@ -232,6 +242,7 @@ def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
 def stage_validate(cfg: RunConfig) -> dict:
     """Validate every registry with GX; stage accepted rows, record quarantine and reconciliation; then the
     quality and drop gates decide whether the night goes on."""
+    enter(cfg, "validate")
     raws = _load_raw(cfg)
     engine = _engine(cfg)
     docs = Path(cfg.out) / "data_docs" / cfg.work.name if cfg.data_docs else None
@@ -330,7 +341,7 @@ def _pass_gates(engine, cfg: RunConfig, stage: str, gates: list[tuple[str, str, 
                 stage=stage, finding=waived.get(subject)))
         if stopping:
             message = " | ".join(parts)
-            _set_run(conn, cfg.run_id, status=f"failed_{stopping}")
+            run_record.move(conn, cfg.run_id, run_record.Status.STOPPED, stage, stopping)
             raise_alert(conn, cfg.run_id, cfg.dag_id, stage, stopping, message)
     if stopping:
         raise DataQualityError(message)
@@ -407,6 +418,7 @@ def _in(cfg: RunConfig, conn, fn):
 
 def eligibility_split(cfg: RunConfig, conn=None) -> dict:
     """Cut the accepted registries into the night's person partitions in the work store."""
+    enter(cfg, "eligibility_split", conn)
     frames = _in(cfg, conn, lambda c: _accepted(cfg, c))
     return {"partitions": partition.save(cfg.work / "eligibility", frames, partition.count(frames, cfg.partitions))}
 
@@ -426,6 +438,7 @@ def eligibility_part(cfg: RunConfig, i: int) -> dict:
 
 def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
     """Put the partitions' eligibility tables together in key order and store them for this run."""
+    enter(cfg, "eligibility", conn)
     folder = cfg.work / "eligibility"
     k = partition.plan(folder)["k"]
 
@@ -519,6 +532,8 @@ _QUARANTINE = "~quarantine"
 def decide_split(cfg: RunConfig, conn=None) -> dict:
     """Cut everything decide reads (accepted registries, eligibility tables, the ledger's claim state, the
     quarantine) into the night's person partitions in the work store."""
+    enter(cfg, "decide_split", conn)
+
     def read(conn) -> dict[str, pd.DataFrame]:
         return {
             **_accepted(cfg, conn),
@@ -553,9 +568,10 @@ def training_part(cfg: RunConfig, i: int) -> dict:
     return {"partition": i}
 
 
-def training_budget(cfg: RunConfig) -> dict:
+def training_budget(cfg: RunConfig, conn=None) -> dict:
     """The one cross-person pass: each project's filed budget over all its trainees' R7 decisions; the result
     goes back to each partition (R1 check 7 reads R7's approvals)."""
+    enter(cfg, "training_budget", conn)
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
     trained, training, state = (pd.concat(partition.gather(folder, k, name), ignore_index=True)
@@ -586,6 +602,7 @@ _DECIDED = ("decisions", "city_overlaps", "claim_sources")
 
 def decide_combine(cfg: RunConfig, conn=None) -> dict:
     """Put the partitions' decisions, city overlaps and claim sources together in key order; store them."""
+    enter(cfg, "decide", conn)
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
     d, overlaps, sources = (
@@ -633,7 +650,7 @@ def stage_decide(cfg: RunConfig, conn=None) -> dict:
     run's decisions and their lineage (Airflow maps training_part and decisions_part instead)."""
     k = len(decide_split(cfg, conn)["partitions"])
     _run_partitions(cfg, training_part, k)
-    training_budget(cfg)
+    training_budget(cfg, conn)
     _run_partitions(cfg, decisions_part, k)
     return decide_combine(cfg, conn)
 
@@ -665,6 +682,7 @@ def stage_post(cfg: RunConfig) -> dict:
     and posts nothing. If another run posted after this one decided, this one decides again (in full)
     before posting. The reversal gate stops the night, with nothing posted, when it would reverse too much.
     """
+    enter(cfg, "post")
     engine = _engine(cfg)
     findings: list[gate.Finding] = []
     with engine.begin() as conn:
@@ -731,6 +749,7 @@ def stage_pay(cfg: RunConfig) -> dict:
     """Record the bank's results, instruct every payout that has an account and is not in transit or paid, open
     recoveries for reversed paid payouts; then check owed = paid + in transit + waiting. One transaction under
     the posting lock: a killed run leaves all of the night's instructions or none. A replay instructs nothing."""
+    enter(cfg, "pay")
     engine = _engine(cfg)
     with engine.begin() as conn:
         ledger.acquire_lock(conn, cfg.run_id)
@@ -802,6 +821,7 @@ def stage_export(cfg: RunConfig) -> dict:
     failed with an alert, and raises ExportError; the ledger is already committed, so a rerun writes the
     extracts and posts nothing.
     """
+    enter(cfg, "export")
     book = PolicyBook.load(cfg.policy_dir)
     engine = _engine(cfg)
     try:
@@ -839,7 +859,7 @@ def stage_export(cfg: RunConfig) -> dict:
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
                                   "is posted: run the night again to write them (it posts nothing)") from exc
             faults.checkpoint("export:written")
-            _set_run(conn, cfg.run_id, status="succeeded", finished_at=_now())
+            run_record.move(conn, cfg.run_id, run_record.Status.SUCCEEDED, "export")
             if _run_row(conn, cfg.run_id).get("mode") != "replay":  # a replay is never the next run's base
                 _forget_old_runs(conn, cfg.run_id)
     except ExportError as exc:
@@ -898,9 +918,9 @@ def record_failure(cfg: RunConfig, stage: str, exc: BaseException) -> None:
     try:
         engine = _engine(cfg)
         with engine.begin() as conn:
-            _set_run(conn, cfg.run_id, status=f"failed_{stage}", finished_at=_now())
-            raise_alert(conn, cfg.run_id, cfg.dag_id, stage, f"{stage}_failed",
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            run_record.fail(conn, cfg.run_id, stage, message)
+            raise_alert(conn, cfg.run_id, cfg.dag_id, stage, f"{stage}_failed", message)
         engine.dispose()
     except Exception:  # the alert is best effort: the stage's own error is what the caller sees
         log.exception("could not record the failure of run %s at %s", cfg.run_id, stage)

@@ -66,7 +66,7 @@ def _run(conn, run_id: str) -> dict:
     row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
     if row is None:
         return {"run_id": run_id}
-    keep = ("run_id", "dag_id", "logical_date", "as_of", "mode", "status", "sources")
+    keep = ("run_id", "dag_id", "logical_date", "as_of", "mode", "status", "stage", "sources")
     return {k: _plain(row[k]) if not hasattr(row[k], "isoformat") else row[k].isoformat() for k in keep}
 
 

@@ -53,7 +53,8 @@ runs = sa.Table(
     sa.Column("sources", sa.Text, nullable=False),
     sa.Column("dag_id", sa.String(250)),
     sa.Column("logical_date", sa.String(64)),
-    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),   # run_record.Status
+    sa.Column("stage", sa.String(40)),                    # the step it is running, stopped or failed in
     sa.Column("started_at", sa.DateTime),
     sa.Column("finished_at", sa.DateTime),
     sa.Column("ledger_seq_at_decide", sa.BigInteger),
@@ -61,6 +62,17 @@ runs = sa.Table(
     sa.Column("mode", sa.String(20)),       # full, replay (earlier revisions: incremental)
     sa.Column("base_run", RUN_ID),          # no longer set: earlier revisions' incremental runs
     sa.Column("fingerprint", sa.String(64)),  # no longer set: earlier revisions' incremental runs
+)
+
+run_transitions = sa.Table(  # every move of a run's record (run_record); append-only
+    "run_transitions", metadata,
+    sa.Column("transition_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", RUN_ID, nullable=False, index=True),
+    sa.Column("at", sa.DateTime, nullable=False),  # UTC
+    sa.Column("stage", sa.String(40), nullable=False),
+    sa.Column("from_status", sa.String(20)),       # None: the run had no record
+    sa.Column("to_status", sa.String(20), nullable=False),
+    sa.Column("note", sa.Text),                    # the gate or the error, one line
 )
 
 ledger_lock = sa.Table(
