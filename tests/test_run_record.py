@@ -133,3 +133,32 @@ def test_the_migration_rewrites_earlier_statuses(warehouse_url):
     assert now == {"a": ("stopped", "validate"), "b": ("stopped", "validate"), "c": ("stopped", "post"),
                    "d": ("failed", "export"), "e": ("succeeded", "export"), "f": ("running", None)}
     assert {Status(s) for s, _ in now.values()} == set(Status)
+
+
+def test_airflow_failure_callback_records_the_failed_step(warehouse_url, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from subsidy_ledger import orchestration
+
+    cfg = pipeline.RunConfig(sources=str(tmp_path), as_of=AS_OF, warehouse=warehouse_url, out=str(tmp_path / "o"),
+                             run_id="rec__4")
+    engine = warehouse.connect(warehouse_url)
+    with engine.begin() as c:
+        run_record.start(c, cfg.run_id, as_of=cfg.as_of_date, sources="x")
+        run_record.move(c, cfg.run_id, Status.RUNNING, "decide_split")
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    ti = SimpleNamespace(dag_id="nightly_subsidy_sync", task_id="decisions_partition", run_id="manual__x",
+                         try_number=3, xcom_pull=lambda task_ids: values)
+    monkeypatch.setenv(warehouse.WAREHOUSE_ENV, warehouse_url)  # where configure's alert goes (no RunConfig yet)
+    # a mapped partition task's step; a task that is not a step (configure) records only the alert
+    orchestration.task_failed({"ti": ti, "task": SimpleNamespace(stage="decisions_part"),
+                               "exception": ValueError("the rule broke")})
+    orchestration.task_failed({"ti": SimpleNamespace(**{**vars(ti), "task_id": "configure"}), "task": object(),
+                               "exception": ValueError("bad conf")})
+    with engine.connect() as c:
+        rec, rows = run_record.load(c, cfg.run_id), run_record.history(c, cfg.run_id)
+        alerts = c.execute(sa.select(warehouse.alerts.c.task_id)).scalars().all()
+    engine.dispose()
+    assert rec == Run("rec__4", Status.FAILED, "decisions_part")
+    assert rows[-1]["to_status"] == "failed" and "ValueError: the rule broke" in rows[-1]["note"]
+    assert sorted(alerts) == ["configure", "decisions_partition"]
