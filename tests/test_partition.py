@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from subsidy_ledger import partition, pipeline, warehouse
+from subsidy_ledger import export, partition, pipeline, warehouse
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
@@ -116,7 +116,17 @@ def _nights(drops, url: str, out, k: int, processes: int) -> list[dict]:
 @pytest.mark.usefixtures("relaxed_gates")
 def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, warehouse_url, tmp_path, monkeypatch):
     """The same three nights with K = 1 and with K = 7 (in two processes): byte-identical extracts and bank
-    files, and the same ledger, decisions, lineage, publicity, payments and eligibility tables."""
+    files, and the same ledger, decisions, lineage, publicity, payments and eligibility tables. The K = 7
+    nights also write their workbooks in two processes (the pool a large night uses), the K = 1 nights in one."""
+    monkeypatch.setattr(export, "POOLED_BOOK_ROWS", 0)
+    pools, run = [], partition.run
+
+    def counted(fn, parts, *args, processes=1):
+        if fn is export._write_book:
+            pools.append(processes)
+        return run(fn, parts, *args, processes=processes)
+
+    monkeypatch.setattr(partition, "run", counted)
     # one person-code key for both warehouses (each would make its own), so that the extracts can be compared
     monkeypatch.setenv(warehouse.PERSON_CODE_KEY_ENV, "partition-test-key")
     one = _nights(drops, warehouse_url, tmp_path / "k1", 1, 1)
@@ -135,6 +145,7 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
             admin.dispose()
     try:
         seven = _nights(drops, other_url, tmp_path / "k7", 7, 2)
+        assert pools == [1, 1, 1, 2, 2, 2]
         assert [r["eligibility"]["partitions"] for r in one] == [1, 1, 1]
         assert [r["eligibility"]["partitions"] for r in seven] == [7, 7, 7]
         assert [r["decide"]["partitions"] for r in seven] == [7, 7, 7]

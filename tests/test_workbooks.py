@@ -147,3 +147,23 @@ def test_summary_workbook_totals_per_fund_and_grand_total(tmp_path):
     csv = export.summary_extract(lines, AS_OF)
     assert (csv["payout_amount"].tolist(), csv["reversal_amount"].tolist()) == (
         ["690.01", "7500.01"], ["0.00", "-1000.00"])
+
+
+def test_a_detail_longer_than_a_sheet_goes_on_in_further_sheets(tmp_path):
+    # Excel's 1,048,575 rows a sheet, scaled down: 5 ledger rows in sheets of 2 lose none and keep their order
+    ctx = export.Context(person_key=b"k", occupations={"4-01-01": "电工"}, run_id="night")
+    rows = export.ledger_extract(_lines(), _decisions(), ctx)
+    book = export.ledger_book("HRSS", AS_OF, "night", rows)
+    assert [(s, a, b) for s, a, b in workbooks.detail_sheets(book, 2)] == [
+        ("明细账", 0, 2), ("明细账 (2)", 2, 4), ("明细账 (3)", 4, 5)]
+    path = tmp_path / "ledger.xlsx"
+    workbooks.write(path, book, sheet_rows=2)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["封面", "明细账", "明细账 (2)", "明细账 (3)", "合计", "原因说明"]
+    shown = [r[0] for name in wb.sheetnames[1:4] for r in wb[name].iter_rows(min_row=2, values_only=True)]
+    assert shown == list(rows["payout_id"]) and len(shown) == 5
+    assert all(wb[n].cell(1, 1).value == "支付编号\npayout_id" and wb[n].freeze_panes == "A2"
+               for n in wb.sheetnames[1:4])
+    cover = [c.value for c in wb["封面"]["A"] if c.value]
+    assert any("分 3 张工作表" in str(v) and "每张至多 2 行" in str(v) for v in cover)
+    assert workbooks.detail_sheets(export.ledger_book("HRSS", AS_OF, "night", rows.iloc[:0]))[0][1:] == (0, 0)

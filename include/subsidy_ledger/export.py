@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import assessment_report, labels, workbooks
+from . import assessment_report, labels, partition, workbooks
 from .assessment import Assessment
 from .contract import CLAIM_KEY as CLAIM
 from .contract import mask_account_no, mask_ids_in_text, mask_name, mask_resident_id, person_codes
@@ -338,15 +338,21 @@ def city_overlaps_extract(o: pd.DataFrame) -> pd.DataFrame:
     }, columns=CITY_OVERLAP_COLUMNS)
 
 
+# below this many workbook rows in a night, forking a pool costs more than it saves (about 1 s of cells)
+POOLED_BOOK_ROWS = 50_000
+
+
 def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
                    decisions: pd.DataFrame, reconciliation: pd.DataFrame, quarantine: pd.DataFrame,
                    city_overlaps: pd.DataFrame, funding: pd.DataFrame, supervision: pd.DataFrame,
                    publicised: pd.DataFrame | None = None, pay_states: pd.DataFrame | None = None,
                    pay_reconciliation: pd.DataFrame | None = None, ctx: Context = Context(),  # noqa: B008
                    max_quarantine_share: float | None = None, gate_min_rows: int = 0,
-                   assessment: Assessment | None = None) -> Path:
-    """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it."""
+                   assessment: Assessment | None = None, processes: int = 1) -> Path:
+    """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it.
+    The workbooks, most of the time, are written by `processes` processes, one file each."""
     final = Path(out) / as_of.isoformat()
+    books: list[tuple[Path, workbooks.Book]] = []
     with published_folder(final) as root:
         ledger = ledger_extract(lines, decisions, ctx)
         dec = decisions_extract(decisions, ctx)
@@ -361,17 +367,17 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
             folder = root / dept
             mine = ledger.loc[ledger["department_code"] == dept]
             write_csv(mine, folder / "ledger.csv")
-            workbooks.write(folder / "ledger.xlsx", ledger_book(dept, as_of, ctx.run_id, mine))
+            books.append((folder / "ledger.xlsx", ledger_book(dept, as_of, ctx.run_id, mine)))
             mine = dec.loc[dec["department_code"] == dept]
             write_csv(mine, folder / "decisions.csv")
-            workbooks.write(folder / "decisions.xlsx", decisions_book(dept, as_of, ctx.run_id, mine))
+            books.append((folder / "decisions.xlsx", decisions_book(dept, as_of, ctx.run_id, mine)))
             mine = pub.loc[pub["department_code"] == dept]
             write_csv(mine, folder / "publicity.csv")
-            workbooks.write(folder / "publicity.xlsx", publicity_book(dept, as_of, ctx.run_id, mine))
+            books.append((folder / "publicity.xlsx", publicity_book(dept, as_of, ctx.run_id, mine)))
             write_csv(pays.loc[pays["department_code"] == dept], folder / "payments.csv")
         summary = summary_extract(lines, as_of)
         write_csv(summary, root / "summary.csv")
-        workbooks.write(root / "summary.xlsx", summary_book(as_of, ctx.run_id, lines))
+        books.append((root / "summary.xlsx", summary_book(as_of, ctx.run_id, lines)))
         write_csv(reconciliation_extract(reconciliation, max_quarantine_share, gate_min_rows),
                   root / "reconciliation.csv")
         write_csv(quarantine_extract(quarantine), root / "quarantine.csv")
@@ -384,7 +390,15 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                   pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
         if assessment is not None:
             assessment_report.write(root / "assessment", assessment, write_csv)
+        # the largest first, so that no process is left with a big one at the end; small nights in this process
+        books.sort(key=lambda pb: -len(pb[1].rows))
+        rows = sum(len(b.rows) for _, b in books)
+        partition.run(_write_book, books, processes=min(processes, len(books)) if rows >= POOLED_BOOK_ROWS else 1)
     return final
+
+
+def _write_book(job: tuple[Path, workbooks.Book]) -> None:
+    workbooks.write(*job)
 
 
 def reconciliation_extract(rec: pd.DataFrame, max_share: float | None = None, min_rows: int = 0) -> pd.DataFrame:

@@ -853,7 +853,8 @@ def stage_export(cfg: RunConfig) -> dict:
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
                                              rec, q, overlaps, funding, signals, publicised,
                                              pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows,
-                                             report)
+                                             report, processes=partition.workers(os.cpu_count() or 1,
+                                                                                 cfg.partition_workers))
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "

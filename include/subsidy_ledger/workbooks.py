@@ -19,6 +19,9 @@ from . import labels
 
 # column kinds: text, date, money (yuan text "1500.00"), int, rate (decimal text "0.20")
 TEXT, DATE, MONEY, INT, RATE = "text", "date", "money", "int", "rate"
+# Excel and WPS open at most 1,048,576 rows a sheet (one is the header); XlsxWriter silently skips cells past
+# it, so a province's detail goes on in further sheets instead of losing rows
+SHEET_ROWS = 1_048_575
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,31 @@ def _cell_values(frame: pd.DataFrame, c: Col) -> list:
     return [None if v is None or v is pd.NA else str(v) for v in s.astype("string")]
 
 
-def write(path: Path, book: Book) -> None:
-    """Write the workbook: 封面 (cover), the detail sheet, 合计 (totals) and 原因说明 (reasons)."""
+def detail_sheets(book: Book, sheet_rows: int = SHEET_ROWS) -> list[tuple[str, int, int]]:
+    """(sheet name, first row, end row) of each detail sheet: 明细, 明细 (2), ... of at most sheet_rows rows."""
+    n = len(book.rows)
+    return [(book.sheet if k == 0 else f"{book.sheet} ({k + 1})", start, min(start + sheet_rows, n))
+            for k, start in enumerate(range(0, max(n, 1), sheet_rows))]
+
+
+def write(path: Path, book: Book, sheet_rows: int = SHEET_ROWS) -> None:
+    """Write the workbook: 封面 (cover), the detail sheet(s), 合计 (totals) and 原因说明 (reasons)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
                                          "strings_to_numbers": False, "strings_to_urls": False})
     # A fixed creation date keeps the bytes identical when a run is repeated.
     wb.set_properties({"created": dt.datetime.combine(book.as_of, dt.time()), "title": book.title})
     f = _formats(wb)
-    _cover(wb.add_worksheet("封面"), book, f)
-    _detail(wb.add_worksheet(book.sheet), book, f)
+    sheets = detail_sheets(book, sheet_rows)
+    notes = list(book.notes)
+    if len(sheets) > 1:
+        n, k = f"{len(book.rows):,}", len(sheets)
+        notes.append(f"明细共 {n} 行，分 {k} 张工作表（{sheets[0][0]} 至 {sheets[-1][0]}，"
+                     f"每张至多 {sheet_rows:,} 行）。"
+                     f"The detail's {n} rows fill {k} sheets of at most {sheet_rows:,} rows.")
+    _cover(wb.add_worksheet("封面"), book, f, notes)
+    for name, start, end in sheets:
+        _detail(wb.add_worksheet(name), book.columns, book.rows.iloc[start:end], f)
     _totals(wb.add_worksheet("合计"), book, f)
     _reasons(wb.add_worksheet("原因说明"), f)
     wb.close()
@@ -112,7 +130,7 @@ def _print_setup(ws, header_rows: int = 1) -> None:
     ws.set_footer("&C第 &P 页，共 &N 页")
 
 
-def _cover(ws, book: Book, f: dict) -> None:
+def _cover(ws, book: Book, f: dict, notes: list[str]) -> None:
     ws.set_column(0, 0, 28)
     ws.set_column(1, 1, 40)
     ws.set_portrait()
@@ -132,7 +150,7 @@ def _cover(ws, book: Book, f: dict) -> None:
             ws.write_string(row, 1, str(value), f["text"])
         row += 1
     row += 1
-    for note in book.notes:
+    for note in notes:
         ws.write_string(row, 0, note, f["text"])
         row += 1
     row += 1
@@ -144,19 +162,18 @@ def _cover(ws, book: Book, f: dict) -> None:
         row += 3
 
 
-def _detail(ws, book: Book, f: dict) -> None:
-    cols = book.columns
+def _detail(ws, cols: list[Col], rows: pd.DataFrame, f: dict) -> None:
     for j, c in enumerate(cols):
         ws.set_column(j, j, c.width)
     ws.set_row(0, 30)
     for j, c in enumerate(cols):
         ws.write_string(0, j, _header(c), f["head"])
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(len(book.rows), 1), len(cols) - 1)
+    ws.autofilter(0, 0, max(len(rows), 1), len(cols) - 1)
     _print_setup(ws)
-    values = [_cell_values(book.rows, c) for c in cols]
+    values = [_cell_values(rows, c) for c in cols]
     fmt = {DATE: f["date"], MONEY: f["money"], RATE: f["rate"], INT: f["int"], TEXT: f["text"]}
-    for i in range(len(book.rows)):
+    for i in range(len(rows)):
         for j, c in enumerate(cols):
             v = values[j][i]
             if v is None:
