@@ -348,9 +348,10 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                    publicised: pd.DataFrame | None = None, pay_states: pd.DataFrame | None = None,
                    pay_reconciliation: pd.DataFrame | None = None, ctx: Context = Context(),  # noqa: B008
                    max_quarantine_share: float | None = None, gate_min_rows: int = 0,
-                   assessment: Assessment | None = None, processes: int = 1) -> Path:
+                   assessment: Assessment | None = None, processes: int | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it.
-    The workbooks, most of the time, are written by `processes` processes, one file each."""
+    A large night's workbooks are written by a pool (partition.workers: `processes`, else one per core),
+    one file each."""
     final = Path(out) / as_of.isoformat()
     books: list[tuple[Path, workbooks.Book]] = []
     with published_folder(final) as root:
@@ -393,7 +394,8 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
         # the largest first, so that no process is left with a big one at the end; small nights in this process
         books.sort(key=lambda pb: -len(pb[1].rows))
         rows = sum(len(b.rows) for _, b in books)
-        partition.run(_write_book, books, processes=min(processes, len(books)) if rows >= POOLED_BOOK_ROWS else 1)
+        pool = partition.workers(len(books), processes) if rows >= POOLED_BOOK_ROWS else 1
+        partition.run(_write_book, books, processes=pool)
     return final
 
 

@@ -174,12 +174,8 @@ def _set_run(conn, run_id: str, **values) -> None:
 def enter(cfg: RunConfig, step: str, conn=None) -> None:
     """Record that the night enters a step (run_record.RunStateError if its record forbids it, e.g. a gate
     stopped it earlier); post's re-decide inside its own transaction (conn given) records nothing."""
-    if conn is not None:
-        return
-    engine = _engine(cfg)
-    with engine.begin() as c:
-        run_record.move(c, cfg.run_id, run_record.Status.RUNNING, step)
-    engine.dispose()
+    if conn is None:
+        _in(cfg, None, lambda c: run_record.move(c, cfg.run_id, run_record.Status.RUNNING, step))
 
 
 def _run_row(conn, run_id: str) -> dict:
@@ -853,8 +849,7 @@ def stage_export(cfg: RunConfig) -> dict:
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
                                              rec, q, overlaps, funding, signals, publicised,
                                              pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows,
-                                             report, processes=partition.workers(os.cpu_count() or 1,
-                                                                                 cfg.partition_workers))
+                                             report, processes=cfg.partition_workers)
             except OSError as exc:
                 raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
                                   f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
