@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pandas as pd
 import pytest
@@ -68,6 +69,36 @@ def test_partition_count(monkeypatch):
     assert partition.workers(7, 2) == 2 and partition.workers(1, 2) == 1
 
 
+def _square_and_start(x: int) -> tuple[int, float]:
+    """x squared, and when it began (the monotonic clock is the machine's, so processes compare)."""
+    return x * x, time.monotonic()
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("part 3 failed")
+    return x
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_meanwhile_runs_the_parts_beside_the_block_and_waits_for_them(processes):
+    """Results come in part order once the block ends; in a pool the parts start before the block ends, with
+    one process after it; a part's error is raised on leaving, the block's own error wins and stops the rest."""
+    with partition.meanwhile(_square_and_start, list(range(5)), processes=processes) as results:
+        time.sleep(1.0 if processes > 1 else 0)
+        assert results == []
+        ended = time.monotonic()
+    assert [r for r, _ in results] == [0, 1, 4, 9, 16]
+    started = [t for _, t in results]
+    assert (max(started) < ended) if processes > 1 else (min(started) >= ended)
+    with (pytest.raises(ValueError, match="part 3 failed"),
+          partition.meanwhile(_fail_on_three, list(range(5)), processes=processes)):
+        pass
+    with (pytest.raises(KeyError, match="the block"),
+          partition.meanwhile(_fail_on_three, list(range(5)), processes=processes)):
+        raise KeyError("the block")
+
+
 def test_cli_refuses_a_partition_count_out_of_range(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", "--sources", "x", "--as-of", "2021-06-30", "--partitions", "0"])
@@ -119,14 +150,14 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
     files, and the same ledger, decisions, lineage, publicity, payments and eligibility tables. The K = 7
     nights also write their workbooks in two processes (the pool a large night uses), the K = 1 nights in one."""
     monkeypatch.setattr(export, "POOLED_BOOK_ROWS", 0)
-    pools, run = [], partition.run
+    pools, meanwhile = [], partition.meanwhile
 
     def counted(fn, parts, *args, processes=1):
         if fn is export._write_book:
             pools.append(processes)
-        return run(fn, parts, *args, processes=processes)
+        return meanwhile(fn, parts, *args, processes=processes)
 
-    monkeypatch.setattr(partition, "run", counted)
+    monkeypatch.setattr(partition, "meanwhile", counted)
     # one person-code key for both warehouses (each would make its own), so that the extracts can be compared
     monkeypatch.setenv(warehouse.PERSON_CODE_KEY_ENV, "partition-test-key")
     one = _nights(drops, warehouse_url, tmp_path / "k1", 1, 1)

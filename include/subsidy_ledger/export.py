@@ -351,9 +351,8 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                    assessment: Assessment | None = None, processes: int | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it.
     A large night's workbooks are written by a pool (partition.workers: `processes`, else one per core),
-    one file each."""
+    one file each, while this process writes the CSVs."""
     final = Path(out) / as_of.isoformat()
-    books: list[tuple[Path, workbooks.Book]] = []
     with published_folder(final) as root:
         ledger = ledger_extract(lines, decisions, ctx)
         dec = decisions_extract(decisions, ctx)
@@ -364,38 +363,34 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
             pd.DataFrame(columns=PAYMENTS_COLUMNS)
         depts = sorted(set(departments) | set(ledger["department_code"].dropna())
                        | set(dec["department_code"].dropna()))
-        for dept in depts:
-            folder = root / dept
-            mine = ledger.loc[ledger["department_code"] == dept]
-            write_csv(mine, folder / "ledger.csv")
-            books.append((folder / "ledger.xlsx", ledger_book(dept, as_of, ctx.run_id, mine)))
-            mine = dec.loc[dec["department_code"] == dept]
-            write_csv(mine, folder / "decisions.csv")
-            books.append((folder / "decisions.xlsx", decisions_book(dept, as_of, ctx.run_id, mine)))
-            mine = pub.loc[pub["department_code"] == dept]
-            write_csv(mine, folder / "publicity.csv")
-            books.append((folder / "publicity.xlsx", publicity_book(dept, as_of, ctx.run_id, mine)))
-            write_csv(pays.loc[pays["department_code"] == dept], folder / "payments.csv")
-        summary = summary_extract(lines, as_of)
-        write_csv(summary, root / "summary.csv")
+        mine = {(dept, name): frame.loc[frame["department_code"] == dept] for dept in depts
+                for name, frame in (("ledger", ledger), ("decisions", dec), ("publicity", pub), ("payments", pays))}
+        book_of = {"ledger": ledger_book, "decisions": decisions_book, "publicity": publicity_book}
+        books = [(root / dept / f"{name}.xlsx", make(dept, as_of, ctx.run_id, mine[dept, name]))
+                 for dept in depts for name, make in book_of.items()]
         books.append((root / "summary.xlsx", summary_book(as_of, ctx.run_id, lines)))
-        write_csv(reconciliation_extract(reconciliation, max_quarantine_share, gate_min_rows),
-                  root / "reconciliation.csv")
-        write_csv(quarantine_extract(quarantine), root / "quarantine.csv")
-        write_csv(city_overlaps_extract(city_overlaps), root / "city_overlaps.csv")
-        write_csv(funding, root / "funding.csv")
-        write_csv(supervision_extract(supervision), root / "supervision.csv")
-        recon = pay_reconciliation if pay_reconciliation is not None else pd.DataFrame(
-            columns=["department_code", "fund"])
-        write_csv(payments_reconciliation_extract(recon) if len(recon) else
-                  pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
-        if assessment is not None:
-            assessment_report.write(root / "assessment", assessment, write_csv)
         # the largest first, so that no process is left with a big one at the end; small nights in this process
         books.sort(key=lambda pb: -len(pb[1].rows))
         rows = sum(len(b.rows) for _, b in books)
         pool = partition.workers(len(books), processes) if rows >= POOLED_BOOK_ROWS else 1
-        partition.run(_write_book, books, processes=pool)
+        # the workbooks' cells are most of the time; the CSVs are written here meanwhile, in the time the
+        # processes with the smaller workbooks leave a core free
+        with partition.meanwhile(_write_book, books, processes=pool):
+            for (dept, name), frame in mine.items():
+                write_csv(frame, root / dept / f"{name}.csv")
+            write_csv(summary_extract(lines, as_of), root / "summary.csv")
+            write_csv(reconciliation_extract(reconciliation, max_quarantine_share, gate_min_rows),
+                      root / "reconciliation.csv")
+            write_csv(quarantine_extract(quarantine), root / "quarantine.csv")
+            write_csv(city_overlaps_extract(city_overlaps), root / "city_overlaps.csv")
+            write_csv(funding, root / "funding.csv")
+            write_csv(supervision_extract(supervision), root / "supervision.csv")
+            recon = pay_reconciliation if pay_reconciliation is not None else pd.DataFrame(
+                columns=["department_code", "fund"])
+            write_csv(payments_reconciliation_extract(recon) if len(recon) else
+                      pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
+            if assessment is not None:
+                assessment_report.write(root / "assessment", assessment, write_csv)
     return final
 
 

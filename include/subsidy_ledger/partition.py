@@ -10,10 +10,11 @@ table's key), so a night gives the same tables, extracts and ledger whatever K i
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,3 +130,25 @@ def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
     # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
     with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(fn, parts, *([a] * len(parts) for a in args)))
+
+
+@contextlib.contextmanager
+def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Iterator[list]:
+    """fn(part, *args) for every part in a pool of processes while the with-block runs in this one; leaving the
+    block waits for them and fills the yielded list with their results in part order. An error in the block
+    cancels the parts not yet started; one in a part is raised on leaving. With one process the parts run in
+    this process after the block."""
+    results: list = []
+    if processes <= 1 or len(parts) <= 1:
+        yield results
+        results.extend(fn(p, *args) for p in parts)
+        return
+    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(fn, p, *args) for p in parts]
+        try:
+            yield results
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        results.extend(f.result() for f in futures)
