@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,11 +71,11 @@ def small_drop(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def warehouse_url(request, tmp_path) -> str:
-    """A fresh, empty warehouse: an SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+@contextlib.contextmanager
+def _new_warehouse(kind: str, folder: Path):
+    """A fresh, empty warehouse: an SQLite file in folder, or a new PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'warehouse.sqlite'}"
         return
     if not _pg_available():
         # PostgreSQL is the production warehouse: its absence fails the run unless explicitly waived
@@ -93,14 +94,30 @@ def warehouse_url(request, tmp_path) -> str:
         admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request, tmp_path) -> str:
+    """A fresh, empty warehouse for one test: an SQLite file, or a new PostgreSQL database dropped afterwards."""
+    with _new_warehouse(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_warehouse_url(request, tmp_path_factory) -> str:
+    """A warehouse shared by a module's tests that only read what its module-scoped nights posted."""
+    with _new_warehouse(request.param, tmp_path_factory.mktemp("warehouse")) as url:
+        yield url
+
+
+RELAXED_GATES = {"SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE": "1", "SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE": "1",
+                 "SUBSIDY_LEDGER_MAX_REVERSAL_SHARE": "1", "SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT": "1000000000000"}
+
+
 @pytest.fixture
 def relaxed_gates(monkeypatch):
     """For tests of ledger semantics over edited drops: the quality, drop and reversal gates let every night through
     (tests/test_gate.py is where the gates themselves are tested)."""
-    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_QUARANTINE_SHARE", "1")
-    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_ROW_LOSS_SHARE", "1")
-    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_SHARE", "1")
-    monkeypatch.setenv("SUBSIDY_LEDGER_MAX_REVERSAL_AMOUNT", "1000000000000")
+    for name, value in RELAXED_GATES.items():
+        monkeypatch.setenv(name, value)
 
 
 IMMEDIATE = """\

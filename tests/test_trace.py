@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -11,27 +13,34 @@ import sqlalchemy as sa
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
+from tests.conftest import RELAXED_GATES
+
 # the second night edits 5 % of rows (gates are tested elsewhere); publicity is tested in test_payments
 pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")
 
 
-@pytest.fixture
-def traced(tmp_path_factory, warehouse_url, capsys, monkeypatch):
-    """Two nights (the second on a drop with 5 % of rows changed), with Data Docs; then the drops are deleted."""
-    monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory, module_warehouse_url, immediate_policy):
+    """Two nights (the second on a drop with 5 % of rows changed), with Data Docs; then the drops are deleted.
+    The module's tests only read them, so the nights run once per warehouse."""
     root = tmp_path_factory.mktemp("trace")
     generate(1500, 5, root / "n1")
     change(root / "n1", root / "n2", 0.05, 3)
-    for drop, day in (("n1", "2022-06-30"), ("n2", "2022-07-31")):
-        assert main(["run", "--sources", str(root / drop), "--as-of", day, "--warehouse", warehouse_url,
-                     "--out", str(root / "out")]) == 0
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
+        for name, value in RELAXED_GATES.items():
+            mp.setenv(name, value)
+        mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
+        mp.setenv("SUBSIDY_LEDGER_WORK", str(root / "work"))
+        mp.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
+        for drop, day in (("n1", "2022-06-30"), ("n2", "2022-07-31")):
+            assert main(["run", "--sources", str(root / drop), "--as-of", day, "--warehouse",
+                         module_warehouse_url, "--out", str(root / "out")]) == 0
     shutil.rmtree(root / "n1")
     shutil.rmtree(root / "n2")
     for run in ("cli__2022-06-30", "cli__2022-07-31"):  # GX Data Docs of every run, in the output folder
         index = root / "out" / "data_docs" / run / "index.html"
         assert index.is_file() and "certificates" in index.read_text("utf-8")
-    capsys.readouterr()
-    return warehouse_url
+    return module_warehouse_url
 
 
 def _lines(url, where):
