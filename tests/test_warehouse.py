@@ -29,3 +29,13 @@ def test_insert_frame_loads_every_row_chunk_by_chunk(warehouse_url):
     assert back["district_amount_fen"].astype("int64").tolist() == list(range(n))
     assert back["city_paid_on"].dt.strftime("%Y-%m-%d").eq("2021-03-01").all()
     assert back["city_amount_fen"].isna().all() and back["occupation_code"].isna().all()
+
+
+def test_every_sqlite_connection_gets_the_page_cache_for_bulk_loads(tmp_path):
+    """Each pooled connection of an SQLite warehouse runs with SQLITE_CACHE_KIB of page cache, in WAL mode."""
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with engine.connect() as a, engine.connect() as b:
+        for conn in (a, b):
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -warehouse.SQLITE_CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()

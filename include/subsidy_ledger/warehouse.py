@@ -428,6 +428,12 @@ def warehouse_url(url: str | None = None) -> str:
     return url or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE
 
 
+# SQLite's page cache per connection, in KiB (its default is 2 MiB): a night's bulk loads go into indexed tables
+# in key order that is not the rows' (staging by row hash), and a small cache spills and rereads pages
+# (1,000,000 rows into an indexed table: 5.5 s with the default, 3.4 s with 64 MiB)
+SQLITE_CACHE_KIB = 65_536
+
+
 def connect(url: str | None = None, pooled: bool = True) -> Engine:
     """Create an engine for the warehouse and bring its schema to the latest migration; pooled=False closes
     each connection when its block ends (a stage that stops with an error leaves none open)."""
@@ -442,6 +448,7 @@ def connect(url: str | None = None, pooled: bool = True) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cur.close()
     migrate(engine)
     return engine
