@@ -7,6 +7,7 @@ import hashlib
 import multiprocessing
 import os
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -56,6 +57,25 @@ def digest(folder) -> dict[str, str]:
 def _child(c):
     pipeline.run(c)
     os._exit(0)
+
+
+def test_decide_reads_the_eligibility_tables_the_warehouse_holds(drop, warehouse_url, tmp_path):
+    """The work store's copy of each eligibility table (what decide reads) equals the warehouse's table read back,
+    values and types; with the copy gone (a task cleared and run again), decide reads the warehouse's."""
+    c = cfg(drop, "2022-06-30", warehouse_url, tmp_path / "out")
+    for stage in (pipeline.stage_extract, pipeline.stage_validate, pipeline.stage_eligibility):
+        stage(c)
+    engine = warehouse.connect(warehouse_url)
+    with engine.connect() as conn:
+        for table, _, _ in pipeline.ELIGIBILITY:
+            copy = c.work / "eligibility_tables" / f"{table.name}.parquet"
+            assert copy.is_file()
+            from_copy = pipeline._eligibility(c, conn, table)
+            copy.unlink()
+            from_warehouse = pipeline._eligibility(c, conn, table)
+            assert len(from_copy) > 0, table.name
+            pd.testing.assert_frame_equal(from_copy, from_warehouse, check_dtype=True)
+    engine.dispose()
 
 
 def test_two_runs_started_at_once_post_once(drop, warehouse_url, tmp_path):

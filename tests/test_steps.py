@@ -23,7 +23,9 @@ def test_work_is_spent_once_no_later_step_reads_it():
     assert steps.spent_work("validate") == ["raw"]
     assert steps.spent_work("eligibility_part") == ["raw"]  # the combining step still reads the partitions
     assert steps.spent_work("eligibility") == ["eligibility", "raw"]
-    assert steps.spent_work("decide") == ["accepted", "decide", "eligibility", "raw"]
+    # decide_split is the last to read the accepted rows and the eligibility tables' copy
+    assert steps.spent_work("decide_split") == ["accepted", "eligibility", "eligibility_tables", "raw"]
+    assert steps.spent_work("decide") == ["accepted", "decide", "eligibility", "eligibility_tables", "raw"]
 
 
 def test_lineage_datasets_are_the_declared_ones(tmp_path):
@@ -31,7 +33,9 @@ def test_lineage_datasets_are_the_declared_ones(tmp_path):
                              out=str(tmp_path / "out"), run_id="r1", work_dir=str(tmp_path / "work"))
     inputs, outputs = lineage_events.stage_datasets("eligibility", cfg, {})
     assert [d["name"] for d in inputs] == [str((tmp_path / "work" / "r1" / "eligibility").resolve())]
-    assert sorted(d["name"].rsplit(".", 1)[1] for d in outputs) == sorted(
+    work = str((tmp_path / "work" / "r1" / "eligibility_tables").resolve())
+    assert work in {d["name"] for d in outputs}
+    assert sorted(d["name"].rsplit(".", 1)[1] for d in outputs if d["name"] != work) == sorted(
         t.split(":", 1)[1] for t in steps.ELIGIBILITY)
     inputs, outputs = lineage_events.stage_datasets("pay", cfg, {})
     assert str(tmp_path / "out" / "payments" / "2022-06-30") in {d["name"] for d in outputs}
@@ -57,6 +61,7 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
     pipeline.run(cfg, on_stage=after)
     assert seen["extract"] == ["raw"]
     assert seen["validate"] == ["accepted"]
-    assert seen["eligibility"] == ["accepted"]  # its partitions' files went with the combining step
+    # its partitions' files went with the combining step; the tables' copy stays for decide_split
+    assert seen["eligibility"] == ["accepted", "eligibility_tables"]
     assert seen["decide"] == []
     assert seen["export"] is None  # the run's folder is gone

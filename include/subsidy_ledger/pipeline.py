@@ -441,9 +441,12 @@ def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
     def store(c) -> dict:
         rows = {}
         for table, _, key in ELIGIBILITY:
-            frame = partition.combine(partition.gather(folder, k, f"out/{table.name}"), key)
+            frame = partition.combine(partition.gather(folder, k, f"out/{table.name}"), key).assign(run_id=cfg.run_id)
             c.execute(table.delete().where(table.c.run_id == cfg.run_id))
-            warehouse.insert_frame(c, table, frame.assign(run_id=cfg.run_id))
+            warehouse.insert_frame(c, table, frame)
+            # decide reads them from here, as the warehouse would give them back, instead of reading them back
+            workstore.write_frame(cfg.work / "eligibility_tables" / f"{table.name}.parquet",
+                                  warehouse.typed(frame, table))
             rows[table.name] = len(frame)
         return rows
 
@@ -469,8 +472,13 @@ def stage_eligibility(cfg: RunConfig, conn=None) -> dict:
     return eligibility_combine(cfg, conn)
 
 
-def _eligibility(conn, table: sa.Table, run_id: str, flags: tuple[str, ...] = ()) -> pd.DataFrame:
-    frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
+def _eligibility(cfg: RunConfig, conn, table: sa.Table, flags: tuple[str, ...] = ()) -> pd.DataFrame:
+    """This run's eligibility table: the copy eligibility_combine left in the work store, else the warehouse's."""
+    stored = cfg.work / "eligibility_tables" / f"{table.name}.parquet"
+    if workstore.has(stored):  # typed again: parquet keeps no datetime64[s], it gives back [ms]
+        frame = warehouse.typed(workstore.read_frame(stored), table)
+    else:
+        frame = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
     for c in flags:
         frame[c] = frame[c].fillna(False).astype(bool)
     key = next(k for t, _, k in ELIGIBILITY if t is table)
@@ -536,13 +544,13 @@ def decide_split(cfg: RunConfig, conn=None) -> dict:
             _STATE: ledger.claim_state(conn, contract.SUBSIDY_TYPES),  # the paid claims and the orphans
             _QUARANTINE: warehouse.read_frame(conn, warehouse.quarantine,
                                               warehouse.quarantine.c.run_id == cfg.run_id),
-            _CERTS: _eligibility(conn, warehouse.certificate_eligibility, cfg.run_id,
+            _CERTS: _eligibility(cfg, conn, warehouse.certificate_eligibility,
                                  ("civil_servant", "insured", "key_group", "paid_by_city")),
-            _APPRENTICES: _eligibility(conn, warehouse.apprentice_eligibility, cfg.run_id,
+            _APPRENTICES: _eligibility(cfg, conn, warehouse.apprentice_eligibility,
                                        ("school_partner", "in_post_one_year")),
-            _LIVING: _eligibility(conn, warehouse.living_allowance_eligibility, cfg.run_id,
+            _LIVING: _eligibility(cfg, conn, warehouse.living_allowance_eligibility,
                                   ("filed_in_advance", "qualifying_group", "overlapping_attendance")),
-            _TRAINING: _eligibility(conn, warehouse.training_eligibility, cfg.run_id,
+            _TRAINING: _eligibility(cfg, conn, warehouse.training_eligibility,
                                     ("filed_in_advance", "passed", "project_filed", "institution_qualified",
                                      "overlapping_attendance"))}
 

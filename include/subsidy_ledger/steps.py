@@ -43,8 +43,10 @@ STEPS = (
          (*STAGING, "work:accepted", "table:quarantine", "table:reconciliation", "table:validation_results")),
     Step("eligibility_split", ("work:accepted",), ("work:eligibility",)),
     Step("eligibility_part", ("work:eligibility",), ("work:eligibility",)),
-    Step("eligibility", ("work:eligibility",), ELIGIBILITY),
-    Step("decide_split", ("work:accepted", *ELIGIBILITY, "table:ledger_lines", "table:quarantine"),
+    # decide reads the eligibility tables from the work store's copy (the warehouse's when it is gone)
+    Step("eligibility", ("work:eligibility",), (*ELIGIBILITY, "work:eligibility_tables")),
+    Step("decide_split", ("work:accepted", "work:eligibility_tables", *ELIGIBILITY, "table:ledger_lines",
+                          "table:quarantine"),
          ("work:decide",)),
     Step("training_part", ("work:decide",), ("work:decide",)),
     Step("training_budget", ("work:decide",), ("work:decide",)),

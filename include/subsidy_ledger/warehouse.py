@@ -560,18 +560,26 @@ def read_frame(conn, table: sa.Table, where: sa.ColumnElement | None = None) -> 
         stmt = stmt.where(where)
     compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
     # The raw driver path skips per-value SQLAlchemy type processing; types are restored vectorised.
-    frame = pd.read_sql_query(sa.text(str(compiled)), conn)
+    return typed(pd.read_sql_query(sa.text(str(compiled)), conn), table)
+
+
+def typed(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """The frame's columns of the table, in its order, as read_frame gives them back after insert_frame: dates
+    as datetime64 (a day; a time of day is not stored), booleans as boolean, integers as Int64, text as string."""
+    out = {}
     for col in table.columns:
+        if col.name not in frame.columns:
+            continue
         s = frame[col.name]
         if isinstance(col.type, sa.Date):
-            frame[col.name] = pd.to_datetime(s).astype("datetime64[s]")
+            out[col.name] = pd.to_datetime(s).dt.normalize().astype("datetime64[s]")
         elif isinstance(col.type, sa.Boolean):
-            frame[col.name] = s.astype("boolean")
+            out[col.name] = s.astype("boolean")
         elif isinstance(col.type, sa.Integer):
-            frame[col.name] = s.astype("Int64")
+            out[col.name] = s.astype("Int64")
         else:
-            frame[col.name] = s.astype("string")
-    return frame
+            out[col.name] = s.astype("string")
+    return pd.DataFrame(out, index=frame.index)
 
 
 PERSON_CODE_KEY_ENV = "SUBSIDY_LEDGER_PERSON_CODE_KEY"
