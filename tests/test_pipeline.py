@@ -59,9 +59,10 @@ def _child(c):
     os._exit(0)
 
 
-def test_decide_reads_the_eligibility_tables_the_warehouse_holds(drop, warehouse_url, tmp_path):
-    """The work store's copy of each eligibility table (what decide reads) equals the warehouse's table read back,
-    values and types; with the copy gone (a task cleared and run again), decide reads the warehouse's."""
+def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tmp_path):
+    """The work store's copies of the eligibility tables (what decide reads) and of the decisions (what post and
+    export read) equal the warehouse's tables read back, values, types and order; with a copy gone (a task cleared
+    and run again after the run's work went), the step reads the warehouse's."""
     c = cfg(drop, "2022-06-30", warehouse_url, tmp_path / "out")
     for stage in (pipeline.stage_extract, pipeline.stage_validate, pipeline.stage_eligibility):
         stage(c)
@@ -75,7 +76,15 @@ def test_decide_reads_the_eligibility_tables_the_warehouse_holds(drop, warehouse
             from_warehouse = pipeline._eligibility(c, conn, table)
             assert len(from_copy) > 0, table.name
             pd.testing.assert_frame_equal(from_copy, from_warehouse, check_dtype=True)
+    pipeline.stage_eligibility(c)  # the copies again, for decide
+    pipeline.stage_decide(c)
+    with engine.connect() as conn:
+        from_copy = pipeline._decisions(c, conn)
+        pipeline._decisions_copy(c).unlink()
+        from_warehouse = pipeline._decisions(c, conn)
     engine.dispose()
+    assert len(from_copy) > 0 and set(from_copy["decision"]) == {"approved", "rejected", "held"}
+    pd.testing.assert_frame_equal(from_copy, from_warehouse, check_dtype=True)
 
 
 def test_two_runs_started_at_once_post_once(drop, warehouse_url, tmp_path):

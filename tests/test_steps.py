@@ -26,6 +26,8 @@ def test_work_is_spent_once_no_later_step_reads_it():
     # decide_split is the last to read the accepted rows and the eligibility tables' copy
     assert steps.spent_work("decide_split") == ["accepted", "eligibility", "eligibility_tables", "raw"]
     assert steps.spent_work("decide") == ["accepted", "decide", "eligibility", "eligibility_tables", "raw"]
+    assert steps.spent_work("post") == steps.spent_work("decide")  # export still reads the decisions' copy
+    assert "decisions" in steps.spent_work("export")
 
 
 def test_lineage_datasets_are_the_declared_ones(tmp_path):
@@ -63,5 +65,5 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
     assert seen["validate"] == ["accepted"]
     # its partitions' files went with the combining step; the tables' copy stays for decide_split
     assert seen["eligibility"] == ["accepted", "eligibility_tables"]
-    assert seen["decide"] == []
+    assert seen["decide"] == ["decisions"]  # the decisions' copy, for post and export
     assert seen["export"] is None  # the run's folder is gone

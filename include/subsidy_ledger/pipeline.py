@@ -621,7 +621,10 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
         c.execute(t.delete().where(t.c.run_id == cfg.run_id))
         warehouse.insert_frame(c, t, sources.assign(run_id=cfg.run_id))
         c.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
-        warehouse.insert_frame(c, warehouse.decisions, d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date))
+        stored = d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date)
+        warehouse.insert_frame(c, warehouse.decisions, stored)
+        # post and export read them from here, as the warehouse would give them back
+        workstore.write_frame(_decisions_copy(cfg), warehouse.typed(stored, warehouse.decisions))
         _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
 
     _in(cfg, conn, store)
@@ -659,9 +662,16 @@ def stage_decide(cfg: RunConfig, conn=None) -> dict:
     return decide_combine(cfg, conn)
 
 
-def _decisions(conn, run_id: str) -> pd.DataFrame:
+def _decisions_copy(cfg: RunConfig):
+    return cfg.work / "decisions" / "decisions.parquet"
+
+
+def _decisions(cfg: RunConfig, conn) -> pd.DataFrame:
+    """This run's decisions: the copy decide_combine left in the work store, else the warehouse's."""
     t = warehouse.decisions
-    return warehouse.read_frame(conn, t, t.c.run_id == run_id)
+    if workstore.has(_decisions_copy(cfg)):
+        return warehouse.typed(workstore.read_frame(_decisions_copy(cfg)), t)
+    return warehouse.read_frame(conn, t, t.c.run_id == cfg.run_id)
 
 
 def _latest_night(conn, run_id: str) -> dt.date | None:
@@ -701,7 +711,7 @@ def stage_post(cfg: RunConfig) -> dict:
                 log.warning("the ledger moved since run %s decided; deciding again before posting", cfg.run_id)
                 stage_eligibility(cfg, conn)
                 stage_decide(cfg, conn)
-            decisions = _decisions(conn, cfg.run_id)
+            decisions = _decisions(cfg, conn)
             state = ledger.claim_state(conn, contract.SUBSIDY_TYPES)
             entering, status = publicity.plan(decisions, state, warehouse.read_frame(conn, warehouse.publicity),
                                               cfg.as_of_date, PolicyBook.load(cfg.policy_dir))
@@ -831,7 +841,7 @@ def stage_export(cfg: RunConfig) -> dict:
     try:
         with night_lock(cfg, "export", EXPORT_LOCK_WAIT_S), engine.begin() as conn:
             lines = ledger.lines_posted_on(conn, cfg.as_of_date)
-            decisions = _decisions(conn, cfg.run_id)
+            decisions = _decisions(cfg, conn)
             rec = warehouse.read_frame(conn, warehouse.reconciliation,
                                        warehouse.reconciliation.c.run_id == cfg.run_id)
             q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)

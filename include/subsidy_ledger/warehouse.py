@@ -564,13 +564,12 @@ def read_frame(conn, table: sa.Table, where: sa.ColumnElement | None = None) -> 
 
 
 def typed(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
-    """The frame's columns of the table, in its order, as read_frame gives them back after insert_frame: dates
-    as datetime64 (a day; a time of day is not stored), booleans as boolean, integers as Int64, text as string."""
+    """The table's columns of the frame, in the table's order, as read_frame gives them back after insert_frame:
+    dates as datetime64 (a day; a time of day is not stored), booleans as boolean, integers as Int64, text as
+    string, a column the frame lacks as missing values (what insert_frame stores for it)."""
     out = {}
     for col in table.columns:
-        if col.name not in frame.columns:
-            continue
-        s = frame[col.name]
+        s = frame[col.name] if col.name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
         if isinstance(col.type, sa.Date):
             out[col.name] = pd.to_datetime(s).dt.normalize().astype("datetime64[s]")
         elif isinstance(col.type, sa.Boolean):
