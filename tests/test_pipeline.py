@@ -69,7 +69,7 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
     engine = warehouse.connect(warehouse_url)
     with engine.connect() as conn:
         for table, _, _ in pipeline.ELIGIBILITY:
-            copy = c.work / "eligibility_tables" / f"{table.name}.parquet"
+            copy = pipeline._copy_path(c, "eligibility_tables", table)
             assert copy.is_file()
             from_copy = pipeline._eligibility(c, conn, table)
             copy.unlink()
@@ -80,7 +80,7 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
     pipeline.stage_decide(c)
     with engine.connect() as conn:
         from_copy = pipeline._decisions(c, conn)
-        pipeline._decisions_copy(c).unlink()
+        pipeline._copy_path(c, "decisions", warehouse.decisions).unlink()
         from_warehouse = pipeline._decisions(c, conn)
     engine.dispose()
     assert len(from_copy) > 0 and set(from_copy["decision"]) == {"approved", "rejected", "held"}

@@ -125,11 +125,9 @@ def workers(k: int, requested: int | None = None) -> int:
 def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
     """fn(part, *args) for every part, in a pool of processes when there is more than one (results in part
     order); the parent keeps nothing of a child but its result."""
-    if processes <= 1 or len(parts) <= 1:
-        return [fn(p, *args) for p in parts]
-    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
-    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, parts, *([a] * len(parts) for a in args)))
+    with meanwhile(fn, parts, *args, processes=processes) as results:
+        pass
+    return results
 
 
 @contextlib.contextmanager
@@ -143,6 +141,7 @@ def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Itera
         yield results
         results.extend(fn(p, *args) for p in parts)
         return
+    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
     with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [pool.submit(fn, p, *args) for p in parts]
         try:

@@ -444,9 +444,7 @@ def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
             frame = partition.combine(partition.gather(folder, k, f"out/{table.name}"), key).assign(run_id=cfg.run_id)
             c.execute(table.delete().where(table.c.run_id == cfg.run_id))
             warehouse.insert_frame(c, table, frame)
-            # decide reads them from here, as the warehouse would give them back, instead of reading them back
-            workstore.write_frame(cfg.work / "eligibility_tables" / f"{table.name}.parquet",
-                                  warehouse.typed(frame, table))
+            _keep(cfg, "eligibility_tables", frame, table)  # for decide_split
             rows[table.name] = len(frame)
         return rows
 
@@ -472,13 +470,28 @@ def stage_eligibility(cfg: RunConfig, conn=None) -> dict:
     return eligibility_combine(cfg, conn)
 
 
+def _copy_path(cfg: RunConfig, folder: str, table: sa.Table):
+    return cfg.work / folder / f"{table.name}.parquet"
+
+
+def _keep(cfg: RunConfig, folder: str, frame: pd.DataFrame, table: sa.Table) -> None:
+    """Leave a copy of the rows just stored in `table` in the work store's `folder`, typed as the warehouse gives
+    them back, so that later steps read it instead of reading the table back (steps.py declares who)."""
+    workstore.write_frame(_copy_path(cfg, folder, table), warehouse.typed(frame, table))
+
+
+def _kept(cfg: RunConfig, folder: str, conn, table: sa.Table) -> pd.DataFrame:
+    """This run's rows of `table`: the copy _keep left in `folder`, else the warehouse's (the copy goes with the
+    run's work; a task cleared and run again later reads the table)."""
+    path = _copy_path(cfg, folder, table)
+    if workstore.has(path):  # typed again: parquet keeps no datetime64[s], it gives back [ms]
+        return warehouse.typed(workstore.read_frame(path), table)
+    return warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
+
+
 def _eligibility(cfg: RunConfig, conn, table: sa.Table, flags: tuple[str, ...] = ()) -> pd.DataFrame:
-    """This run's eligibility table: the copy eligibility_combine left in the work store, else the warehouse's."""
-    stored = cfg.work / "eligibility_tables" / f"{table.name}.parquet"
-    if workstore.has(stored):  # typed again: parquet keeps no datetime64[s], it gives back [ms]
-        frame = warehouse.typed(workstore.read_frame(stored), table)
-    else:
-        frame = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
+    """This run's eligibility table, as eligibility_combine stored it."""
+    frame = _kept(cfg, "eligibility_tables", conn, table)
     for c in flags:
         frame[c] = frame[c].fillna(False).astype(bool)
     key = next(k for t, _, k in ELIGIBILITY if t is table)
@@ -623,8 +636,7 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
         c.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
         stored = d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date)
         warehouse.insert_frame(c, warehouse.decisions, stored)
-        # post and export read them from here, as the warehouse would give them back
-        workstore.write_frame(_decisions_copy(cfg), warehouse.typed(stored, warehouse.decisions))
+        _keep(cfg, "decisions", stored, warehouse.decisions)  # for post and export
         _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
 
     _in(cfg, conn, store)
@@ -662,16 +674,9 @@ def stage_decide(cfg: RunConfig, conn=None) -> dict:
     return decide_combine(cfg, conn)
 
 
-def _decisions_copy(cfg: RunConfig):
-    return cfg.work / "decisions" / "decisions.parquet"
-
-
 def _decisions(cfg: RunConfig, conn) -> pd.DataFrame:
-    """This run's decisions: the copy decide_combine left in the work store, else the warehouse's."""
-    t = warehouse.decisions
-    if workstore.has(_decisions_copy(cfg)):
-        return warehouse.typed(workstore.read_frame(_decisions_copy(cfg)), t)
-    return warehouse.read_frame(conn, t, t.c.run_id == cfg.run_id)
+    """This run's decisions, as decide_combine stored them."""
+    return _kept(cfg, "decisions", conn, warehouse.decisions)
 
 
 def _latest_night(conn, run_id: str) -> dt.date | None:
