@@ -54,7 +54,11 @@ def _measure(sources: Path, as_of: str, warehouse: str, out: Path, profile: Path
         raise SystemExit(f"benchmark run failed: {proc.stderr[-2000:]}")
     result = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
     result["wall_seconds"] = round(wall, 2)
-    result["peak_rss_mib"] = round(int(proc.stderr.strip().splitlines()[-1]) / 1024, 1)
+    # stages.py resets the kernel's high-water mark at every stage, so the night's peak is the largest of the
+    # stages' own peaks, the pool workers' and what time(1) saw at the end
+    outside = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    result["peak_rss_mib"] = round(max([outside] + [s[k] or 0 for s in result["stages"]
+                                                    for k in ("peak_rss_mib", "children_peak_rss_mib")]), 1)
     return result
 
 
@@ -163,6 +167,14 @@ def _tables(res: dict) -> str:
     for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
         total = sum(s["seconds"] for s in r["stages"])
         lines.append(f"| {int(n):,} | " + " | ".join(f"{s['seconds'] / total:.0%}" for s in r["stages"]) + " |")
+    if all(s.get("start_rss_mib") is not None for r in res["full"].values() for s in r["stages"]):
+        lines += ["", "Peak RSS per stage, MiB: the stage's own peak in the night's process (the RSS it started "
+                      "from in brackets); the pool's processes are counted in the night's peak above:", "",
+                  "| persons | " + " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " |",
+                  "|---|" + "---|" * len(next(iter(res["full"].values()))["stages"])]
+        for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
+            lines.append(f"| {int(n):,} | " + " | ".join(f"{s['peak_rss_mib']:,.0f} ({s['start_rss_mib']:,.0f})"
+                                                         for s in r["stages"]) + " |")
     if res.get("postgres"):
         p = res["postgres"]
         lines += ["", f"PostgreSQL warehouse, {p['persons']:,} persons: wall {p['wall_seconds']} s, peak RSS "

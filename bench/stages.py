@@ -1,15 +1,40 @@
 """One measured sync: runs the pipeline's stages in this process and prints one JSON line.
 
-Per stage: wall seconds and the process's peak RSS so far (MiB). Used by bench/run.py; not a test.
+Runs the CLI's night (pipeline.run). Per stage: wall seconds, the RSS it started from and its own peak RSS
+(MiB): on Linux the kernel's high-water mark (VmHWM) is reset as each stage starts, so the figure is what that
+stage alone reached in this process; pool workers are separate processes, children_peak_rss_mib is the
+largest of them so far. The night's peak is the largest of these.
+Used by bench/run.py; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
 import time
+from pathlib import Path
+
+STATUS = Path("/proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Start the kernel's count of this process's peak RSS again (Linux 4.0+; elsewhere nothing)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _status_mib(field: str) -> float | None:
+    """A /proc/self/status figure (kB) in MiB, or None off Linux."""
+    try:
+        for line in STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 def main() -> None:
@@ -33,12 +58,21 @@ def main() -> None:
 
         profiler = Profiler(interval=0.005)
         profiler.start()
-    stages, results = [], {}
-    for name, fn in pipeline.STAGES:
-        t0 = time.perf_counter()
-        results[name] = fn(cfg)
-        stages.append({"stage": name, "seconds": round(time.perf_counter() - t0, 3),
-                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+    stages = []
+    start_rss = [_status_mib("VmRSS")]
+    _reset_peak()
+
+    def on_stage(name: str, result: dict, seconds: float) -> None:
+        # the stage's own peak, then the count starts again for the next stage (pipeline.run has released the
+        # work this stage spent, as the CLI's night does)
+        stages.append({"stage": name, "seconds": round(seconds, 3), "start_rss_mib": start_rss[-1],
+                       "peak_rss_mib": _status_mib("VmHWM"),
+                       "children_peak_rss_mib": round(
+                           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)})
+        start_rss.append(_status_mib("VmRSS"))
+        _reset_peak()
+
+    results = pipeline.run(cfg, on_stage=on_stage)  # the CLI's night: its stages, clean-up and lock
     if profiler:
         profiler.stop()
         with open(a.profile, "w") as fh:

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 from subsidy_ledger.contract import PARSE_ERROR_COL, ROW_COL
-from subsidy_ledger.extract import DropError, extract_drop, read_registry
+from subsidy_ledger.extract import DropError, extract_drop, iter_drop, read_registry
 from subsidy_ledger.registries import REGISTRIES
 
 VET = REGISTRIES["veterans"]
@@ -69,6 +69,15 @@ def test_missing_required_registry_stops_the_drop(small_drop, tmp_path):
     (drop / "certificates.csv").unlink()
     with pytest.raises(DropError, match="certificates.csv: required registry file is missing"):
         extract_drop(drop)
+
+
+def test_a_missing_required_registry_stops_the_drop_before_any_file_is_read(small_drop, tmp_path):
+    drop = tmp_path / "drop"
+    shutil.copytree(small_drop, drop)
+    last = [r for r in REGISTRIES.values() if r.required][-1]
+    (drop / last.filename).unlink()
+    with pytest.raises(DropError, match=f"{last.filename}: required registry file is missing"):
+        next(iter_drop(drop))  # not after the first registries were read and parked
 
 
 def test_optional_registries_may_be_absent(small_drop, tmp_path):

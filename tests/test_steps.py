@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from subsidy_ledger import lineage_events, pipeline, steps
 from subsidy_ledger.generate import generate
+from subsidy_ledger.registries import REGISTRIES
 
 
 def test_every_step_is_declared_once_and_reads_only_what_an_earlier_step_wrote():
@@ -23,11 +24,25 @@ def test_work_is_spent_once_no_later_step_reads_it():
     assert steps.spent_work("validate") == ["raw"]
     assert steps.spent_work("eligibility_part") == ["raw"]  # the combining step still reads the partitions
     assert steps.spent_work("eligibility") == ["eligibility", "raw"]
-    # decide_split is the last to read the accepted rows and the eligibility tables' copy
-    assert steps.spent_work("decide_split") == ["accepted", "eligibility", "eligibility_tables", "raw"]
-    assert steps.spent_work("decide") == ["accepted", "decide", "eligibility", "eligibility_tables", "raw"]
+    # decide_split is the last to read the eligibility tables' copy; pay and export still read accepted rows
+    assert steps.spent_work("decide_split") == ["eligibility", "eligibility_tables", "raw"]
+    assert steps.spent_work("decide") == ["decide", "eligibility", "eligibility_tables", "raw"]
     assert steps.spent_work("post") == steps.spent_work("decide")  # export still reads the decisions' copy
-    assert "decisions" in steps.spent_work("export")
+    assert steps.spent_work("pay") == steps.spent_work("decide")
+    assert {"accepted", "decisions"} <= set(steps.spent_work("export"))
+
+
+def test_a_step_reads_the_accepted_registries_whose_staging_tables_it_declares():
+    rules = steps.accepted_registries("eligibility_split")
+    assert rules == steps.accepted_registries("decide_split")
+    # the bank's registries and the plans are not the rules' (a rule needing one fails every night test)
+    assert set(REGISTRIES) - set(rules) == {"payee_accounts", "payment_results", "annual_plans"}
+    assert set(steps.accepted_registries("pay")) == {"payment_results", "training_classes", "payee_accounts",
+                                                     "training_institutions"}
+    # export leaves the largest registries it does not show (accounts, results) and the small ones unread
+    assert "payee_accounts" not in steps.accepted_registries("export")
+    assert {"social_insurance", "certificates", "training_projects"} <= set(steps.accepted_registries("export"))
+    assert steps.accepted_registries("post") == ()
 
 
 def test_lineage_datasets_are_the_declared_ones(tmp_path):
@@ -60,10 +75,16 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
     def after(name, result, seconds):
         seen[name] = sorted(p.name for p in cfg.work.iterdir()) if cfg.work.exists() else None
 
-    pipeline.run(cfg, on_stage=after)
+    def no_staging(*args, **kwargs):
+        raise AssertionError("a step read the staging tables while the work store held the accepted rows")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "load_staging", no_staging)
+        pipeline.run(cfg, on_stage=after)
     assert seen["extract"] == ["raw"]
     assert seen["validate"] == ["accepted"]
     # its partitions' files went with the combining step; the tables' copy stays for decide_split
     assert seen["eligibility"] == ["accepted", "eligibility_tables"]
-    assert seen["decide"] == ["decisions"]  # the decisions' copy, for post and export
+    assert seen["decide"] == ["accepted", "decisions"]  # the accepted rows for pay, the decisions' copy for post
+    assert seen["pay"] == ["accepted", "decisions"]  # both for export
     assert seen["export"] is None  # the run's folder is gone

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,24 +199,32 @@ def extract_drop(sources: Path) -> dict[str, RawRegistry]:
     An optional file that is there but cannot be read (a directory, a FIFO, a dangling link) comes back
     empty with its problem: the drop gate stops the night unless an operator accepts it.
     """
+    return dict(iter_drop(sources))
+
+
+def iter_drop(sources: Path) -> Iterator[tuple[str, RawRegistry]]:
+    """extract_drop one registry at a time, so that a caller which parks each one holds one in memory.
+
+    Every path is checked before the first file is read: a missing required file stops the night at once.
+    """
     sources = Path(sources)
     if not sources.is_dir():
         raise DropError(str(sources), "drop folder does not exist")
-    out: dict[str, RawRegistry] = {}
+    problems = {name: path_problem(sources / r.filename) for name, r in REGISTRIES.items()}
     for name, registry in REGISTRIES.items():
         path = sources / registry.filename
-        problem = path_problem(path)
-        if problem and registry.required:
-            raise DropError(registry.filename, f"{problem} (a required registry)")
-        if problem:
-            out[name] = empty_registry(registry, problem)
-        elif path.is_file():
-            out[name] = read_registry(path, registry)
-        elif registry.required:
+        if problems[name] and registry.required:
+            raise DropError(registry.filename, f"{problems[name]} (a required registry)")
+        if not problems[name] and not path.is_file() and registry.required:
             raise DropError(registry.filename, "required registry file is missing from the drop")
+    for name, registry in REGISTRIES.items():
+        path = sources / registry.filename
+        if problems[name]:
+            yield name, empty_registry(registry, problems[name])
+        elif path.is_file():
+            yield name, read_registry(path, registry)
         else:
-            out[name] = empty_registry(registry)
-    return out
+            yield name, empty_registry(registry)
 
 
 

@@ -193,7 +193,7 @@ def stage_extract(cfg: RunConfig) -> dict:
         manifest = extract.database_to_parquet(cfg.sources, work)
     else:
         manifest = {}
-        for name, raw in extract.extract_drop(Path(cfg.sources)).items():
+        for name, raw in extract.iter_drop(Path(cfg.sources)):  # one registry in memory at a time
             path = work / f"{name}.parquet"
             workstore.write_frame(path, raw.frame)
             manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
@@ -355,10 +355,11 @@ def raise_alert(conn, run_id: str | None, dag_id: str | None, task_id: str | Non
                                                   kind=kind, message=message[:4000]))
 
 
-def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
-    """The staged registries of a run, typed."""
+def load_staging(conn, run_id: str, names: tuple[str, ...] = tuple(REGISTRIES)) -> dict[str, pd.DataFrame]:
+    """The staged registries of a run (these names), typed."""
     out = {}
-    for name, table in warehouse.STAGING.items():
+    for name in names:
+        table = warehouse.STAGING[name]
         frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
         if "passed" in frame:
             frame["passed"] = frame["passed"].fillna(False).astype(bool)
@@ -366,12 +367,13 @@ def load_staging(conn, run_id: str) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _accepted(cfg: RunConfig, conn) -> dict[str, pd.DataFrame]:
-    """This run's accepted rows: the parquet the validate task left, else the warehouse staging tables."""
-    folder = cfg.work / "accepted"
-    if not all(workstore.has(folder / f"{n}.parquet") for n in REGISTRIES):
-        return load_staging(conn, cfg.run_id)
-    return {n: workstore.read_frame(folder / f"{n}.parquet") for n in REGISTRIES}
+def _accepted(cfg: RunConfig, conn, step: str) -> dict[str, pd.DataFrame]:
+    """This run's accepted rows of the registries the step reads (steps.accepted_registries): the parquet the
+    validate task left, else the warehouse staging tables."""
+    folder, names = cfg.work / "accepted", steps.accepted_registries(step)
+    if not all(workstore.has(folder / f"{n}.parquet") for n in names):
+        return load_staging(conn, cfg.run_id, names)
+    return {n: workstore.read_frame(folder / f"{n}.parquet") for n in names}
 
 
 ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order, whatever K is)
@@ -415,7 +417,7 @@ def _in(cfg: RunConfig, conn, fn):
 def eligibility_split(cfg: RunConfig, conn=None) -> dict:
     """Cut the accepted registries into the night's person partitions in the work store."""
     enter(cfg, "eligibility_split", conn)
-    frames = _in(cfg, conn, lambda c: _accepted(cfg, c))
+    frames = _in(cfg, conn, lambda c: _accepted(cfg, c, "eligibility_split"))
     return {"partitions": partition.save(cfg.work / "eligibility", frames, partition.count(frames, cfg.partitions))}
 
 
@@ -553,7 +555,7 @@ def decide_split(cfg: RunConfig, conn=None) -> dict:
 
     def read(conn) -> dict[str, pd.DataFrame]:
         return {
-            **_accepted(cfg, conn),
+            **_accepted(cfg, conn, "decide_split"),
             _STATE: ledger.claim_state(conn, contract.SUBSIDY_TYPES),  # the paid claims and the orphans
             _QUARANTINE: warehouse.read_frame(conn, warehouse.quarantine,
                                               warehouse.quarantine.c.run_id == cfg.run_id),
@@ -774,7 +776,7 @@ def stage_pay(cfg: RunConfig) -> dict:
         ledger.acquire_lock(conn, cfg.run_id)
         new = pd.DataFrame(columns=payments.INSTRUCTION_COLUMNS)
         if _run_row(conn, cfg.run_id).get("mode") != "replay":
-            stg = _accepted(cfg, conn)
+            stg = _accepted(cfg, conn, "pay")
             recorded = warehouse.read_frame(conn, warehouse.payment_outcomes)
             outcomes = payments.new_outcomes(stg["payment_results"], recorded, cfg.as_of_date, cfg.run_id)
             warehouse.insert_frame(conn, warehouse.payment_outcomes, outcomes)
@@ -852,7 +854,7 @@ def stage_export(cfg: RunConfig) -> dict:
             q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
             overlaps = warehouse.read_frame(conn, warehouse.city_overlaps,
                                             warehouse.city_overlaps.c.run_id == cfg.run_id)
-            stg = _accepted(cfg, conn)
+            stg = _accepted(cfg, conn, "export")
             signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
                                                                               stg["training_classes"]))
             all_lines, pay_states = payment_view(conn, cfg.as_of_date)
@@ -862,13 +864,15 @@ def stage_export(cfg: RunConfig) -> dict:
             recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
             report = assessment.assess(stg, decisions, all_lines, book.targets, cfg.as_of_date,
                                        book.versions[-1].certificate_department)
+            occupations = occupation_names(stg["certificates"])
+            del stg  # the registries are spent: the workbooks' processes are forked without them
             store_assessment(conn, cfg.run_id, report)
             instructed = _instructed_on(conn, all_lines, cfg.as_of_date)
             publicised = _publicised_on(conn, cfg.as_of_date)
             try:
                 export.write_bank_files(Path(cfg.out), cfg.as_of_date, instructed)
                 ctx = export.Context(person_key=warehouse.person_code_key(conn),
-                                     occupations=occupation_names(stg["certificates"]), run_id=cfg.run_id)
+                                     occupations=occupations, run_id=cfg.run_id)
                 root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
                                              rec, q, overlaps, funding, signals, publicised,
                                              pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows,

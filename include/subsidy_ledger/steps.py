@@ -30,23 +30,37 @@ class Step:
     writes: tuple[str, ...]
 
 
-STAGING = tuple(f"table:{r.table}" for r in REGISTRIES.values())
+def staging(*names: str) -> tuple[str, ...]:
+    """The staging tables of these registries (all of them without names)."""
+    return tuple(f"table:{REGISTRIES[n].table}" for n in (names or REGISTRIES))
+
+
+STAGING = staging()
 ELIGIBILITY = ("table:int_certificate_eligibility", "table:int_apprentice_eligibility",
                "table:int_living_allowance_eligibility", "table:int_training_eligibility")
-A1_MEASURES = tuple(f"table:{t}" for t in ("stg_training_classes", "stg_class_enrollments", "stg_apprenticeships",
-                                            "stg_social_insurance", "stg_certificates", "stg_annual_plans"))
+# the rules and their lineage read every registry but the bank's (accounts, results: pay's) and the annual
+# plans (A1's, export's); the payee accounts are the largest registry by rows
+RULE_REGISTRIES = staging(*(n for n in REGISTRIES if n not in ("payee_accounts", "payment_results",
+                                                               "annual_plans")))
+# what export reads of the accepted registries: A1's measures (classes, rosters, apprenticeships, insurance,
+# certificates, plans), the funding extract's projects and supervision's classes, rosters and certificates
+EXPORT_REGISTRIES = staging("training_classes", "class_enrollments", "apprenticeships", "social_insurance",
+                            "certificates", "annual_plans", "training_projects")
+PAY_REGISTRIES = staging("payment_results", "training_classes", "payee_accounts", "training_institutions")
 
 STEPS = (
     Step("extract", ("drop",), ("work:raw", "table:runs")),
     # the raw rows are the drop's rows as extract read them: GX's verdicts are the drop files'
     Step("validate", ("drop", "work:raw", "table:payment_instructions"),
          (*STAGING, "work:accepted", "table:quarantine", "table:reconciliation", "table:validation_results")),
-    Step("eligibility_split", ("work:accepted",), ("work:eligibility",)),
+    # a step that reads `work:accepted` reads the registries whose staging tables it names (the warehouse's
+    # rows when the work store's copy is gone): accepted_registries
+    Step("eligibility_split", ("work:accepted", *RULE_REGISTRIES), ("work:eligibility",)),
     Step("eligibility_part", ("work:eligibility",), ("work:eligibility",)),
     # decide reads the eligibility tables from the work store's copy (the warehouse's when it is gone)
     Step("eligibility", ("work:eligibility",), (*ELIGIBILITY, "work:eligibility_tables")),
-    Step("decide_split", ("work:accepted", "work:eligibility_tables", *ELIGIBILITY, "table:ledger_lines",
-                          "table:quarantine"),
+    Step("decide_split", ("work:accepted", *RULE_REGISTRIES, "work:eligibility_tables", *ELIGIBILITY,
+                          "table:ledger_lines", "table:quarantine"),
          ("work:decide",)),
     Step("training_part", ("work:decide",), ("work:decide",)),
     Step("training_budget", ("work:decide",), ("work:decide",)),
@@ -56,11 +70,11 @@ STEPS = (
                                       "work:decisions")),
     Step("post", ("work:decisions", "table:decisions", "table:publicity", "table:ledger_lines"),
          ("table:ledger_lines", "table:publicity")),
-    Step("pay", ("table:ledger_lines", "table:stg_payee_accounts", "table:stg_training_institutions",
-                 "table:stg_payment_results"), ("table:payment_instructions", "table:payment_outcomes", "bank")),
+    Step("pay", ("table:ledger_lines", "work:accepted", *PAY_REGISTRIES),
+         ("table:payment_instructions", "table:payment_outcomes", "bank")),
     Step("export", ("table:ledger_lines", "work:decisions", "table:decisions", "table:reconciliation",
                     "table:quarantine", "table:city_overlaps", "table:publicity", "table:payment_instructions",
-                    "table:payment_outcomes", *A1_MEASURES),
+                    "table:payment_outcomes", "work:accepted", *EXPORT_REGISTRIES),
          ("out:summary.csv", "out:reconciliation.csv", "out:quarantine.csv", "out:payments_reconciliation.csv",
           "out:assessment/behind_plan.csv", "bank", "table:assessment")),
 )
@@ -74,3 +88,9 @@ def spent_work(done: str) -> list[str]:
     written = {w for s in STEPS[:cut] for w in s.writes if w.startswith("work:")}
     needed = {r for s in STEPS[cut:] for r in s.reads}
     return sorted(w.split(":", 1)[1] for w in written - needed)
+
+
+def accepted_registries(step: str) -> tuple[str, ...]:
+    """The registries whose accepted rows a step reads: those whose staging tables it declares."""
+    reads = set(BY_NAME[step].reads)
+    return tuple(n for n, r in REGISTRIES.items() if f"table:{r.table}" in reads)
