@@ -149,10 +149,12 @@ def _chart(res: dict, path: Path) -> None:
 
 
 def _tables(res: dict) -> str:
+    names = [s["stage"] for s in next(iter(res["full"].values()))["stages"]]
+    per_stage = "| persons | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
     lines = ["| persons | rows in | wall s | rows/s | peak RSS MiB | " +
-             " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " | GX share | K "
+             " | ".join(names) + " | GX share | K "
              "| rules s (floor) | s per partition |",
-             "|---|---|---|---|---|" + "---|" * len(next(iter(res["full"].values()))["stages"]) + "---|---|---|---|"]
+             "|---|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|"]
     for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
         total = sum(s["seconds"] for s in r["stages"])
         gx = next(s["seconds"] for s in r["stages"] if s["stage"] == "validate")
@@ -161,17 +163,14 @@ def _tables(res: dict) -> str:
                      + f" | {gx / r['wall_seconds']:.0%} | {r.get('partitions', 1)} | {_floor(r):.1f} | "
                      + "; ".join(f"{k} " + ", ".join(f"{x:.1f}" for x in v)
                                  for k, v in r.get("partition_seconds", {}).items()) + " |")
-    lines += ["", "Share of the stages' time, per size:", "",
-              "| persons | " + " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " |",
-              "|---|" + "---|" * len(next(iter(res["full"].values()))["stages"])]
+    lines += ["", "Share of the stages' time, per size:", "", per_stage]
     for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
         total = sum(s["seconds"] for s in r["stages"])
         lines.append(f"| {int(n):,} | " + " | ".join(f"{s['seconds'] / total:.0%}" for s in r["stages"]) + " |")
     if all(s.get("start_rss_mib") is not None for r in res["full"].values() for s in r["stages"]):
         lines += ["", "Peak RSS per stage, MiB: the stage's own peak in the night's process (the RSS it started "
                       "from in brackets); the pool's processes are counted in the night's peak above:", "",
-                  "| persons | " + " | ".join(s["stage"] for s in next(iter(res["full"].values()))["stages"]) + " |",
-                  "|---|" + "---|" * len(next(iter(res["full"].values()))["stages"])]
+                  per_stage]
         for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
             lines.append(f"| {int(n):,} | " + " | ".join(f"{s['peak_rss_mib']:,.0f} ({s['start_rss_mib']:,.0f})"
                                                          for s in r["stages"]) + " |")
