@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,6 +101,28 @@ def test_meanwhile_runs_the_parts_beside_the_block_and_waits_for_them(processes)
         raise KeyError("the block")
 
 
+def _rss_and_parent(_: int) -> tuple[float, int]:
+    """This process's resident memory (MiB) and its parent's process id."""
+    rss = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))
+    return rss / 1024, os.getppid()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_lean_processes_do_not_start_with_what_the_parent_holds():
+    """A forked process starts resident with all its parent holds; a lean one comes from the fork server, so
+    256 MiB the parent holds (a night's frames, say) are not in it."""
+    held = bytearray(256 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])  # resident, page by page
+    forked = partition.run(_rss_and_parent, [0, 1], processes=2)
+    with partition.meanwhile(_rss_and_parent, [0, 1], processes=2, lean=True) as lean:
+        pass
+    assert all(parent == os.getpid() for _, parent in forked)
+    assert all(parent != os.getpid() for _, parent in lean)
+    assert max(rss for rss, _ in lean) < min(rss for rss, _ in forked) - 200
+    del held
+
+
 def test_cli_refuses_a_partition_count_out_of_range(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", "--sources", "x", "--as-of", "2021-06-30", "--partitions", "0"])
@@ -152,10 +176,10 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
     monkeypatch.setattr(export, "POOLED_BOOK_ROWS", 0)
     pools, meanwhile = [], partition.meanwhile
 
-    def counted(fn, parts, *args, processes=1):
+    def counted(fn, parts, *args, processes=1, lean=False):
         if fn is export._write_book:
-            pools.append(processes)
-        return meanwhile(fn, parts, *args, processes=processes)
+            pools.append((processes, lean))
+        return meanwhile(fn, parts, *args, processes=processes, lean=lean)
 
     monkeypatch.setattr(partition, "meanwhile", counted)
     # one person-code key for both warehouses (each would make its own), so that the extracts can be compared
@@ -176,7 +200,7 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
             admin.dispose()
     try:
         seven = _nights(drops, other_url, tmp_path / "k7", 7, 2)
-        assert pools == [1, 1, 1, 2, 2, 2]
+        assert pools == [(1, True)] * 3 + [(2, True)] * 3  # K = 7 nights: two lean processes
         assert [r["eligibility"]["partitions"] for r in one] == [1, 1, 1]
         assert [r["eligibility"]["partitions"] for r in seven] == [7, 7, 7]
         assert [r["decide"]["partitions"] for r in seven] == [7, 7, 7]

@@ -338,8 +338,22 @@ def city_overlaps_extract(o: pd.DataFrame) -> pd.DataFrame:
     }, columns=CITY_OVERLAP_COLUMNS)
 
 
-# below this many workbook rows in a night, forking a pool costs more than it saves (about 1 s of cells)
+# below this many workbook rows in a night, starting a pool costs more than it saves (about 1 s of cells)
 POOLED_BOOK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class BookJob:
+    """One department's workbook: which book, where it goes, and the Parquet file its rows wait in (the rows
+    of its CSV, masked as the CSV is; written by the night's process, read by whichever process writes the book)."""
+
+    path: Path
+    kind: str  # a key of BOOKS
+    department: str
+    rows: Path
+    n: int
+    as_of: dt.date
+    run_id: str
 
 
 def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.DataFrame,
@@ -350,34 +364,31 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                    max_quarantine_share: float | None = None, gate_min_rows: int = 0,
                    assessment: Assessment | None = None, processes: int | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it.
-    A large night's workbooks are written by a pool (partition.workers: `processes`, else one per core),
-    one file each, while this process writes the CSVs."""
+    A large night's department workbooks are written by a pool (partition.workers: `processes`, else one per
+    core), one file each, while this process writes the CSVs."""
     final = Path(out) / as_of.isoformat()
     with published_folder(final) as root:
-        ledger = ledger_extract(lines, decisions, ctx)
-        dec = decisions_extract(decisions, ctx)
-        pub = publicity_extract(publicised if publicised is not None else pd.DataFrame(
-            columns=["department_code", "subsidy_type", "reference", "person_id", "name", "occupation_code", "level",
-                     "amount_fen", "publicity_start", "publicity_end"]), ctx)
-        pays = payments_extract(pay_states, ctx) if pay_states is not None and len(pay_states) else \
-            pd.DataFrame(columns=PAYMENTS_COLUMNS)
-        depts = sorted(set(departments) | set(ledger["department_code"].dropna())
-                       | set(dec["department_code"].dropna()))
-        mine = {(dept, name): frame.loc[frame["department_code"] == dept] for dept in depts
-                for name, frame in (("ledger", ledger), ("decisions", dec), ("publicity", pub), ("payments", pays))}
-        book_of = {"ledger": ledger_book, "decisions": decisions_book, "publicity": publicity_book}
-        books = [(root / dept / f"{name}.xlsx", make(dept, as_of, ctx.run_id, mine[dept, name]))
-                 for dept in depts for name, make in book_of.items()]
-        books.append((root / "summary.xlsx", summary_book(as_of, ctx.run_id, lines)))
-        # the largest first, so that no process is left with a big one at the end; small nights in this process
-        books.sort(key=lambda pb: -len(pb[1].rows))
-        rows = sum(len(b.rows) for _, b in books)
-        pool = partition.workers(len(books), processes) if rows >= POOLED_BOOK_ROWS else 1
+        extracts = {
+            "ledger": ledger_extract(lines, decisions, ctx), "decisions": decisions_extract(decisions, ctx),
+            "publicity": publicity_extract(publicised if publicised is not None else pd.DataFrame(
+                columns=["department_code", "subsidy_type", "reference", "person_id", "name", "occupation_code",
+                         "level", "amount_fen", "publicity_start", "publicity_end"]), ctx),
+            "payments": payments_extract(pay_states, ctx) if pay_states is not None and len(pay_states) else
+            pd.DataFrame(columns=PAYMENTS_COLUMNS)}
+        depts = sorted(set(departments) | set(extracts["ledger"]["department_code"].dropna())
+                       | set(extracts["decisions"]["department_code"].dropna()))
+        scratch = root / ".rows"  # inside the folder being written: gone with it on an error, removed below
+        jobs = _book_jobs(extracts, depts, root, scratch, as_of, ctx.run_id)
+        rows = sum(j.n for j in jobs)
+        pool = partition.workers(len(jobs), processes) if rows >= POOLED_BOOK_ROWS else 1
         # the workbooks' cells are most of the time; the CSVs are written here meanwhile, in the time the
         # processes with the smaller workbooks leave a core free
-        with partition.meanwhile(_write_book, books, processes=pool):
-            for (dept, name), frame in mine.items():
-                write_csv(frame, root / dept / f"{name}.csv")
+        with partition.meanwhile(_write_book, jobs, processes=pool, lean=True):
+            for name in list(extracts):
+                frame = extracts.pop(name)  # each night-sized frame goes once its CSVs are written
+                for dept in depts:
+                    write_csv(frame.loc[frame["department_code"] == dept], root / dept / f"{name}.csv")
+            workbooks.write(root / "summary.xlsx", summary_book(as_of, ctx.run_id, lines))
             write_csv(summary_extract(lines, as_of), root / "summary.csv")
             write_csv(reconciliation_extract(reconciliation, max_quarantine_share, gate_min_rows),
                       root / "reconciliation.csv")
@@ -391,11 +402,30 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                       pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
             if assessment is not None:
                 assessment_report.write(root / "assessment", assessment, write_csv)
+        shutil.rmtree(scratch)
     return final
 
 
-def _write_book(job: tuple[Path, workbooks.Book]) -> None:
-    workbooks.write(*job)
+def _book_jobs(extracts: dict[str, pd.DataFrame], depts: list[str], root: Path, scratch: Path, as_of: dt.date,
+               run_id: str) -> list[BookJob]:
+    """Park each department's rows of each book in `scratch`; the jobs, the largest first (so that no process
+    is left with a big one at the end)."""
+    scratch.mkdir(parents=True)
+    jobs = []
+    for kind in BOOKS:
+        frame = extracts[kind]
+        for dept in depts:
+            mine = frame.loc[frame["department_code"] == dept]
+            rows = scratch / f"{kind}-{dept}.parquet"
+            mine.to_parquet(rows, index=False)
+            jobs.append(BookJob(root / dept / f"{kind}.xlsx", kind, dept, rows, len(mine), as_of, run_id))
+    return sorted(jobs, key=lambda j: -j.n)
+
+
+def _write_book(job: BookJob) -> None:
+    """Write one department's workbook from its parked rows (in this process or a pool's)."""
+    rows = pd.read_parquet(job.rows)
+    workbooks.write(job.path, BOOKS[job.kind](job.department, job.as_of, job.run_id, rows))
 
 
 def reconciliation_extract(rec: pd.DataFrame, max_share: float | None = None, min_rows: int = 0) -> pd.DataFrame:
@@ -557,5 +587,9 @@ def summary_book(as_of: dt.date, run_id: str, lines: pd.DataFrame) -> workbooks.
     return workbooks.Book(f"职业技能提升补贴资金汇总（{as_of.isoformat()}）", "ALL", as_of, run_id, cover, SUMMARY_BOOK,
                           rows, totals, money, sheet="汇总",
                           notes=["享受人数为当晚新增支付涉及的人数；合计表按资金汇总，同一人不重复计数。"])
+
+
+# the department workbooks: kind -> maker(department, as-of, run, the department's rows of that kind's CSV)
+BOOKS = {"ledger": ledger_book, "decisions": decisions_book, "publicity": publicity_book}
 
 

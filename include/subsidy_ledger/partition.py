@@ -112,6 +112,7 @@ def combine(frames: Sequence[pd.DataFrame], key: Sequence[str]) -> pd.DataFrame:
     gave them, and all of them come from one partition)."""
     frames = [f for f in frames if len(f)] or list(frames[:1])
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    del frames  # the parts go before the sorted copy is made: three copies of a night's rows are too many
     return out.sort_values(list(key), kind="stable").reset_index(drop=True)
 
 
@@ -131,18 +132,24 @@ def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
 
 
 @contextlib.contextmanager
-def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Iterator[list]:
+def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1, lean: bool = False) -> Iterator[list]:
     """fn(part, *args) for every part in a pool of processes while the with-block runs in this one; leaving the
     block waits for them and fills the yielded list with their results in part order. An error in the block
     cancels the parts not yet started; one in a part is raised on leaving. With one process the parts run in
-    this process after the block."""
+    this process after the block. lean: the processes start from a fork server that has imported only fn's
+    module, not from this process with everything it holds (the parts must then carry or name their data)."""
     results: list = []
     if processes <= 1 or len(parts) <= 1:
         yield results
         results.extend(fn(p, *args) for p in parts)
         return
-    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again
-    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+    # fork: the children start with the parent's imports (pandas, the policy book) instead of paying them again;
+    # but a forked child's resident memory starts at its parent's, so a parent holding a night's frames starts
+    # children as large as itself: lean ones come from a server process that holds nothing but the imports
+    context = multiprocessing.get_context("forkserver" if lean else "fork")
+    if lean:
+        context.set_forkserver_preload([fn.__module__])
+    with cf.ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [pool.submit(fn, p, *args) for p in parts]
         try:
             yield results

@@ -384,7 +384,6 @@ ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order
     (warehouse.training_eligibility, eligibility.build_training_eligibility, ("class_id", "person_id")),
 )
 CITY_OVERLAP_KEY = ("reference", "person_id", "city_certificate_no")
-SOURCE_KEY = (*contract.CLAIM_KEY, "role", "registry", "source_row")
 
 
 def eligibility_partition(stg: dict[str, pd.DataFrame], as_of: dt.date, book: PolicyBook) -> list[pd.DataFrame]:
@@ -620,29 +619,34 @@ _DECIDED = ("decisions", "city_overlaps", "claim_sources")
 
 
 def decide_combine(cfg: RunConfig, conn=None) -> dict:
-    """Put the partitions' decisions, city overlaps and claim sources together in key order; store them."""
+    """Put the partitions' decisions and city overlaps together in key order; store them and the claim sources."""
     enter(cfg, "decide", conn)
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
-    d, overlaps, sources = (
-        partition.combine(partition.gather(folder, k, f"out/{name}"), key)
-        for name, key in zip(_DECIDED, (contract.CLAIM_KEY, CITY_OVERLAP_KEY, SOURCE_KEY), strict=True))
-    d = d.assign(decided_in_run=cfg.run_id)
 
-    def store(c) -> None:
-        c.execute(warehouse.city_overlaps.delete().where(warehouse.city_overlaps.c.run_id == cfg.run_id))
-        warehouse.insert_frame(c, warehouse.city_overlaps, overlaps.assign(run_id=cfg.run_id))
+    def combined(name: str, key: tuple[str, ...]) -> pd.DataFrame:
+        return partition.combine(partition.gather(folder, k, f"out/{name}"), key).assign(run_id=cfg.run_id)
+
+    def replace(c, table: sa.Table, frame: pd.DataFrame) -> None:
+        c.execute(table.delete().where(table.c.run_id == cfg.run_id))
+        warehouse.insert_frame(c, table, frame)
+
+    def store(c) -> dict:
+        replace(c, warehouse.city_overlaps, combined("city_overlaps", CITY_OVERLAP_KEY))
+        # the claim sources go in partition by partition, neither put together nor sorted: a 1,000,000-person
+        # night has 2.7 million, and concatenating and sorting them beside the decisions was decide's peak
+        # memory; no step reads them back in bulk, and a trace sorts a claim's few (a warehouse keeps no order)
         t = warehouse.claim_sources
         c.execute(t.delete().where(t.c.run_id == cfg.run_id))
-        warehouse.insert_frame(c, t, sources.assign(run_id=cfg.run_id))
-        c.execute(warehouse.decisions.delete().where(warehouse.decisions.c.run_id == cfg.run_id))
-        stored = d.assign(run_id=cfg.run_id, as_of=cfg.as_of_date)
-        warehouse.insert_frame(c, warehouse.decisions, stored)
-        _keep(cfg, "decisions", stored, warehouse.decisions)  # for post and export
+        for i in range(k):
+            warehouse.insert_frame(c, t, partition.get(folder, i, "out/claim_sources").assign(run_id=cfg.run_id))
+        d = combined("decisions", contract.CLAIM_KEY).assign(decided_in_run=cfg.run_id, as_of=cfg.as_of_date)
+        replace(c, warehouse.decisions, d)
+        _keep(cfg, "decisions", d, warehouse.decisions)  # for post and export
         _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
+        return d["decision"].value_counts().to_dict()
 
-    _in(cfg, conn, store)
-    counts = d["decision"].value_counts().to_dict()
+    counts = _in(cfg, conn, store)
     return {"table": warehouse.decisions.name, "approved": int(counts.get("approved", 0)),
             "rejected": int(counts.get("rejected", 0)), "held": int(counts.get("held", 0)), "partitions": k,
             "partition_seconds": {step: _seconds(folder, k, step) for step in ("training", "decisions")}}
