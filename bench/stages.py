@@ -3,7 +3,8 @@
 Runs the CLI's night (pipeline.run). Per stage: wall seconds, the RSS it started from and its own peak RSS
 (MiB): on Linux the kernel's high-water mark (VmHWM) is reset as each stage starts, so the figure is what that
 stage alone reached in this process; pool workers are separate processes, children_peak_rss_mib is the
-largest of them so far. The night's peak is the largest of these.
+largest of them so far (sampled from /proc as well, so that a fork server's processes count). The night's peak is
+the largest of these.
 Used by bench/run.py; not a test.
 """
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +38,41 @@ def _status_mib(field: str) -> float | None:
     except OSError:
         return None
     return None
+
+
+class Descendants:
+    """The largest resident memory seen in any process below this one, sampled every `every` seconds from
+    /proc (Linux; elsewhere nothing). getrusage counts only the children this process waits for, not the
+    processes a fork server starts (export's lean workbook processes are its grandchildren)."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def __enter__(self) -> Descendants:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, every: float) -> None:
+        me = os.getpid()
+        while not self._stop.wait(every):
+            parents, rss = {}, {}
+            for d in Path("/proc").glob("[0-9]*"):
+                with contextlib.suppress(OSError, ValueError, IndexError, KeyError):  # a kernel thread has no VmRSS
+                    fields = dict(line.split(":", 1) for line in (d / "status").read_text().splitlines())
+                    parents[int(d.name)] = int(fields["PPid"])
+                    rss[int(d.name)] = int(fields["VmRSS"].split()[0]) / 1024
+            for pid, mib in rss.items():
+                up, seen = parents.get(pid), 0
+                while up and up != me and seen < 64:
+                    up, seen = parents.get(up), seen + 1
+                if up == me:
+                    self.peak_mib = max(self.peak_mib, round(mib, 1))
 
 
 def main() -> None:
@@ -67,12 +105,13 @@ def main() -> None:
         # work this stage spent, as the CLI's night does)
         stages.append({"stage": name, "seconds": round(seconds, 3), "start_rss_mib": start_rss[-1],
                        "peak_rss_mib": _status_mib("VmHWM"),
-                       "children_peak_rss_mib": round(
-                           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)})
+                       "children_peak_rss_mib": max(descendants.peak_mib, round(
+                           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1))})
         start_rss.append(_status_mib("VmRSS"))
         _reset_peak()
 
-    results = pipeline.run(cfg, on_stage=on_stage)  # the CLI's night: its stages, clean-up and lock
+    with Descendants() as descendants:
+        results = pipeline.run(cfg, on_stage=on_stage)  # the CLI's night: its stages, clean-up and lock
     if profiler:
         profiler.stop()
         with open(a.profile, "w") as fh:
