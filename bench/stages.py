@@ -4,15 +4,19 @@ Runs the CLI's night (pipeline.run). Per stage: wall seconds, the RSS it started
 (MiB): on Linux the kernel's high-water mark (VmHWM) is reset as each stage starts, so the figure is what that
 stage alone reached in this process; pool workers are separate processes, children_peak_rss_mib is the
 largest of them so far (sampled from /proc as well, so that a fork server's processes count). The night's peak is
-the largest of these.
+the largest of these. --stage-processes runs each stage in a process of its own, started from a fork server
+(as Airflow runs each task in a process of its own); a stage's peak is then that process's, and the RSS it
+started from is this process's.
 Used by bench/run.py; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import contextlib
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -75,6 +79,13 @@ class Descendants:
                     self.peak_mib = max(self.peak_mib, round(mib, 1))
 
 
+def _stage(name: str, cfg) -> tuple[dict, float]:
+    """One stage of the night in this process; its result and this process's peak RSS (MiB)."""
+    from subsidy_ledger import pipeline
+
+    return dict(pipeline.STAGES)[name](cfg), _status_mib("VmHWM")
+
+
 def main() -> None:
     """Parse arguments, run every stage, print the measurements as JSON."""
     p = argparse.ArgumentParser()
@@ -83,6 +94,9 @@ def main() -> None:
     p.add_argument("--warehouse", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--profile", default=None, help="write a pyinstrument text profile here")
+    p.add_argument("--stage-processes", action="store_true",
+                   help="run each stage after extract in a process of its own, started from a fork server "
+                        "(Airflow runs each task in a process of its own); its peak is that process's")
     a = p.parse_args()
     started = time.perf_counter()
     from subsidy_ledger import pipeline
@@ -100,18 +114,28 @@ def main() -> None:
     start_rss = [_status_mib("VmRSS")]
     _reset_peak()
 
+    own_peak: dict[str, float] = {}  # with --stage-processes: the peak of the process each stage ran in
+
     def on_stage(name: str, result: dict, seconds: float) -> None:
         # the stage's own peak, then the count starts again for the next stage (pipeline.run has released the
         # work this stage spent, as the CLI's night does)
         stages.append({"stage": name, "seconds": round(seconds, 3), "start_rss_mib": start_rss[-1],
-                       "peak_rss_mib": _status_mib("VmHWM"),
+                       "peak_rss_mib": own_peak.get(name, _status_mib("VmHWM")),
                        "children_peak_rss_mib": max(descendants.peak_mib, round(
                            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1))})
         start_rss.append(_status_mib("VmRSS"))
         _reset_peak()
 
+    def in_own_process(name: str, cfg) -> dict:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["subsidy_ledger.pipeline"])
+        with cf.ProcessPoolExecutor(1, mp_context=context) as pool:
+            result, own_peak[name] = pool.submit(_stage, name, cfg).result()
+        return result
+
     with Descendants() as descendants:
-        results = pipeline.run(cfg, on_stage=on_stage)  # the CLI's night: its stages, clean-up and lock
+        # the CLI's night: its stages, clean-up and lock
+        results = pipeline.run(cfg, on_stage=on_stage, call=in_own_process if a.stage_processes else None)
     if profiler:
         profiler.stop()
         with open(a.profile, "w") as fh:

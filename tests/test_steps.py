@@ -78,9 +78,16 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
     def no_staging(*args, **kwargs):
         raise AssertionError("a step read the staging tables while the work store held the accepted rows")
 
+    called = []
+
+    def through(name, config):  # a caller's runner (the benchmarks' process per stage) gets every stage in order
+        called.append(name)
+        return dict(pipeline.STAGES)[name](config)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pipeline, "load_staging", no_staging)
-        pipeline.run(cfg, on_stage=after)
+        pipeline.run(cfg, on_stage=after, call=through)
+    assert called == [name for name, _ in pipeline.STAGES]
     assert seen["extract"] == ["raw"]
     assert seen["validate"] == ["accepted"]
     # its partitions' files went with the combining step; the tables' copy stays for decide_split

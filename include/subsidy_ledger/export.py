@@ -417,7 +417,8 @@ def _book_jobs(extracts: dict[str, pd.DataFrame], depts: list[str], root: Path, 
         for dept in depts:
             mine = frame.loc[frame["department_code"] == dept]
             rows = scratch / f"{kind}-{dept}.parquet"
-            mine.to_parquet(rows, index=False)
+            with open(rows, "wb") as fh:  # Python's file: a full disk is an OSError that names its cause
+                mine.to_parquet(fh, index=False)
             jobs.append(BookJob(root / dept / f"{kind}.xlsx", kind, dept, rows, len(mine), as_of, run_id))
     return sorted(jobs, key=lambda j: -j.n)
 

@@ -1011,12 +1011,13 @@ STAGES = (
 ALERTED = (DataQualityError, ExportError)  # these stages record their own alert
 
 
-def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0) -> dict:
+def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0, call=None) -> dict:
     """Run every stage in order, holding the night's run lock; on_stage(name, result, seconds) after each.
 
     A second run of the same as-of date into the same --out waits up to wait_s, then stops (RunBusyError).
     A failing stage marks the run failed, raises an alert and deletes the work folder before the error
-    propagates.
+    propagates. call(name, cfg) runs a stage instead of this process (the benchmarks run each stage in a
+    process of its own, as Airflow runs each task).
     """
     results = {}
     with night_lock(cfg, "run", wait_s):
@@ -1024,7 +1025,7 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0) -> dict:
             t0 = time.perf_counter()
             faults.checkpoint(f"before:{name}")
             try:
-                results[name] = fn(cfg)
+                results[name] = call(name, cfg) if call else fn(cfg)
             except Exception as exc:
                 if not isinstance(exc, ALERTED):
                     record_failure(cfg, name, exc)
