@@ -95,7 +95,7 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--profile", default=None, help="write a pyinstrument text profile here")
     p.add_argument("--stage-processes", action="store_true",
-                   help="run each stage after extract in a process of its own, started from a fork server "
+                   help="run each stage in a process of its own, started from a fork server "
                         "(Airflow runs each task in a process of its own); its peak is that process's")
     a = p.parse_args()
     started = time.perf_counter()
