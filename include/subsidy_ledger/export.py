@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import assessment_report, labels, partition, workbooks
+from . import assessment_report, labels, partition, workbooks, workstore
 from .assessment import Assessment
 from .contract import CLAIM_KEY as CLAIM
 from .contract import mask_account_no, mask_ids_in_text, mask_name, mask_resident_id, person_codes
@@ -410,22 +410,21 @@ def _book_jobs(extracts: dict[str, pd.DataFrame], depts: list[str], root: Path, 
                run_id: str) -> list[BookJob]:
     """Park each department's rows of each book in `scratch`; the jobs, the largest first (so that no process
     is left with a big one at the end)."""
-    scratch.mkdir(parents=True)
+    workstore.make_dirs(scratch)  # even with no book: the folder is removed after the pool
     jobs = []
     for kind in BOOKS:
         frame = extracts[kind]
         for dept in depts:
             mine = frame.loc[frame["department_code"] == dept]
             rows = scratch / f"{kind}-{dept}.parquet"
-            with open(rows, "wb") as fh:  # Python's file: a full disk is an OSError that names its cause
-                mine.to_parquet(fh, index=False)
+            workstore.write_frame(rows, mine)
             jobs.append(BookJob(root / dept / f"{kind}.xlsx", kind, dept, rows, len(mine), as_of, run_id))
     return sorted(jobs, key=lambda j: -j.n)
 
 
 def _write_book(job: BookJob) -> None:
     """Write one department's workbook from its parked rows (in this process or a pool's)."""
-    rows = pd.read_parquet(job.rows)
+    rows = workstore.read_frame(job.rows)
     workbooks.write(job.path, BOOKS[job.kind](job.department, job.as_of, job.run_id, rows))
 
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -627,21 +628,20 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
     def combined(name: str, key: tuple[str, ...]) -> pd.DataFrame:
         return partition.combine(partition.gather(folder, k, f"out/{name}"), key).assign(run_id=cfg.run_id)
 
-    def replace(c, table: sa.Table, frame: pd.DataFrame) -> None:
+    def replace(c, table: sa.Table, frames: Iterable[pd.DataFrame]) -> None:
         c.execute(table.delete().where(table.c.run_id == cfg.run_id))
-        warehouse.insert_frame(c, table, frame)
+        for frame in frames:
+            warehouse.insert_frame(c, table, frame)
 
     def store(c) -> dict:
-        replace(c, warehouse.city_overlaps, combined("city_overlaps", CITY_OVERLAP_KEY))
+        replace(c, warehouse.city_overlaps, [combined("city_overlaps", CITY_OVERLAP_KEY)])
         # the claim sources go in partition by partition, neither put together nor sorted: a 1,000,000-person
         # night has 2.7 million, and concatenating and sorting them beside the decisions was decide's peak
         # memory; no step reads them back in bulk, and a trace sorts a claim's few (a warehouse keeps no order)
-        t = warehouse.claim_sources
-        c.execute(t.delete().where(t.c.run_id == cfg.run_id))
-        for i in range(k):
-            warehouse.insert_frame(c, t, partition.get(folder, i, "out/claim_sources").assign(run_id=cfg.run_id))
+        replace(c, warehouse.claim_sources, (partition.get(folder, i, "out/claim_sources").assign(run_id=cfg.run_id)
+                                             for i in range(k)))
         d = combined("decisions", contract.CLAIM_KEY).assign(decided_in_run=cfg.run_id, as_of=cfg.as_of_date)
-        replace(c, warehouse.decisions, d)
+        replace(c, warehouse.decisions, [d])
         _keep(cfg, "decisions", d, warehouse.decisions)  # for post and export
         _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
         return d["decision"].value_counts().to_dict()

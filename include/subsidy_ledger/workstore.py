@@ -50,7 +50,8 @@ def write_frame(path, frame: pd.DataFrame) -> None:
     """Write a frame as parquet (folders created as needed)."""
     make_dirs(path.parent)
     if isinstance(path, Path):
-        frame.to_parquet(path, index=False)
+        with open(path, "wb") as f:  # through Python's file: a full disk is an OSError that names its cause
+            frame.to_parquet(f, index=False)
         return
     buffer = io.BytesIO()  # an object is put whole; parquet wants a seekable file to write its footer
     frame.to_parquet(buffer, index=False)
