@@ -168,9 +168,12 @@ def _tables(res: dict) -> str:
         total = sum(s["seconds"] for s in r["stages"])
         lines.append(f"| {int(n):,} | " + " | ".join(f"{s['seconds'] / total:.0%}" for s in r["stages"]) + " |")
     if all(s.get("start_rss_mib") is not None for r in res["full"].values() for s in r["stages"]):
-        lines += ["", "Peak RSS per stage, MiB: the stage's own peak in the night's process (the RSS it started "
-                      "from in brackets); the pool's processes are counted in the night's peak above:", "",
-                  per_stage]
+        own = all(r.get("stage_processes") for r in res["full"].values())
+        lines += ["", "Peak RSS per stage, MiB: " + (
+            "the peak of the process the stage ran in, each stage in one of its own as in the CLI's night (the "
+            "night's own process's RSS as the stage started in brackets; the two share the imported pages)"
+            if own else "the stage's own peak in the night's process (the RSS it started from in brackets)")
+            + "; the pools' processes are counted in the night's peak above:", "", per_stage]
         for n, r in sorted(res["full"].items(), key=lambda kv: int(kv[0])):
             lines.append(f"| {int(n):,} | " + " | ".join(f"{s['peak_rss_mib']:,.0f} ({s['start_rss_mib']:,.0f})"
                                                          for s in r["stages"]) + " |")

@@ -4,19 +4,18 @@ Runs the CLI's night (pipeline.run). Per stage: wall seconds, the RSS it started
 (MiB): on Linux the kernel's high-water mark (VmHWM) is reset as each stage starts, so the figure is what that
 stage alone reached in this process; pool workers are separate processes, children_peak_rss_mib is the
 largest of them so far (sampled from /proc as well, so that a fork server's processes count). The night's peak is
-the largest of these. --stage-processes runs each stage in a process of its own, started from a fork server
-(as Airflow runs each task in a process of its own); a stage's peak is then that process's, and the RSS it
-started from is this process's.
+the largest of these. As the CLI's night does (its default, $SUBSIDY_LEDGER_STAGE_PROCESSES), each stage runs
+in a process of its own (stage_process.call; Airflow runs each task in one too); a stage's peak is then that
+process's, and the RSS it started from is this process's. --no-stage-processes runs them all in this process.
 Used by bench/run.py; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import contextlib
+import functools
 import json
-import multiprocessing
 import os
 import resource
 import sys
@@ -79,13 +78,6 @@ class Descendants:
                     self.peak_mib = max(self.peak_mib, round(mib, 1))
 
 
-def _stage(name: str, cfg) -> tuple[dict, float]:
-    """One stage of the night in this process; its result and this process's peak RSS (MiB)."""
-    from subsidy_ledger import pipeline
-
-    return dict(pipeline.STAGES)[name](cfg), _status_mib("VmHWM")
-
-
 def main() -> None:
     """Parse arguments, run every stage, print the measurements as JSON."""
     p = argparse.ArgumentParser()
@@ -93,13 +85,14 @@ def main() -> None:
     p.add_argument("--as-of", required=True)
     p.add_argument("--warehouse", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--profile", default=None, help="write a pyinstrument text profile here")
-    p.add_argument("--stage-processes", action="store_true",
-                   help="run each stage in a process of its own, started from a fork server "
-                        "(Airflow runs each task in a process of its own); its peak is that process's")
+    p.add_argument("--profile", default=None,
+                   help="write a pyinstrument text profile here (the stages then run in this process)")
+    p.add_argument("--stage-processes", action=argparse.BooleanOptionalAction, default=None,
+                   help="run each stage in a process of its own, as the CLI does (default "
+                        "$SUBSIDY_LEDGER_STAGE_PROCESSES, else yes); its peak is that process's")
     a = p.parse_args()
     started = time.perf_counter()
-    from subsidy_ledger import pipeline
+    from subsidy_ledger import pipeline, stage_process
 
     imported = time.perf_counter() - started
     cfg = pipeline.RunConfig(sources=a.sources, as_of=a.as_of, warehouse=a.warehouse, out=a.out,
@@ -126,23 +119,19 @@ def main() -> None:
         start_rss.append(_status_mib("VmRSS"))
         _reset_peak()
 
-    def in_own_process(name: str, cfg) -> dict:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["subsidy_ledger.pipeline"])
-        with cf.ProcessPoolExecutor(1, mp_context=context) as pool:
-            result, own_peak[name] = pool.submit(_stage, name, cfg).result()
-        return result
-
+    own = stage_process.wanted(a.stage_processes) and not a.profile  # the profiler sees this process only
     with Descendants() as descendants:
         # the CLI's night: its stages, clean-up and lock
-        results = pipeline.run(cfg, on_stage=on_stage, call=in_own_process if a.stage_processes else None)
+        results = pipeline.run(cfg, on_stage=on_stage,
+                               call=functools.partial(stage_process.call, peaks=own_peak) if own else None)
     if profiler:
         profiler.stop()
         with open(a.profile, "w") as fh:
             fh.write(profiler.output_text(unicode=False, color=False, show_all=False))
     rec = results["validate"]["reconciliation"].values()
     print(json.dumps({
-        "import_seconds": round(imported, 3), "stages": stages, "rows_in": sum(r["rows_in"] for r in rec),
+        "import_seconds": round(imported, 3), "stage_processes": own, "stages": stages,
+        "rows_in": sum(r["rows_in"] for r in rec),
         "mode": results["validate"].get("mode", "full"), "gx_rows_checked": results["validate"]["gx_rows_checked"],
         "posted": results["post"]["posted"], "publicised": results["post"].get("publicised", 0),
         "instructed": results["pay"]["instructed"], "partitions": results["eligibility"].get("partitions", 1),

@@ -29,8 +29,11 @@ def _pg_available() -> bool:
 @pytest.fixture(autouse=True)
 def _no_data_docs(monkeypatch, tmp_path):
     """Data Docs cost seconds per run; the tests that check them turn them back on. Each test's runs keep
-    their scratch files in its own folder, so that no two tests share a run's work folder."""
+    their scratch files in its own folder, so that no two tests share a run's work folder. The CLI's nights run
+    their stages in this process, so that GX's verdicts are memoised across tests (below); the tests of
+    stage processes (test_stage_process.py, test_cli.py) turn them back on."""
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
+    monkeypatch.setenv("SUBSIDY_LEDGER_STAGE_PROCESSES", "0")
     monkeypatch.setenv("SUBSIDY_LEDGER_WORK", str(tmp_path / "work"))
 
 

@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--partition-workers", type=_count, default=None, metavar="N",
                    help="processes the partitions run in (default $SUBSIDY_LEDGER_PARTITION_WORKERS, else one "
                         "per core)")
+    r.add_argument("--stage-processes", action=argparse.BooleanOptionalAction, default=None,
+                   help="run each stage in a process of its own, as Airflow runs each task, so that no stage "
+                        "starts with what the ones before it held (default $SUBSIDY_LEDGER_STAGE_PROCESSES, else "
+                        "yes)")
     r.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another run of the same night and --out (default: refuse at once)")
     gates = r.add_argument_group("gates", "a night that looks wrong stops before anything is posted (exit 3)")
@@ -240,7 +244,7 @@ def _access_log(args) -> int:
 
 
 def _run(args) -> int:
-    from . import pipeline, warehouse
+    from . import pipeline, stage_process, warehouse
     gates = {k: v for k, v in {
         "max_quarantine_share": args.max_quarantine_share, "max_row_loss_share": args.max_row_loss_share,
         "max_reversal_share": args.max_reversal_share,
@@ -256,7 +260,8 @@ def _run(args) -> int:
     def report(name, result, seconds):
         print(f"{name:12s} {seconds:7.2f}s  {pipeline.describe(name, result)}", flush=True)
 
-    results = pipeline.run(cfg, on_stage=report, wait_s=args.wait)
+    call = stage_process.call if stage_process.wanted(args.stage_processes) else None
+    results = pipeline.run(cfg, on_stage=report, wait_s=args.wait, call=call)
     print(f"extracts in {results['export']['extracts']}")
     return 0
 

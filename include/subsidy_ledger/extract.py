@@ -30,6 +30,10 @@ class DropError(Exception):
         self.filename = filename
         self.problem = problem
 
+    def __reduce__(self):
+        # pickled by its two parts, so that a stage in a process of its own can raise it in the CLI's process
+        return type(self), (self.filename, self.problem)
+
 
 @dataclass
 class RawRegistry:
