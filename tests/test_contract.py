@@ -47,3 +47,20 @@ def test_typed_rows_keep_money_and_rates_exact():
     assert reg.money and all(typed[c].iloc[0] == 123450 for c in reg.money)
     assert all(typed[c].iloc[0] == 3 for c in reg.integers)
     assert all(str(typed[c].dtype) == "datetime64[s]" for c in reg.dates)
+
+
+def test_an_empty_copy_keeps_the_types_and_none_of_the_rows_memory():
+    import pyarrow as pa
+
+    base = pa.total_allocated_bytes()
+    big = pd.DataFrame({"person_id": pd.Series([f"33050319800101{i:04d}" for i in range(200_000)], dtype="string"),
+                        "n": pd.Series(range(200_000), dtype="Int64")})
+    assert pa.total_allocated_bytes() - base > 3_000_000  # the text column lives in Arrow's memory
+    empty = contract.empty_like(big)
+    sliced = big.iloc[:0]
+    del big
+    assert pa.total_allocated_bytes() - base > 3_000_000  # an empty slice holds on to every row's text
+    del sliced
+    assert pa.total_allocated_bytes() - base < 100_000  # the empty copy does not
+    assert len(empty) == 0 and list(empty.columns) == ["person_id", "n"]
+    assert [str(t) for t in empty.dtypes] == ["string", "Int64"]

@@ -1,13 +1,15 @@
 """GX validation: every row accepted or quarantined with reasons (CONTRACT.md, quarantine)."""
 
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from subsidy_ledger.extract import extract_drop, read_registry
+from subsidy_ledger.extract import extract_drop, iter_drop, read_registry
 from subsidy_ledger.registries import REGISTRIES
-from subsidy_ledger.validate import default_expectations_dir, validate_drop
+from subsidy_ledger.validate import default_expectations_dir, validate_drop, validate_each
 
 AS_OF = dt.date(2022, 6, 30)
 
@@ -22,6 +24,47 @@ def test_rows_in_equal_accepted_plus_quarantined(validated):
         assert v.rows_in == len(v.accepted) + len(v.quarantine), v.registry.name
     # the generator injects defects, so every populated required registry quarantines something
     assert all(len(validated[n].quarantine) > 0 for n in ("social_insurance", "certificates", "low_income"))
+
+
+def _same(a, b) -> bool:
+    return (a.reconciliation == b.reconciliation and a.accepted.equals(b.accepted)
+            and a.quarantine.reset_index(drop=True).equals(b.quarantine.reset_index(drop=True)))
+
+
+def test_verdicts_come_as_soon_as_the_registries_their_checks_read_came_whatever_the_order(small_drop, validated):
+    # rosters before their classes, classes before their projects: each check still reads the final verdicts
+    first = ["class_enrollments", "training_classes", "social_insurance", "training_projects"]
+    raws = dict(iter_drop(small_drop))
+    stream = [(n, raws[n]) for n in first] + [(n, r) for n, r in raws.items() if n not in first]
+    came = []
+    for name, v in validate_each(iter(stream), AS_OF):
+        came.append(name)
+        assert _same(v, validated[name]), name
+    assert came[:4] == ["social_insurance", "training_projects", "training_classes", "class_enrollments"]
+    assert sorted(came) == sorted(REGISTRIES)
+
+
+def test_checks_without_the_registry_they_read_run_when_the_drop_ends(small_drop, validated):
+    raws = {n: r for n, r in iter_drop(small_drop) if n != "training_projects"}
+    alone = validate_drop(raws, AS_OF)
+    # no project filing accepted: every class naming a project is quarantined for it, once the drop ended
+    classes = alone["training_classes"]
+    unknown = classes.quarantine["reasons"].str.contains("unknown_project").sum()
+    assert classes.accepted["project_id"].isna().all()
+    assert unknown > validated["training_classes"].quarantine["reasons"].str.contains("unknown_project").sum()
+    assert "class_enrollments" in alone
+
+
+def test_a_caller_storing_each_verdict_as_it_comes_holds_no_registry_rows_after(small_drop):
+    def frames() -> set[int]:
+        gc.collect()
+        return {id(o) for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) >= 50}
+
+    before = frames()
+    kept = {name: v.without_rows() for name, v in validate_each(iter_drop(small_drop), AS_OF)}
+    assert frames() - before == set()  # neither GX's engines nor the raw rows were kept
+    assert sum(v.reconciliation["accepted"] for v in kept.values()) > 1000
+    assert all(len(v.accepted) == 0 for v in kept.values())
 
 
 def test_every_suite_covers_every_contract_column():

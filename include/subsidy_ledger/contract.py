@@ -15,7 +15,7 @@ from .rules import r6_living_allowance as r6
 from .rules import r7_training_subsidy as r7
 
 __all__ = ["CLAIM_KEY", "EMPLOYMENT_FUND", "HASH_COL", "PARSE_ERROR_COL", "ROW_COL", "SKILLS_ACCOUNT",
-           "SUBSIDY_TYPES", "mask_account_no", "mask_ids_in_text", "mask_name", "mask_resident_id",
+           "SUBSIDY_TYPES", "empty_like", "mask_account_no", "mask_ids_in_text", "mask_name", "mask_resident_id",
            "masks_by_column", "person_codes", "record_keys", "type_frame"]
 
 ROW_COL = "__row"          # CSV record number, header = 1, so the first data row is 2 (as Excel shows it)
@@ -28,6 +28,12 @@ EMPLOYMENT_FUND = "employment_subsidy_fund"
 SUBSIDY_TYPES = ["skill_upgrade", "special_ability", r4.SUBSIDY_TYPE, r5.SUBSIDY_TYPE, r6.SUBSIDY_TYPE,
                  r7.SUBSIDY_TYPE]
 CLAIM_KEY = ["subsidy_type", "reference", "person_id"]  # one claim, one decision, one payout at a time
+
+
+def empty_like(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's columns and types without its rows, sharing none of its memory (frame.iloc[:0] of an
+    Arrow-backed text column keeps the whole column's buffers alive)."""
+    return pd.DataFrame({c: pd.array([], dtype=t) for c, t in frame.dtypes.items()}, columns=frame.columns)
 
 
 def record_keys(frame: pd.DataFrame, registry: Registry) -> pd.Series:

@@ -10,6 +10,7 @@ Airflow maps a task over them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import json
@@ -19,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -223,47 +224,58 @@ def discard_work(cfg: RunConfig) -> None:
     workstore.remove(cfg.work)
 
 
-def _load_raw(cfg: RunConfig) -> dict[str, extract.RawRegistry]:
+def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[tuple[str, extract.RawRegistry]]:
+    """Each registry as extract parked it, read when its turn comes, so that validation holds one registry's
+    raw rows at a time; kept gets each registry without its rows (what the reconciliation says of its file)."""
     manifest = workstore.read_json(cfg.work / "raw" / "manifest.json")
-    raws = {}
-    for name, m in manifest.items():
+    needed = {d for ds in validate.NEEDS.values() for d in ds}
+    for name in sorted(manifest, key=lambda n: n not in needed):  # those others' checks read first
+        m = manifest[name]
         frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet")
         for c in frame.columns:
             if c != contract.ROW_COL:
                 frame[c] = frame[c].astype("string")
-        raws[name] = extract.RawRegistry(REGISTRIES[name], frame, m["present"], m["encoding"], m["sha256"],
-                                         tuple(m["extra_columns"]), m.get("problem"))
-    return raws
+        raw = extract.RawRegistry(REGISTRIES[name], frame, m["present"], m["encoding"], m["sha256"],
+                                  tuple(m["extra_columns"]), m.get("problem"))
+        kept[name] = dataclasses.replace(raw, frame=contract.empty_like(frame))
+        yield name, raw
+        del frame, raw  # before the next registry's rows are read
 
 
 def stage_validate(cfg: RunConfig) -> dict:
     """Validate every registry with GX; stage accepted rows, record quarantine and reconciliation; then the
     quality and drop gates decide whether the night goes on."""
     enter(cfg, "validate")
-    raws = _load_raw(cfg)
+    raws: dict[str, extract.RawRegistry] = {}  # filled as validation reads them, without their rows
     engine = _engine(cfg)
     docs = Path(cfg.out) / "data_docs" / cfg.work.name if cfg.data_docs else None
     if docs:
         shutil.rmtree(docs, ignore_errors=True)
     exp_dir = Path(cfg.expectations) if cfg.expectations else None
     validated_at = _now()
-    results = validate.validate_drop(raws, cfg.as_of_date, exp_dir, docs_dir=docs, run_name=cfg.run_id)
     with engine.connect() as conn:  # P3: a bank result must answer an instruction the warehouse issued
         issued = warehouse.read_frame(conn, warehouse.payment_instructions)
-    v = results["payment_results"]
-    results["payment_results"] = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
-                                                          validate.UNKNOWN_INSTRUCTION_REASON,
-                                                          ("instruction_id", "payout_id"))
     accepted_dir = cfg.work / "accepted"
-    with engine.begin() as conn:
-        for name, v in results.items():
+    results: dict[str, validate.Validated] = {}
+    # each registry is staged as its verdict comes, and only its counts and quarantine are kept: the night
+    # holds one registry's rows at a time (a rerun of the night replaces its staged rows)
+    for name, v in validate.validate_each(_load_raw(cfg, raws), cfg.as_of_date, exp_dir, docs_dir=docs,
+                                          run_name=cfg.run_id):
+        if name == "payment_results":
+            v = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
+                                         validate.UNKNOWN_INSTRUCTION_REASON, ("instruction_id", "payout_id"))
+        with engine.begin() as conn:
             table = warehouse.STAGING[name]
             conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
             v.accepted["validated_run"] = cfg.run_id  # lineage: the GX validation that accepted the row
             staged = v.accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
             warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-            workstore.write_frame(accepted_dir / f"{name}.parquet", v.accepted)
-            faults.checkpoint(f"validate:staged:{name}")
+        workstore.write_frame(accepted_dir / f"{name}.parquet", v.accepted)
+        faults.checkpoint(f"validate:staged:{name}")
+        results[name] = v.without_rows()
+        del v, staged
+    results = {n: results[n] for n in REGISTRIES if n in results}  # the drop's order, whatever came first
+    with engine.begin() as conn:
         for t in (warehouse.quarantine, warehouse.reconciliation, warehouse.validation_results):
             conn.execute(t.delete().where(t.c.run_id == cfg.run_id))
         warehouse.insert_frame(conn, warehouse.validation_results, pd.DataFrame([{

@@ -6,7 +6,8 @@ import datetime as dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import great_expectations as gx
@@ -16,7 +17,7 @@ from . import (
     data_docs,
     gx_expectations,  # noqa: F401  (registers the custom expectations the suites name)
 )
-from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL, masks_by_column, record_keys, type_frame
+from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL, empty_like, masks_by_column, record_keys, type_frame
 from .extract import RawRegistry
 from .identifiers import compact_resident_id
 from .registries import Registry
@@ -53,12 +54,18 @@ class Validated:
     quarantine: pd.DataFrame
     rows_in: int
     gx_summary: dict = field(default_factory=dict)
+    accepted_rows: int | None = None  # set when the accepted rows were let go (without_rows)
 
     @property
     def reconciliation(self) -> dict:
         """Rows in, accepted and quarantined for this registry."""
+        accepted = len(self.accepted) if self.accepted_rows is None else self.accepted_rows
         return {"registry": self.registry.name, "rows_in": self.rows_in,
-                "accepted": len(self.accepted), "quarantined": len(self.quarantine)}
+                "accepted": accepted, "quarantined": len(self.quarantine)}
+
+    def without_rows(self) -> Validated:
+        """The verdict with its accepted rows let go (once stored); counts, quarantine and GX summary kept."""
+        return replace(self, accepted=empty_like(self.accepted), accepted_rows=self.reconciliation["accepted"])
 
 
 def _gx_context():
@@ -168,6 +175,11 @@ def _run_suite(ctx, frame: pd.DataFrame, reg: Registry, suite: gx.ExpectationSui
     result = checkpoint.run(batch_parameters={"dataframe": frame[[*reg.columns, ROW_COL]]},
                             expectation_parameters={"as_of": as_of.isoformat()},
                             run_id=RunIdentifier(run_name=run_name) if run_name else None)
+    # the data source's engine keeps the batch and every metric computed on it (the registry's rows several
+    # times over) for as long as the context lives; the result is in the context's stores, for Data Docs
+    ctx.checkpoints.delete(reg.name)
+    ctx.validation_definitions.delete(reg.name)
+    ctx.data_sources.delete(ds.name)
     return next(iter(result.run_results.values()))
 
 
@@ -267,10 +279,29 @@ def objections_resolved_with_outcome(objections: Validated) -> Validated:
                            OUTCOME_WITHOUT_RESOLUTION_REASON, ("outcome", "resolved_on"))
 
 
-def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir: Path | None = None,
-                  docs_dir: Path | None = None, run_name: str | None = None) -> dict[str, Validated]:
-    """Validate every registry of a drop with its GX suite; with docs_dir, GX Data Docs of this run are built
-    there."""
+# the cross-registry checks: a registry's final verdict waits for the registries its check reads
+NEEDS = {"training_classes": ("training_projects",), "class_enrollments": ("training_classes",)}
+
+
+def _cross_checked(name: str, v: Validated, final: Mapping[str, Validated]) -> Validated:
+    """v after the cross-registry check of its registry, given the final verdicts of the ones it reads."""
+    if name == "training_classes":
+        return classes_name_known_projects(v, final.get("training_projects"))
+    if name == "class_enrollments" and "training_classes" in final:
+        return attendance_within_class_days(v, final["training_classes"])
+    if name == "objections":
+        return objections_resolved_with_outcome(v)
+    return v
+
+
+def validate_each(raws: Mapping[str, RawRegistry] | Iterable[tuple[str, RawRegistry]], as_of: dt.date,
+                  expectations_dir: Path | None = None, docs_dir: Path | None = None,
+                  run_name: str | None = None) -> Iterator[tuple[str, Validated]]:
+    """(name, final verdict) of every registry of a drop, each as soon as the registries its cross-check reads
+    are final (NEEDS; registries the drop lacks count as final once the drop ends). raws: by name, or (name,
+    registry) pairs read one at a time, so that a caller who stores each verdict as it comes holds one
+    registry's rows at a time. With docs_dir, GX Data Docs of this run are built there once the last verdict
+    was taken (each verdict's gx_summary then names its page)."""
     exp_dir = Path(expectations_dir) if expectations_dir else default_expectations_dir()
     ctx = _gx_context()
     if docs_dir:
@@ -278,17 +309,34 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
             "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             "store_backend": {"class_name": "TupleFilesystemStoreBackend",
                               "base_directory": str(Path(docs_dir).resolve())}})
-    out = {}
-    for name, raw in raws.items():
-        out[name] = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, run_name)
-        v = out[name]
+    read: dict[str, Validated] = {}  # not final yet: waiting for a registry its check reads
+    final: dict[str, Validated] = {}  # final verdicts others' checks read (classes and projects: small)
+    summaries: dict[str, dict] = {}
+    needed = {d for ds in NEEDS.values() for d in ds}
+
+    def ready(ended: bool) -> Iterator[tuple[str, Validated]]:
+        # a registry waits for those it reads that are not final: all of them before the drop ended, then only
+        # those read but still waiting themselves (a registry the drop lacks never comes)
+        moved = True
+        while moved:
+            moved = False
+            for name in list(read):
+                if any(d not in final and (d in read or not ended) for d in NEEDS.get(name, ())):
+                    continue
+                v = _cross_checked(name, read.pop(name), final)
+                if name in needed:
+                    final[name] = v
+                summaries[name] = v.gx_summary
+                moved = True
+                yield name, v
+
+    for name, raw in (raws.items() if isinstance(raws, Mapping) else raws):
+        v = validate_registry(ctx, raw, load_suite(exp_dir, raw.registry), as_of, run_name)
         assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
-    if "training_classes" in out:
-        out["training_classes"] = classes_name_known_projects(out["training_classes"], out.get("training_projects"))
-    if "class_enrollments" in out and "training_classes" in out:
-        out["class_enrollments"] = attendance_within_class_days(out["class_enrollments"], out["training_classes"])
-    if "objections" in out:
-        out["objections"] = objections_resolved_with_outcome(out["objections"])
+        del raw  # its raw rows go before the next registry's are read
+        read[name] = v
+        yield from ready(ended=False)
+    yield from ready(ended=True)  # those waiting for a registry the drop lacks
     if docs_dir:
         ctx.build_data_docs(site_names=[DOCS_SITE])
         try:
@@ -296,7 +344,13 @@ def validate_drop(raws: dict[str, RawRegistry], as_of: dt.date, expectations_dir
             data_docs.localise(Path(docs_dir), Path(docs_dir).parent)
         except data_docs.AssetsMissing as exc:  # the pages still work where the internet is reachable
             log.warning("Data Docs load their scripts from public CDNs: %s", exc)
-        for name, v in out.items():
+        for name, summary in summaries.items():
             pages = sorted(Path(docs_dir).glob(f"validations/{name}/**/*.html"))
-            v.gx_summary["data_docs"] = str(pages[-1]) if pages else str(Path(docs_dir) / "index.html")
-    return out
+            summary["data_docs"] = str(pages[-1]) if pages else str(Path(docs_dir) / "index.html")
+
+
+def validate_drop(raws: Mapping[str, RawRegistry] | Iterable[tuple[str, RawRegistry]], as_of: dt.date,
+                  expectations_dir: Path | None = None, docs_dir: Path | None = None,
+                  run_name: str | None = None) -> dict[str, Validated]:
+    """Every registry's final verdict by name (validate_each, kept whole)."""
+    return dict(validate_each(raws, as_of, expectations_dir, docs_dir, run_name))
