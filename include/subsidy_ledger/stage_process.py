@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-STAGE_PROCESSES_ENV = "SUBSIDY_LEDGER_STAGE_PROCESSES"  # 0: the CLI runs every stage in its own process
+STAGE_PROCESSES_ENV = "SUBSIDY_LEDGER_STAGE_PROCESSES"  # 0: the CLI runs the whole night in one process
 POLL_S = 0.25  # how often the parent looks whether a silent child has died
 DRAIN_S = 5.0  # how long what a finished child sent may take to arrive
 
