@@ -1,10 +1,11 @@
 """A stage of the night in a process of its own, as Airflow runs each task: the CLI's night uses it.
 
 A process gives back all it held when it ends, so each stage starts from the imports alone instead of from
-what the stages before it left behind (at 1,000,000 persons, 2.7 GiB in one process against about 2 GiB in
-the largest of the stages' processes). The process is forked, so it has this process's environment, working
-folder and logging set-up; its log records are handled here as if it had logged them here, its result comes
-back here and so does its error, of the same type, for the caller to report as it would in one process.
+what the stages before it left behind (at 1,000,000 persons, 2.7 GiB in one process against 1.9 GiB in the
+largest of the stages' processes, docs/benchmarks.md). The process is forked, so it has this process's
+environment, working folder and logging set-up; its log records are handled here as if it had logged them
+here, its result comes back here and so does its error, of the same type, for the caller to report as it
+would in one process.
 """
 
 from __future__ import annotations
