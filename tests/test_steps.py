@@ -80,7 +80,7 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
 
     called = []
 
-    def through(name, config):  # a caller's runner (the benchmarks' process per stage) gets every stage in order
+    def through(name, config):  # a caller's runner (the CLI's process per stage) gets every stage in order
         called.append(name)
         return dict(pipeline.STAGES)[name](config)
 

@@ -57,23 +57,26 @@ def resident_id_valid(values: pd.Series, latest_birth: dt.date) -> pd.Series:
     if not shaped.any():
         return ok
     good = s[shaped]
-    # each distinct value once, then spread back by its position (a dict and Series.map cost twice as much)
-    which, uniq = pd.factorize(good)
-    check = np.fromiter((ric.calc_check_digit(v) == v[17] for v in uniq.tolist()), dtype=bool, count=len(uniq))
-    where, areas = pd.factorize(good.str.slice(0, 6))
-    known = np.fromiter((area_code_known(a) for a in areas.tolist()), dtype=bool, count=len(areas))
+    check = _each_distinct(good, lambda v: ric.calc_check_digit(v) == v[17], False, bool)
+    known = _each_distinct(good.str.slice(0, 6), area_code_known, False, bool)
     birth = pd.to_datetime(good.str.slice(6, 14), format="%Y%m%d", errors="coerce")
-    fine = (check[which] & known[where] & (birth.notna() & (birth >= pd.Timestamp("1900-01-01"))
-                                           & (birth <= pd.Timestamp(latest_birth))).to_numpy(dtype=bool))
-    ok[shaped] = fine
+    ok[shaped] = check & known & (birth.notna() & (birth >= pd.Timestamp("1900-01-01"))
+                                  & (birth <= pd.Timestamp(latest_birth))).to_numpy(dtype=bool)
     return ok
+
+
+def _each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
+    """fn of each value, called once per distinct value and spread back by position (a dict and Series.map
+    cost twice as much); a missing value gets `missing`."""
+    which, uniq = pd.factorize(values)
+    return np.array([*(fn(v) for v in uniq.tolist()), missing], dtype=dtype)[which]  # which is -1 if missing
 
 
 def credit_code_valid(values: pd.Series) -> pd.Series:
     """Vector check of unified social credit codes (shape and check character)."""
-    which, uniq = pd.factorize(values)
-    ok = [isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v) for v in uniq.tolist()]
-    return pd.Series(np.array([*ok, False], dtype=bool)[which], index=values.index)  # -1 (missing): False
+    ok = _each_distinct(values, lambda v: isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v),
+                        False, bool)
+    return pd.Series(ok, index=values.index)
 
 
 def compact_resident_id(values: pd.Series) -> pd.Series:
@@ -117,6 +120,8 @@ def mask_name(values: pd.Series) -> pd.Series:
 def person_codes(values: pd.Series, key: bytes) -> pd.Series:
     """Pseudonymous person codes: 'P' + 12 hex of HMAC-SHA256(key, identity number). Stable for a key, not
     reversible without it; they tell apart people whose masked numbers coincide."""
-    which, uniq = pd.factorize(values.astype("string"))
-    codes = ["P" + hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:12].upper() for v in uniq.tolist()]
-    return pd.Series(np.array([*codes, None], dtype=object)[which], index=values.index, dtype="string")
+    def code(v: str) -> str:
+        return "P" + hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:12].upper()
+
+    codes = _each_distinct(values.astype("string"), code, None, object)
+    return pd.Series(codes, index=values.index, dtype="string")

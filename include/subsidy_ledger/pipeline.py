@@ -228,8 +228,7 @@ def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[
     """Each registry as extract parked it, read when its turn comes, so that validation holds one registry's
     raw rows at a time; kept gets each registry without its rows (what the reconciliation says of its file)."""
     manifest = workstore.read_json(cfg.work / "raw" / "manifest.json")
-    needed = {d for ds in validate.NEEDS.values() for d in ds}
-    for name in sorted(manifest, key=lambda n: n not in needed):  # those others' checks read first
+    for name in sorted(manifest, key=lambda n: n not in validate.READ_BY_OTHERS):  # others' checks read these
         m = manifest[name]
         frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet")
         for c in frame.columns:
@@ -1028,8 +1027,8 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0, call=None) -> dict:
 
     A second run of the same as-of date into the same --out waits up to wait_s, then stops (RunBusyError).
     A failing stage marks the run failed, raises an alert and deletes the work folder before the error
-    propagates. call(name, cfg) runs a stage instead of this process (the benchmarks run each stage in a
-    process of its own, as Airflow runs each task).
+    propagates. call(name, cfg) runs a stage instead of this process (the CLI and the benchmarks pass
+    stage_process.call: each stage in a process of its own, as Airflow runs each task).
     """
     results = {}
     with night_lock(cfg, "run", wait_s):

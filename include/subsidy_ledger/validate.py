@@ -281,6 +281,7 @@ def objections_resolved_with_outcome(objections: Validated) -> Validated:
 
 # the cross-registry checks: a registry's final verdict waits for the registries its check reads
 NEEDS = {"training_classes": ("training_projects",), "class_enrollments": ("training_classes",)}
+READ_BY_OTHERS = frozenset(d for ds in NEEDS.values() for d in ds)  # a caller that reads these first waits least
 
 
 def _cross_checked(name: str, v: Validated, final: Mapping[str, Validated]) -> Validated:
@@ -312,7 +313,6 @@ def validate_each(raws: Mapping[str, RawRegistry] | Iterable[tuple[str, RawRegis
     read: dict[str, Validated] = {}  # not final yet: waiting for a registry its check reads
     final: dict[str, Validated] = {}  # final verdicts others' checks read (classes and projects: small)
     summaries: dict[str, dict] = {}
-    needed = {d for ds in NEEDS.values() for d in ds}
 
     def ready(ended: bool) -> Iterator[tuple[str, Validated]]:
         # a registry waits for those it reads that are not final: all of them before the drop ended, then only
@@ -324,7 +324,7 @@ def validate_each(raws: Mapping[str, RawRegistry] | Iterable[tuple[str, RawRegis
                 if any(d not in final and (d in read or not ended) for d in NEEDS.get(name, ())):
                     continue
                 v = _cross_checked(name, read.pop(name), final)
-                if name in needed:
+                if name in READ_BY_OTHERS:
                     final[name] = v
                 summaries[name] = v.gx_summary
                 moved = True
