@@ -495,9 +495,11 @@ def _yuan(fen) -> Decimal:
 
 
 def _fen(yuan_text: pd.Series) -> pd.Series:
-    """Exact integer fen from the extracts' yuan text (the sums below stay exact)."""
-    return yuan_text.astype("string").map(lambda v: int(Decimal(v) * 100) if isinstance(v, str) else 0).astype(
-        "int64")
+    """Exact integer fen from the extracts' yuan text (the sums below stay exact); missing is 0."""
+    # each distinct amount converted once; a missing one (code -1) takes the 0 appended last
+    codes, amounts = pd.factorize(yuan_text.astype("string"))
+    fen = np.array([int(Decimal(v) * 100) for v in amounts] + [0], dtype=np.int64)
+    return pd.Series(fen[codes], index=yuan_text.index, dtype="int64")
 
 
 def _department(dept: str) -> str:

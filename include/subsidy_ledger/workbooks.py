@@ -15,13 +15,15 @@ from pathlib import Path
 import pandas as pd
 import xlsxwriter
 
-from . import labels
+from . import labels, sheet_xml
 
 # column kinds: text, date, money (yuan text "1500.00"), int, rate (decimal text "0.20")
 TEXT, DATE, MONEY, INT, RATE = "text", "date", "money", "int", "rate"
 # Excel and WPS open at most 1,048,576 rows a sheet (one is the header); XlsxWriter silently skips cells past
 # it, so a province's detail goes on in further sheets instead of losing rows
 SHEET_ROWS = 1_048_575
+_XML_KIND = {TEXT: sheet_xml.TEXT, DATE: sheet_xml.DATE, MONEY: sheet_xml.NUMBER, RATE: sheet_xml.NUMBER,
+             INT: sheet_xml.NUMBER}
 
 
 @dataclass(frozen=True)
@@ -56,18 +58,10 @@ def _header(c: Col) -> str:
     return f"{c.zh}\n{c.name}"
 
 
-def _cell_values(frame: pd.DataFrame, c: Col) -> list:
-    s = frame[c.name] if c.name in frame else pd.Series(pd.NA, index=frame.index)
-    if c.label:
-        s = labels.series(c.label, s).where(s.notna())
-    if c.kind == DATE:
-        d = pd.to_datetime(s, errors="coerce")
-        return [None if pd.isna(v) else v.to_pydatetime() for v in d]
-    if c.kind in (MONEY, RATE):
-        return [None if v is None or v is pd.NA else float(Decimal(str(v))) for v in s.astype("string")]
-    if c.kind == INT:
-        return [None if pd.isna(v) else int(v) for v in s]
-    return [None if v is None or v is pd.NA else str(v) for v in s.astype("string")]
+def _values(frame: pd.DataFrame, c: Col) -> pd.Series:
+    """A detail column's values as shown: labelled where the column has labels, missing where the frame has none."""
+    s = frame[c.name] if c.name in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+    return labels.series(c.label, s).where(s.notna()) if c.label else s
 
 
 def detail_sheets(book: Book, sheet_rows: int = SHEET_ROWS) -> list[tuple[str, int, int]]:
@@ -93,11 +87,17 @@ def write(path: Path, book: Book, sheet_rows: int = SHEET_ROWS) -> None:
                      f"每张至多 {sheet_rows:,} 行）。"
                      f"The detail's {n} rows fill {k} sheets of at most {sheet_rows:,} rows.")
     _cover(wb.add_worksheet("封面"), book, f, notes)
+    details = []
     for name, start, end in sheets:
-        _detail(wb.add_worksheet(name), book.columns, book.rows.iloc[start:end], f)
+        ws = wb.add_worksheet(name)
+        details.append((f"xl/worksheets/sheet{len(wb.worksheets())}.xml", _detail(ws, book.columns, start, end, f)))
     _totals(wb.add_worksheet("合计"), book, f)
     _reasons(wb.add_worksheet("原因说明"), f)
     wb.close()
+    # the rows themselves, a column at a time: XlsxWriter assigned each format its style index on closing
+    sheet_xml.fill(path, [sheet_xml.Detail(part, [
+        sheet_xml.Column(_XML_KIND[c.kind], _style(fmt), _values(book.rows.iloc[start:end], c)) for c, fmt in cols])
+        for part, (cols, start, end) in details])
 
 
 def _formats(wb) -> dict:
@@ -162,28 +162,25 @@ def _cover(ws, book: Book, f: dict, notes: list[str]) -> None:
         row += 3
 
 
-def _detail(ws, cols: list[Col], rows: pd.DataFrame, f: dict) -> None:
+def _detail(ws, cols: list[Col], start: int, end: int, f: dict) -> tuple[list[tuple[Col, object]], int, int]:
+    """A detail sheet's header, widths, filter and print set-up; its rows are filled in after closing (fill)."""
+    fmt = {DATE: f["date"], MONEY: f["money"], RATE: f["rate"], INT: f["int"], TEXT: f["text"]}
     for j, c in enumerate(cols):
-        ws.set_column(j, j, c.width)
+        ws.set_column(j, j, c.width, fmt[c.kind])  # the column's format is its cells' style, blank cells' too
     ws.set_row(0, 30)
     for j, c in enumerate(cols):
         ws.write_string(0, j, _header(c), f["head"])
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(len(rows), 1), len(cols) - 1)
+    ws.autofilter(0, 0, max(end - start, 1), len(cols) - 1)
     _print_setup(ws)
-    values = [_cell_values(rows, c) for c in cols]
-    fmt = {DATE: f["date"], MONEY: f["money"], RATE: f["rate"], INT: f["int"], TEXT: f["text"]}
-    for i in range(len(rows)):
-        for j, c in enumerate(cols):
-            v = values[j][i]
-            if v is None:
-                continue
-            if c.kind == DATE:
-                ws.write_datetime(i + 1, j, v, fmt[DATE])
-            elif c.kind in (MONEY, RATE, INT):
-                ws.write_number(i + 1, j, v, fmt[c.kind])
-            else:
-                ws.write_string(i + 1, j, v, fmt[TEXT])
+    return [(c, fmt[c.kind]) for c in cols], start, end
+
+
+def _style(fmt) -> int:
+    """The style index XlsxWriter gave a column's format when it wrote the sheet."""
+    if fmt.xf_index is None:
+        raise RuntimeError("XlsxWriter gave a detail column's format no style index; the rows cannot be written")
+    return fmt.xf_index
 
 
 def _totals(ws, book: Book, f: dict) -> None:

@@ -66,10 +66,11 @@ def reason_clause(code, rule_id: str | None = None) -> str | None:
 def explain(codes: pd.Series, rule_ids: pd.Series) -> pd.Series:
     """"<sentence> (<clause>)" for each (reason code, rule) pair; missing codes stay missing."""
     pairs = pd.DataFrame({"c": codes.astype("string"), "r": rule_ids.astype("string")})
-    uniq = pairs.drop_duplicates().dropna(subset=["c"])
-    text = {(c, r): f"{reason_text(c, r)}（{reason_clause(c, r)}）" for c, r in uniq.itertuples(index=False)}
-    return pd.Series([text.get((c, r)) if isinstance(c, str) else None
-                      for c, r in pairs.itertuples(index=False)], index=codes.index, dtype="string")
+    # each distinct pair worded once, then matched back to the rows in their order
+    uniq = pairs.drop_duplicates()
+    uniq = uniq.assign(t=pd.Series([f"{reason_text(c, r)}（{reason_clause(c, r)}）" if isinstance(c, str) else None
+                                    for c, r in uniq.itertuples(index=False)], index=uniq.index, dtype="string"))
+    return pd.Series(pairs.merge(uniq, on=["c", "r"], how="left")["t"].array, index=codes.index, dtype="string")
 
 
 def glossary() -> pd.DataFrame:
