@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from subsidy_ledger import pipeline, warehouse
+from subsidy_ledger import pipeline, stage_process, warehouse, workstore
 from subsidy_ledger.generate import change, generate
 
 pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")  # edited drops; publicity: test_payments
@@ -85,6 +85,70 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
     engine.dispose()
     assert len(from_copy) > 0 and set(from_copy["decision"]) == {"approved", "rejected", "held"}
     pd.testing.assert_frame_equal(from_copy, from_warehouse, check_dtype=True)
+
+
+def _staged(c: pipeline.RunConfig, url: str) -> dict[str, pd.DataFrame]:
+    """Each registry's staged rows of a run (without the run's ids) and its parked copy, in source order."""
+    engine = warehouse.connect(url)
+    out = {}
+    with engine.connect() as conn:
+        for name, table in warehouse.STAGING.items():
+            rows = warehouse.read_frame(conn, table, table.c.run_id == c.run_id)
+            assert (rows["validated_run"] == c.run_id).all(), name
+            out[name] = rows.drop(columns=["run_id", "validated_run"]).sort_values("source_row", ignore_index=True)
+            parked = workstore.read_frame(c.work / "accepted" / f"{name}.parquet")
+            assert len(parked) == len(rows) and (parked["validated_run"] == c.run_id).all(), name
+            out[f"{name} parked"] = parked.drop(columns=["validated_run"]).reset_index(drop=True)
+    engine.dispose()
+    return out
+
+
+def test_a_process_beside_validation_stages_the_same_rows(drop, warehouse_url, tmp_path, monkeypatch):
+    """With processes, a forked process stages each registry while the next is validated: the warehouse's
+    staged rows and the work store's copies are those the validating process stages itself."""
+    staged = {}
+    for beside in ("1", "0"):
+        monkeypatch.setenv(stage_process.STAGE_PROCESSES_ENV, beside)
+        c = cfg(drop, "2022-06-30", warehouse_url, tmp_path / f"out{beside}", run_id=f"night_{beside}")
+        pipeline.stage_extract(c)
+        pipeline.stage_validate(c)
+        staged[beside] = _staged(c, warehouse_url)
+    assert staged["1"].keys() == staged["0"].keys() and len(staged["1"]["certificates"]) > 0
+    for name, rows in staged["1"].items():
+        pd.testing.assert_frame_equal(rows, staged["0"][name], obj=name)
+
+
+def test_a_staging_error_beside_validation_stops_it_with_that_error(drop, tmp_path, monkeypatch):
+    monkeypatch.setenv(stage_process.STAGE_PROCESSES_ENV, "1")
+    insert = warehouse.insert_frame
+
+    def refuse(conn, table, frame, *args, **kwargs):
+        if table is warehouse.STAGING["certificates"]:
+            raise OSError(28, "No space left on device")
+        return insert(conn, table, frame, *args, **kwargs)
+
+    monkeypatch.setattr(warehouse, "insert_frame", refuse)  # the forked process has it too
+    c = cfg(drop, "2022-06-30", f"sqlite:///{tmp_path / 'w.sqlite'}", tmp_path / "out")
+    pipeline.stage_extract(c)
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.stage_validate(c)
+    assert not multiprocessing.active_children()
+
+
+def test_a_validation_error_ends_the_staging_beside_it(drop, tmp_path, monkeypatch):
+    monkeypatch.setenv(stage_process.STAGE_PROCESSES_ENV, "1")
+    each = pipeline.validate.validate_each
+
+    def one_then_fail(*args, **kwargs):
+        yield next(each(*args, **kwargs))
+        raise ValueError("GX broke")
+
+    monkeypatch.setattr(pipeline.validate, "validate_each", one_then_fail)
+    c = cfg(drop, "2022-06-30", f"sqlite:///{tmp_path / 'w.sqlite'}", tmp_path / "out")
+    pipeline.stage_extract(c)
+    with pytest.raises(ValueError, match="GX broke"):
+        pipeline.stage_validate(c)
+    assert not multiprocessing.active_children()
 
 
 def test_two_runs_started_at_once_post_once(drop, warehouse_url, tmp_path):

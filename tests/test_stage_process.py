@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import multiprocessing
 import os
 import pickle
 import signal
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +111,52 @@ def test_the_environment_chooses_unless_asked(monkeypatch):
     assert stage_process.wanted() is True
     monkeypatch.setenv(stage_process.STAGE_PROCESSES_ENV, "0")
     assert stage_process.wanted() is False and stage_process.wanted(True) is True
+
+
+def _log_turn(path: Path, key: str, fail: bool = False) -> None:
+    with path.open("a") as fh:
+        fh.write(f"start {key} {os.getpid()}\n")
+    if fail:
+        raise OSError(28, f"No space left on device staging {key}")
+    with path.open("a") as fh:
+        fh.write(f"end {key}\n")
+
+
+def test_serial_jobs_run_one_at_a_time_in_order_beside_this_process(tmp_path):
+    journal, done = tmp_path / "journal", []
+    serial = stage_process.Serial(hold=10**9, done=done.append)
+    for key in ("a", "b", "c"):
+        serial.submit(key, _log_turn, journal, key, weight=5)
+    serial.finish()
+    lines = journal.read_text().splitlines()
+    assert [x.split()[:2] for x in lines] == [["start", "a"], ["end", "a"], ["start", "b"], ["end", "b"],
+                                              ["start", "c"], ["end", "c"]]
+    assert done == ["a", "b", "c"] and all(int(x.split()[2]) != os.getpid() for x in lines if x.startswith("start"))
+    inline = stage_process.Serial(hold=0, done=done.append, inline=True)
+    inline.submit("d", _log_turn, journal, "d")
+    assert journal.read_text().splitlines()[-2] == f"start d {os.getpid()}" and done[-1] == "d"
+
+
+def test_a_serial_job_error_comes_back_and_the_rest_are_dropped(tmp_path):
+    journal, done = tmp_path / "journal", []
+    serial = stage_process.Serial(hold=10**9, done=done.append)
+    with pytest.raises(OSError, match="staging a"):  # at the next submit, or at finish if a is still running
+        serial.submit("a", _log_turn, journal, "a", True)
+        serial.submit("b", _log_turn, journal, "b")
+        serial.finish()
+    serial.stop()
+    assert done == [] and "start b" not in journal.read_text()
+    assert not multiprocessing.active_children()
+
+
+def test_the_forked_job_s_arguments_are_let_go_here(tmp_path):
+    class Rows(list):
+        pass
+
+    rows = Rows(range(10))
+    alive = weakref.ref(rows)
+    job = stage_process.started(len, rows, what="count")
+    del rows
+    gc.collect()
+    assert alive() is None  # only the child holds them now
+    assert job.result() == 10

@@ -43,6 +43,7 @@ from . import (
     payments,
     publicity,
     run_record,
+    stage_process,
     steps,
     supervision,
     validate,
@@ -228,7 +229,13 @@ def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[
     """Each registry as extract parked it, read when its turn comes, so that validation holds one registry's
     raw rows at a time; kept gets each registry without its rows (what the reconciliation says of its file)."""
     manifest = workstore.read_json(cfg.work / "raw" / "manifest.json")
-    for name in sorted(manifest, key=lambda n: n not in validate.READ_BY_OTHERS):  # others' checks read these
+
+    def turn(name: str) -> tuple[bool, int]:
+        # first those others' checks read, then the largest first: the small ones are validated while the
+        # large ones are staged beside (stage_validate), and the night does not end waiting for a large one
+        return name not in validate.READ_BY_OTHERS, -(cfg.work / "raw" / f"{name}.parquet").stat().st_size
+
+    for name in sorted(manifest, key=turn):
         m = manifest[name]
         frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet")
         for c in frame.columns:
@@ -239,6 +246,9 @@ def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[
         kept[name] = dataclasses.replace(raw, frame=contract.empty_like(frame))
         yield name, raw
         del frame, raw  # before the next registry's rows are read
+
+
+STAGING_HOLD_ROWS = 500_000  # validated rows held for staging beside validation (a bound, whatever the drop)
 
 
 def stage_validate(cfg: RunConfig) -> dict:
@@ -254,25 +264,25 @@ def stage_validate(cfg: RunConfig) -> dict:
     validated_at = _now()
     with engine.connect() as conn:  # P3: a bank result must answer an instruction the warehouse issued
         issued = warehouse.read_frame(conn, warehouse.payment_instructions)
-    accepted_dir = cfg.work / "accepted"
     results: dict[str, validate.Validated] = {}
-    # each registry is staged as its verdict comes, and only its counts and quarantine are kept: the night
-    # holds one registry's rows at a time (a rerun of the night replaces its staged rows)
-    for name, v in validate.validate_each(_load_raw(cfg, raws), cfg.as_of_date, exp_dir, docs_dir=docs,
-                                          run_name=cfg.run_id):
-        if name == "payment_results":
-            v = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
-                                         validate.UNKNOWN_INSTRUCTION_REASON, ("instruction_id", "payout_id"))
-        with engine.begin() as conn:
-            table = warehouse.STAGING[name]
-            conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
-            v.accepted["validated_run"] = cfg.run_id  # lineage: the GX validation that accepted the row
-            staged = v.accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
-            warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-        workstore.write_frame(accepted_dir / f"{name}.parquet", v.accepted)
-        faults.checkpoint(f"validate:staged:{name}")
-        results[name] = v.without_rows()
-        del v, staged
+    # each registry is staged as its verdict comes, and only its counts and quarantine are kept (a rerun of the
+    # night replaces its staged rows). With processes (stage_process.wanted), forked processes stage the
+    # registries one at a time (one writer) while this one validates the next ones: the warehouse's bulk load
+    # and GX each keep a core busy. Verdicts waiting to be staged are held here up to STAGING_HOLD_ROWS rows.
+    stager = stage_process.Serial(STAGING_HOLD_ROWS, lambda name: faults.checkpoint(f"validate:staged:{name}"),
+                                  inline=not stage_process.wanted())
+    try:
+        for name, v in validate.validate_each(_load_raw(cfg, raws), cfg.as_of_date, exp_dir, docs_dir=docs,
+                                              run_name=cfg.run_id):
+            if name == "payment_results":
+                v = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
+                                             validate.UNKNOWN_INSTRUCTION_REASON, ("instruction_id", "payout_id"))
+            stager.submit(name, stage_accepted, cfg, name, v.accepted, weight=len(v.accepted))
+            results[name] = v.without_rows()
+            del v
+        stager.finish()
+    finally:
+        stager.stop()  # validation failed: the queued are not staged, the one staging is rolled back
     results = {n: results[n] for n in REGISTRIES if n in results}  # the drop's order, whatever came first
     with engine.begin() as conn:
         for t in (warehouse.quarantine, warehouse.reconciliation, warehouse.validation_results):
@@ -310,6 +320,24 @@ def stage_validate(cfg: RunConfig) -> dict:
                             "rows_checked": v.gx_summary["rows_checked"],
                             "expectations": v.gx_summary["expectations"]} for n, v in results.items()},
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
+
+
+def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine=None) -> None:
+    """Stage a registry's accepted rows in the warehouse (one transaction; a rerun replaces the run's rows)
+    and park them in the work store for pay and export."""
+    own = engine is None
+    engine = _engine(cfg) if own else engine
+    accepted = accepted.assign(validated_run=cfg.run_id)  # lineage: the GX validation that accepted the row
+    try:
+        with engine.begin() as conn:
+            table = warehouse.STAGING[name]
+            conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
+            staged = accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
+            warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
+    finally:
+        if own:
+            engine.dispose()
+    workstore.write_frame(cfg.work / "accepted" / f"{name}.parquet", accepted)
 
 
 def _previous_figures(conn, run_id: str) -> dict[str, gate.RegistryFigures] | None:

@@ -57,34 +57,103 @@ def call(name: str, cfg, peaks: dict | None = None) -> dict:
 
 def alone(fn: Callable, *args, what: str, peaks: dict | None = None, key: str | None = None):
     """fn(*args) in a forked process; its result, or its error raised here."""
-    context = multiprocessing.get_context("fork")
-    channel = context.Queue()
-    child = context.Process(target=_child, args=(fn, args, channel), name=f"subsidy-ledger {what}")
-    child.start()
-    try:
-        while True:
-            try:
-                message = channel.get(timeout=POLL_S if child.is_alive() else DRAIN_S)
-            except queues.Empty:
-                if child.is_alive():
+    return started(fn, *args, what=what).result(peaks, key)
+
+
+def started(fn: Callable, *args, what: str) -> Running:
+    """fn(*args) started in a forked process, going on beside this one until its result() is asked for."""
+    return Running(fn, args, what)
+
+
+class Serial:
+    """Jobs run one after another, each in a forked process beside this one (or here, inline=True). submit()
+    queues a job and returns at once unless the queued jobs' weight (say, rows held here for them) is above
+    `hold`; done(key) is called here as each job ends, in order; finish() waits for all, stop() ends them."""
+
+    def __init__(self, hold: int, done: Callable[[str], None] = lambda key: None, inline: bool = False) -> None:
+        self.hold, self.done, self.inline = hold, done, inline
+        self.queued: list[tuple[str, Callable, tuple, int]] = []
+        self.running: tuple[str, Running] | None = None
+
+    def submit(self, key: str, fn: Callable, *args, weight: int = 0) -> None:
+        """Queue fn(*args) under key; wait while the queue weighs more than `hold`."""
+        if self.inline:
+            fn(*args)
+            self.done(key)
+            return
+        self.queued.append((key, fn, args, weight))
+        self._advance(wait=False)
+        while sum(w for *_, w in self.queued) > self.hold:
+            self._advance(wait=True)
+
+    def finish(self) -> None:
+        """Wait for every job; the first error raises here."""
+        while self.running or self.queued:
+            self._advance(wait=True)
+
+    def stop(self) -> None:
+        """Drop the queued jobs and end the running one unfinished."""
+        self.queued.clear()
+        if self.running:
+            self.running[1].stop()
+            self.running = None
+
+    def _advance(self, wait: bool) -> None:
+        if self.running and (wait or self.running[1].finished()):
+            key, job = self.running
+            self.running = None
+            job.result()
+            self.done(key)
+        if self.running is None and self.queued:
+            key, fn, args, _ = self.queued.pop(0)
+            self.running = key, started(fn, *args, what=key)
+
+
+class Running:
+    """A function running in a forked process: result() waits for it; stop() ends it unfinished."""
+
+    def __init__(self, fn: Callable, args: tuple, what: str) -> None:
+        context = multiprocessing.get_context("fork")
+        self.what = what
+        self.channel = context.Queue()
+        # Process.start lets go of its arguments once forked: only the child holds them then (rows to stage)
+        self.child = context.Process(target=_child, args=(fn, args, self.channel), name=f"subsidy-ledger {what}")
+        self.child.start()
+
+    def finished(self) -> bool:
+        """Whether its process has ended (its result is then waiting)."""
+        return not self.child.is_alive()
+
+    def result(self, peaks: dict | None = None, key: str | None = None):
+        """Its result, or its error raised here; peaks, if given, gets its peak memory in MiB under key."""
+        try:
+            while True:
+                try:
+                    message = self.channel.get(timeout=POLL_S if self.child.is_alive() else DRAIN_S)
+                except queues.Empty:
+                    if self.child.is_alive():
+                        continue
+                    self.child.join()
+                    raise StageProcessError(_ended(self.what, self.child.exitcode)) from None
+                if isinstance(message, logging.LogRecord):
+                    logging.getLogger(message.name).handle(message)
                     continue
-                child.join()
-                raise StageProcessError(_ended(what, child.exitcode)) from None
-            if isinstance(message, logging.LogRecord):
-                logging.getLogger(message.name).handle(message)
-                continue
-            kind, blob, peak_mib, remote = message
-            if peaks is not None:
-                peaks[key or what] = peak_mib
-            if kind == "result":
-                return pickle.loads(blob)
-            raise pickle.loads(blob) from RemoteTraceback(remote)
-    finally:
-        child.join(DRAIN_S)
-        if child.is_alive():  # the parent was interrupted: the stage must not go on without it
-            child.terminate()
-            child.join()
-        channel.close()
+                kind, blob, peak_mib, remote = message
+                if peaks is not None:
+                    peaks[key or self.what] = peak_mib
+                if kind == "result":
+                    return pickle.loads(blob)
+                raise pickle.loads(blob) from RemoteTraceback(remote)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Let it finish what it sent (a moment), else end it: it must not go on without this process."""
+        self.child.join(DRAIN_S)
+        if self.child.is_alive():
+            self.child.terminate()
+            self.child.join()
+        self.channel.close()
 
 
 def _ended(what: str, code: int | None) -> str:
