@@ -53,7 +53,7 @@ class Detail:
 
 
 def cell_content(column: Column) -> pa.Array:
-    """The text inside each cell's <c> element after its reference (null: no cell), for the whole column."""
+    """The text inside each cell's <c> element after its reference (null: no cell), for a column or a chunk of it."""
     if column.kind == TEXT:
         return _text_cells(_as_text(column.values), column.style)
     if column.kind == DATE:
