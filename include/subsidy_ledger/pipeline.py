@@ -270,7 +270,7 @@ def stage_validate(cfg: RunConfig) -> dict:
     # registries one at a time (one writer) while this one validates the next ones: the warehouse's bulk load
     # and GX each keep a core busy. Verdicts waiting to be staged are held here up to STAGING_HOLD_ROWS rows.
     stager = stage_process.Serial(STAGING_HOLD_ROWS, lambda name: faults.checkpoint(f"validate:staged:{name}"),
-                                  inline=not stage_process.wanted())
+                                  inline=not stage_process.wanted(), what="staging")
     try:
         for name, v in validate.validate_each(_load_raw(cfg, raws), cfg.as_of_date, exp_dir, docs_dir=docs,
                                               run_name=cfg.run_id):

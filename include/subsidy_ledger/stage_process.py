@@ -5,7 +5,7 @@ what the stages before it left behind (at 1,000,000 persons, 2.7 GiB in one proc
 largest of the stages' processes, docs/benchmarks.md). The process is forked, so it has this process's
 environment, working folder and logging set-up; its log records are handled here as if it had logged them
 here, its result comes back here and so does its error, of the same type, for the caller to report as it
-would in one process.
+would in one process. Serial runs jobs of a stage the same way, one at a time beside it (validate's staging).
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ class Serial:
     queues a job and returns at once unless the queued jobs' weight (say, rows held here for them) is above
     `hold`; done(key) is called here as each job ends, in order; finish() waits for all, stop() ends them."""
 
-    def __init__(self, hold: int, done: Callable[[str], None] = lambda key: None, inline: bool = False) -> None:
-        self.hold, self.done, self.inline = hold, done, inline
+    def __init__(self, hold: int, done: Callable[[str], None] = lambda key: None, inline: bool = False,
+                 what: str = "job") -> None:
+        self.hold, self.done, self.inline, self.what = hold, done, inline, what
         self.queued: list[tuple[str, Callable, tuple, int]] = []
         self.running: tuple[str, Running] | None = None
 
@@ -106,7 +107,7 @@ class Serial:
             self.done(key)
         if self.running is None and self.queued:
             key, fn, args, _ = self.queued.pop(0)
-            self.running = key, started(fn, *args, what=key)
+            self.running = key, started(fn, *args, what=f"{self.what} {key}")
 
 
 class Running:
