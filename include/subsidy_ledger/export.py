@@ -19,6 +19,7 @@ from . import assessment_report, labels, partition, workbooks, workstore
 from .assessment import Assessment
 from .contract import CLAIM_KEY as CLAIM
 from .contract import mask_account_no, mask_ids_in_text, mask_name, mask_resident_id, person_codes
+from .identifiers import each_distinct
 from .ledger import payee_type
 from .money import fen_to_yuan_text, rate_units_to_text
 from .workbooks import DATE, INT, MONEY, RATE, Col
@@ -496,10 +497,8 @@ def _yuan(fen) -> Decimal:
 
 def _fen(yuan_text: pd.Series) -> pd.Series:
     """Exact integer fen from the extracts' yuan text (the sums below stay exact); missing is 0."""
-    # each distinct amount converted once; a missing one (code -1) takes the 0 appended last
-    codes, amounts = pd.factorize(yuan_text.astype("string"))
-    fen = np.array([int(Decimal(v) * 100) for v in amounts] + [0], dtype=np.int64)
-    return pd.Series(fen[codes], index=yuan_text.index, dtype="int64")
+    fen = each_distinct(yuan_text.astype("string"), lambda v: int(Decimal(v) * 100), 0, np.int64)
+    return pd.Series(fen, index=yuan_text.index, dtype="int64")
 
 
 def _department(dept: str) -> str:

@@ -57,15 +57,15 @@ def resident_id_valid(values: pd.Series, latest_birth: dt.date) -> pd.Series:
     if not shaped.any():
         return ok
     good = s[shaped]
-    check = _each_distinct(good, lambda v: ric.calc_check_digit(v) == v[17], False, bool)
-    known = _each_distinct(good.str.slice(0, 6), area_code_known, False, bool)
+    check = each_distinct(good, lambda v: ric.calc_check_digit(v) == v[17], False, bool)
+    known = each_distinct(good.str.slice(0, 6), area_code_known, False, bool)
     birth = pd.to_datetime(good.str.slice(6, 14), format="%Y%m%d", errors="coerce")
     ok[shaped] = check & known & (birth.notna() & (birth >= pd.Timestamp("1900-01-01"))
                                   & (birth <= pd.Timestamp(latest_birth))).to_numpy(dtype=bool)
     return ok
 
 
-def _each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
+def each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
     """fn of each value, called once per distinct value and spread back by position (a dict and Series.map
     cost twice as much); a missing value gets `missing`."""
     which, uniq = pd.factorize(values)
@@ -74,7 +74,7 @@ def _each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
 
 def credit_code_valid(values: pd.Series) -> pd.Series:
     """Vector check of unified social credit codes (shape and check character)."""
-    ok = _each_distinct(values, lambda v: isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v),
+    ok = each_distinct(values, lambda v: isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v),
                         False, bool)
     return pd.Series(ok, index=values.index)
 
@@ -123,5 +123,5 @@ def person_codes(values: pd.Series, key: bytes) -> pd.Series:
     def code(v: str) -> str:
         return "P" + hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:12].upper()
 
-    codes = _each_distinct(values.astype("string"), code, None, object)
+    codes = each_distinct(values.astype("string"), code, None, object)
     return pd.Series(codes, index=values.index, dtype="string")

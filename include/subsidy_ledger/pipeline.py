@@ -277,7 +277,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             if name == "payment_results":
                 v = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
                                              validate.UNKNOWN_INSTRUCTION_REASON, ("instruction_id", "payout_id"))
-            stager.submit(name, stage_accepted, cfg, name, v.accepted, weight=len(v.accepted))
+            stager.submit(name, stage_accepted, cfg, name, v.accepted, engine, weight=len(v.accepted))
             results[name] = v.without_rows()
             del v
         stager.finish()
@@ -322,21 +322,16 @@ def stage_validate(cfg: RunConfig) -> dict:
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
 
 
-def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine=None) -> None:
+def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine) -> None:
     """Stage a registry's accepted rows in the warehouse (one transaction; a rerun replaces the run's rows)
-    and park them in the work store for pay and export."""
-    own = engine is None
-    engine = _engine(cfg) if own else engine
+    and park them in the work store for pay and export. The engine is the night's unpooled one (_engine): it
+    holds no connection, so a forked staging process opens its own through it."""
     accepted = accepted.assign(validated_run=cfg.run_id)  # lineage: the GX validation that accepted the row
-    try:
-        with engine.begin() as conn:
-            table = warehouse.STAGING[name]
-            conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
-            staged = accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
-            warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-    finally:
-        if own:
-            engine.dispose()
+    with engine.begin() as conn:
+        table = warehouse.STAGING[name]
+        conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
+        staged = accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
+        warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
     workstore.write_frame(cfg.work / "accepted" / f"{name}.parquet", accepted)
 
 

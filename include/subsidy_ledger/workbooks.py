@@ -87,17 +87,18 @@ def write(path: Path, book: Book, sheet_rows: int = SHEET_ROWS) -> None:
                      f"每张至多 {sheet_rows:,} 行）。"
                      f"The detail's {n} rows fill {k} sheets of at most {sheet_rows:,} rows.")
     _cover(wb.add_worksheet("封面"), book, f, notes)
-    details = []
+    details = []  # (worksheet part, its rows, each column with its format)
     for name, start, end in sheets:
         ws = wb.add_worksheet(name)
-        details.append((f"xl/worksheets/sheet{len(wb.worksheets())}.xml", _detail(ws, book.columns, start, end, f)))
+        details.append((f"xl/worksheets/sheet{len(wb.worksheets())}.xml", book.rows.iloc[start:end],
+                        _detail(ws, book.columns, end - start, f)))
     _totals(wb.add_worksheet("合计"), book, f)
     _reasons(wb.add_worksheet("原因说明"), f)
     wb.close()
     # the rows themselves, a column at a time: XlsxWriter assigned each format its style index on closing
     sheet_xml.fill(path, [sheet_xml.Detail(part, [
-        sheet_xml.Column(_XML_KIND[c.kind], _style(fmt), _values(book.rows.iloc[start:end], c)) for c, fmt in cols])
-        for part, (cols, start, end) in details])
+        sheet_xml.Column(_XML_KIND[c.kind], _style(fmt), _values(rows, c)) for c, fmt in cols])
+        for part, rows, cols in details])
 
 
 def _formats(wb) -> dict:
@@ -162,7 +163,7 @@ def _cover(ws, book: Book, f: dict, notes: list[str]) -> None:
         row += 3
 
 
-def _detail(ws, cols: list[Col], start: int, end: int, f: dict) -> tuple[list[tuple[Col, object]], int, int]:
+def _detail(ws, cols: list[Col], n_rows: int, f: dict) -> list[tuple[Col, object]]:
     """A detail sheet's header, widths, filter and print set-up; its rows are filled in after closing (fill)."""
     fmt = {DATE: f["date"], MONEY: f["money"], RATE: f["rate"], INT: f["int"], TEXT: f["text"]}
     for j, c in enumerate(cols):
@@ -171,9 +172,9 @@ def _detail(ws, cols: list[Col], start: int, end: int, f: dict) -> tuple[list[tu
     for j, c in enumerate(cols):
         ws.write_string(0, j, _header(c), f["head"])
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(end - start, 1), len(cols) - 1)
+    ws.autofilter(0, 0, max(n_rows, 1), len(cols) - 1)
     _print_setup(ws)
-    return [(c, fmt[c.kind]) for c in cols], start, end
+    return [(c, fmt[c.kind]) for c in cols]
 
 
 def _style(fmt) -> int:
