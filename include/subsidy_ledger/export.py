@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import assessment_report, labels, partition, workbooks, workstore
+from . import assessment_report, csv_text, labels, partition, workbooks, workstore
 from .assessment import Assessment
 from .contract import CLAIM_KEY as CLAIM
 from .contract import mask_account_no, mask_ids_in_text, mask_name, mask_resident_id, person_codes
@@ -280,7 +280,7 @@ def supervision_extract(signals: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """CSV for Excel: UTF-8 with BOM, empty cells for missing values."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    csv_text.write(frame, path)
 
 
 _RENAME_EXCHANGE = 2

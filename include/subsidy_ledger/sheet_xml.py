@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from xlsxwriter.utility import xl_col_to_name
 
+from .arrow_text import as_text, joined
+
 TEXT, NUMBER, DATE = "text", "number", "date"
 CHUNK_ROWS = 50_000  # rows built at once: bounds the XML held in memory to some tens of MiB
 # zlib's fastest level for the rows' part: 236 MB of XML (300,000 rows) in 0.7 s instead of 2.4 s at the default
@@ -55,11 +57,11 @@ class Detail:
 def cell_content(column: Column) -> pa.Array:
     """The text inside each cell's <c> element after its reference (null: no cell), for a column or a chunk of it."""
     if column.kind == TEXT:
-        return _text_cells(_as_text(column.values), column.style)
+        return _text_cells(as_text(column.values), column.style)
     if column.kind == DATE:
         number = _serials(column.values)
     else:
-        number = _as_text(column.values)
+        number = as_text(column.values)
         bad = pc.invert(pc.fill_null(pc.match_substring_regex(number, _NUMBER), True))
         if pc.any(bad).as_py():
             raise ValueError(f"not a number for a numeric cell: {pc.filter(number, bad)[0].as_py()!r}")
@@ -80,7 +82,7 @@ def rows_xml(columns: list[Column], first_row: int = 2, chunk_rows: int | None =
             cells.append(pc.binary_join_element_wise(f'<c r="{letter}', numbers, cell_content(part), ""))
         rows = pc.binary_join_element_wise('<row r="', numbers, '">', *cells, "</row>", "",
                                            null_handling="replace", null_replacement="")
-        yield _joined(rows)
+        yield joined(rows)
 
 
 def fill(path: Path, details: list[Detail], chunk_rows: int | None = None) -> None:
@@ -123,14 +125,6 @@ def _split(sheet: str, detail: Detail) -> tuple[str, str]:
     return head, sheet[at:]
 
 
-def _as_text(values: pd.Series) -> pa.Array:
-    """The values as an Arrow string array, missing values null."""
-    s = values.astype("string")
-    text = pa.array(s.array, type=pa.string()) if len(s) else pa.array([], type=pa.string())
-    # a column read back in pieces is a chunked array: one array, so that the columns line up row by row
-    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-
-
 def _text_cells(text: pa.Array, style: int) -> pa.Array:
     """Inline-string cells of text, escaped as XlsxWriter escapes it."""
     if (pc.max(pc.utf8_length(text)).as_py() or 0) > MAX_TEXT:
@@ -163,11 +157,3 @@ def _serials(values: pd.Series) -> pa.Array:
     part = np.isfinite(days) & ~whole
     text[part] = [f"{v:.16G}" for v in days[part]]
     return pa.array(text, type=pa.string())
-
-
-def _joined(rows: pa.Array) -> memoryview:
-    """The strings of an Arrow array without nulls, end to end: a view of its data buffer, not a copy per value."""
-    if not len(rows):
-        return memoryview(b"")
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset:rows.offset + len(rows) + 1]
-    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
