@@ -23,7 +23,7 @@ from pandas.api import types
 from .arrow_text import as_text, joined
 
 LINE_END = "\r\n"
-CHUNK_ROWS = 200_000  # rows built at once: bounds the text held in memory to some tens of MiB
+CHUNK_ROWS = 50_000  # rows built at once: the text held in memory stays a few MiB (200,000 added 76 MiB to the peak)
 _QUOTED = '[",\r\n]'  # what makes the csv module quote a field (delimiter, quote character, line ending)
 _QUOTED_BYTES = np.frombuffer(b'",\r\n', dtype=np.uint8)  # ASCII: never inside another character's UTF-8
 

@@ -8,6 +8,8 @@ import fcntl
 import io
 import os
 import secrets
+import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -535,6 +537,19 @@ def _copy_postgres(conn, table: sa.Table, names: list[str], cols: list[list]) ->
     cursor.copy_expert(f'COPY "{table.name}" ({cols_sql}) FROM STDIN', buf)
 
 
+def _executemany_sqlite(conn, sql: str, rows: Iterable[tuple]) -> None:
+    """pysqlite's executemany on the connection's own cursor, in its transaction: SQLAlchemy's exec_driver_sql
+    copies every row's parameters first (2.7 million claim sources: 19 s instead of 14 s). Errors come out as
+    SQLAlchemy's, as they would through it."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
+
+
 def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 100_000) -> int:
     """Bulk-load a frame's rows: COPY on PostgreSQL, driver executemany elsewhere; returns the row count.
 
@@ -547,7 +562,7 @@ def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 100_00
         elif conn.dialect.name == "sqlite":
             stmt = table.insert().compile(dialect=conn.dialect, column_keys=names)
             order = [names.index(p) for p in stmt.positiontup]
-            conn.exec_driver_sql(str(stmt), list(zip(*[cols[k] for k in order], strict=True)))
+            _executemany_sqlite(conn, str(stmt), zip(*[cols[k] for k in order], strict=True))
         else:  # any other SQLAlchemy dialect: portable executemany
             conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)])
     return len(frame)
