@@ -21,3 +21,9 @@ def joined(rows: pa.Array) -> memoryview:
         return memoryview(b"")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset:rows.offset + len(rows) + 1]
     return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
+
+
+def bytes_in(text: pa.Array) -> np.ndarray:
+    """Which of the 256 byte values occur in the strings' UTF-8 (a null as nothing): one pass that lets a caller
+    skip the kernels a column does not need (an ASCII byte never occurs inside another character's UTF-8)."""
+    return np.bincount(np.frombuffer(joined(text), dtype=np.uint8), minlength=256) > 0

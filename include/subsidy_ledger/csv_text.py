@@ -14,18 +14,17 @@ import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types
 
-from .arrow_text import as_text, joined
+from .arrow_text import as_text, bytes_in, joined
 
 LINE_END = "\r\n"
 CHUNK_ROWS = 50_000  # rows built at once: the text held in memory stays a few MiB (200,000 added 76 MiB to the peak)
 _QUOTED = '[",\r\n]'  # what makes the csv module quote a field (delimiter, quote character, line ending)
-_QUOTED_BYTES = np.frombuffer(b'",\r\n', dtype=np.uint8)  # ASCII: never inside another character's UTF-8
+_QUOTED_BYTES = list(b'",\r\n')
 
 
 def kind(values: pd.Series) -> str | None:
@@ -55,7 +54,7 @@ def fields(values: pd.Series, how: str) -> pa.Array:
 def quoted(text: pa.Array) -> pa.Array:
     """Text fields quoted where the csv module quotes them, with their quotes doubled."""
     # most columns (codes, amounts, dates) hold none of those characters: one pass over their bytes says so
-    if not np.isin(np.frombuffer(joined(text), dtype=np.uint8), _QUOTED_BYTES).any():
+    if not bytes_in(text)[_QUOTED_BYTES].any():
         return text
     need = pc.fill_null(pc.match_substring_regex(text, _QUOTED), False)
     if not pc.any(need).as_py():

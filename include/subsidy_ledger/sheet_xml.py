@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from xlsxwriter.utility import xl_col_to_name
 
-from .arrow_text import as_text, joined
+from .arrow_text import as_text, bytes_in, joined
 
 TEXT, NUMBER, DATE = "text", "number", "date"
 CHUNK_ROWS = 50_000  # rows built at once: bounds the XML held in memory to some tens of MiB
@@ -34,6 +34,10 @@ _ESCAPED_ESCAPE = r"(_x[0-9a-fA-F]{4}_)"  # a literal "_x0041_" would read back 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 # Python's \s (XlsxWriter's test for whitespace to preserve) in RE2: ASCII space, the Unicode separators, NEL
 _EDGE_SPACE = r"^[\s\p{Z}\x{85}]|[\s\p{Z}\x{85}]$"
+_CONTROL_BYTES = [*range(0x00, 0x09), *range(0x0B, 0x20)]
+# the UTF-8 bytes _EDGE_SPACE's characters begin with: ASCII whitespace, then the lead bytes of U+0085 and
+# U+00A0 (C2), U+1680 (E1), U+2000-U+205F (E2) and U+3000 (E3)
+_SPACE_BYTES = [*range(0x09, 0x0E), *range(0x1C, 0x21), 0xC2, 0xE1, 0xE2, 0xE3]
 
 
 @dataclass(frozen=True)
@@ -127,18 +131,23 @@ def _split(sheet: str, detail: Detail) -> tuple[str, str]:
 
 def _text_cells(text: pa.Array, style: int) -> pa.Array:
     """Inline-string cells of text, escaped as XlsxWriter escapes it."""
-    if (pc.max(pc.utf8_length(text)).as_py() or 0) > MAX_TEXT:
+    # byte lengths first: text of at most MAX_TEXT bytes has at most MAX_TEXT characters
+    if (pc.max(pc.binary_length(text)).as_py() or 0) > MAX_TEXT and pc.max(pc.utf8_length(text)).as_py() > MAX_TEXT:
         text = pc.utf8_slice_codeunits(text, 0, MAX_TEXT)
-    if pc.any(pc.match_substring_regex(text, _ESCAPED_ESCAPE)).as_py():
+    present = bytes_in(text)  # most columns (codes, amounts, names) need few of the passes below: skip the others
+    if present[ord("_")] and pc.any(pc.match_substring_regex(text, _ESCAPED_ESCAPE)).as_py():
         text = pc.replace_substring_regex(text, _ESCAPED_ESCAPE, r"_x005F\1")
-    control = pc.fill_null(pc.match_substring_regex(text, "[\\x00-\\x08\\x0b-\\x1f]"), False)
-    if pc.any(control).as_py():  # rare: the few such values one by one
-        fixed = [_CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", v) if hit else v
-                 for v, hit in zip(text.to_pylist(), control.to_pylist(), strict=True)]
-        text = pa.array(fixed, type=pa.string())
-    preserve = pc.fill_null(pc.match_substring_regex(text, _EDGE_SPACE), False)
+    if present[_CONTROL_BYTES].any():
+        control = pc.fill_null(pc.match_substring_regex(text, "[\\x00-\\x08\\x0b-\\x1f]"), False)
+        if pc.any(control).as_py():  # rare: the few such values one by one
+            fixed = [_CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", v) if hit else v
+                     for v, hit in zip(text.to_pylist(), control.to_pylist(), strict=True)]
+            text = pa.array(fixed, type=pa.string())
+    preserve = (pc.fill_null(pc.match_substring_regex(text, _EDGE_SPACE), False) if present[_SPACE_BYTES].any()
+                else pa.scalar(False))
     for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        text = pc.replace_substring(text, raw, entity)
+        if present[ord(raw)]:
+            text = pc.replace_substring(text, raw, entity)
     opening = pc.if_else(preserve, f'" s="{style}" t="inlineStr"><is><t xml:space="preserve">',
                          f'" s="{style}" t="inlineStr"><is><t>')
     return pc.binary_join_element_wise(opening, text, "</t></is></c>", "")
