@@ -70,12 +70,15 @@ def test_every_csv_of_a_night_is_what_pandas_writes(small_drop, tmp_path, monkey
         if csv_text.lines(frame) is None:
             by_pandas.append(path.name)
         assert path.read_bytes() == _pandas(frame, tmp_path / "reference.csv"), path.name
-        checked.append(path)
+        checked.append((path.name, len(frame)))
 
     monkeypatch.setattr(csv_text, "write", both)
     cfg = pipeline.RunConfig(sources=str(small_drop), as_of="2022-06-30", warehouse=f"sqlite:///{tmp_path}/w.sqlite",
                              out=str(tmp_path / "out"), run_id="csv__2022-06-30")
     pipeline.run(cfg)
-    names = {p.name for p in checked}
+    names = {name for name, _ in checked}
     assert {"ledger.csv", "decisions.csv", "publicity.csv", "summary.csv", "quarantine.csv"} <= names
     assert by_pandas == []  # every extract of a night takes the Arrow path
+    rows = {name: sum(n for file, n in checked if file == name) for name in ("ledger.csv", "decisions.csv",
+                                                                           "publicity.csv")}
+    assert min(rows.values()) > 0, rows  # compared with rows in them, not headers alone
