@@ -23,8 +23,9 @@ from .arrow_text import as_text, bytes_in, joined
 
 LINE_END = "\r\n"
 CHUNK_ROWS = 50_000  # rows built at once: the text held in memory stays a few MiB (200,000 added 76 MiB to the peak)
-_QUOTED = '[",\r\n]'  # what makes the csv module quote a field (delimiter, quote character, line ending)
-_QUOTED_BYTES = list(b'",\r\n')
+_QUOTE_CHARS = '",\r\n'  # what makes the csv module quote a field (delimiter, quote character, line ending)
+_QUOTED = f"[{_QUOTE_CHARS}]"
+_QUOTED_BYTES = list(_QUOTE_CHARS.encode())
 
 
 def kind(values: pd.Series) -> str | None:
@@ -41,14 +42,14 @@ def kind(values: pd.Series) -> str | None:
 
 
 def fields(values: pd.Series, how: str) -> pa.Array:
-    """One column's fields as they go into the file (`how`: its kind)."""
+    """One column's fields as they go into the file (`how`: its kind); only text can need quoting."""
     if how == "bool":
         text = pc.if_else(pa.array(values, type=pa.bool_()), "True", "False")
     elif how == "int":
         text = pa.array(values, type=pa.int64()).cast(pa.string())
     else:
-        text = as_text(values)
-    return pc.fill_null(quoted(text), "")
+        text = quoted(as_text(values))
+    return pc.fill_null(text, "")
 
 
 def quoted(text: pa.Array) -> pa.Array:

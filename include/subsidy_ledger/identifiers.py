@@ -75,7 +75,7 @@ def each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
 def credit_code_valid(values: pd.Series) -> pd.Series:
     """Vector check of unified social credit codes (shape and check character)."""
     ok = each_distinct(values, lambda v: isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v),
-                        False, bool)
+                       False, bool)
     return pd.Series(ok, index=values.index)
 
 

@@ -138,7 +138,7 @@ def _text_cells(text: pa.Array, style: int) -> pa.Array:
     if present[ord("_")] and pc.any(pc.match_substring_regex(text, _ESCAPED_ESCAPE)).as_py():
         text = pc.replace_substring_regex(text, _ESCAPED_ESCAPE, r"_x005F\1")
     if present[_CONTROL_BYTES].any():
-        control = pc.fill_null(pc.match_substring_regex(text, "[\\x00-\\x08\\x0b-\\x1f]"), False)
+        control = pc.fill_null(pc.match_substring_regex(text, _CONTROL.pattern), False)
         if pc.any(control).as_py():  # rare: the few such values one by one
             fixed = [_CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", v) if hit else v
                      for v, hit in zip(text.to_pylist(), control.to_pylist(), strict=True)]
