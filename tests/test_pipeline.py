@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import multiprocessing
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from subsidy_ledger import pipeline, stage_process, warehouse, workstore
+from subsidy_ledger import partition, pipeline, stage_process, warehouse, workstore
 from subsidy_ledger.generate import change, generate
 
 pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")  # edited drops; publicity: test_payments
@@ -60,23 +61,34 @@ def _child(c):
 
 
 def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tmp_path):
-    """The work store's copies of the eligibility tables (what decide reads) and of the decisions (what post and
-    export read) equal the warehouse's tables read back, values, types and order; with a copy gone (a task cleared
-    and run again after the run's work went), the step reads the warehouse's."""
-    c = cfg(drop, "2022-06-30", warehouse_url, tmp_path / "out")
+    """Decide reads the eligibility step's partitions as they are: its eligibility tables equal the warehouse's
+    (values, types, key order), and with the partitions gone (a task cleared and run again after the run's work
+    went), decide_split cuts the same ones again from the warehouse. The work store's copy of the decisions (what
+    post and export read) equals the warehouse's table read back, and the step reads that one when it is gone."""
+    c = dataclasses.replace(cfg(drop, "2022-06-30", warehouse_url, tmp_path / "out"), partitions=3)
     for stage in (pipeline.stage_extract, pipeline.stage_validate, pipeline.stage_eligibility):
         stage(c)
     engine = warehouse.connect(warehouse_url)
+    registries = [partition.load(c.work / "eligibility", i) for i in range(3)]
+    tables = {t.name: [pipeline._eligibility(c, i, t) for i in range(3)] for t, _, _ in pipeline.ELIGIBILITY}
     with engine.connect() as conn:
+        for table, _, key in pipeline.ELIGIBILITY:
+            stored = warehouse.read_frame(conn, table, table.c.run_id == c.run_id)
+            for flag in pipeline.ELIGIBILITY_FLAGS[table.name]:
+                stored[flag] = stored[flag].fillna(False).astype(bool)
+            parts = pd.concat(tables[table.name], ignore_index=True).sort_values(list(key), ignore_index=True)
+            assert len(parts) > 0, table.name
+            pd.testing.assert_frame_equal(parts, stored.sort_values(list(key), ignore_index=True), check_dtype=True)
+    workstore.remove(c.work / "eligibility")
+    assert pipeline.decide_split(c)["partitions"] == [0, 1, 2]
+    for i in range(3):
+        again = partition.load(c.work / "eligibility", i)
+        assert again.keys() == registries[i].keys()
+        for name, frame in registries[i].items():
+            pd.testing.assert_frame_equal(again[name], frame, check_dtype=True)
         for table, _, _ in pipeline.ELIGIBILITY:
-            copy = pipeline._copy_path(c, "eligibility_tables", table)
-            assert copy.is_file()
-            from_copy = pipeline._eligibility(c, conn, table)
-            copy.unlink()
-            from_warehouse = pipeline._eligibility(c, conn, table)
-            assert len(from_copy) > 0, table.name
-            pd.testing.assert_frame_equal(from_copy, from_warehouse, check_dtype=True)
-    pipeline.stage_eligibility(c)  # the copies again, for decide
+            pd.testing.assert_frame_equal(pipeline._eligibility(c, i, table), tables[table.name][i],
+                                          check_dtype=True)
     pipeline.stage_decide(c)
     with engine.connect() as conn:
         from_copy = pipeline._decisions(c, conn)

@@ -23,10 +23,12 @@ def test_work_is_spent_once_no_later_step_reads_it():
     assert steps.spent_work("extract") == []
     assert steps.spent_work("validate") == ["raw"]
     assert steps.spent_work("eligibility_part") == ["raw"]  # the combining step still reads the partitions
-    assert steps.spent_work("eligibility") == ["eligibility", "raw"]
-    # decide_split is the last to read the eligibility tables' copy; pay and export still read accepted rows
-    assert steps.spent_work("decide_split") == ["eligibility", "eligibility_tables", "raw"]
-    assert steps.spent_work("decide") == ["decide", "eligibility", "eligibility_tables", "raw"]
+    # decide's partitions read the eligibility step's as they are; pay and export still read accepted rows
+    assert steps.spent_work("eligibility") == ["raw"]
+    assert steps.spent_work("decisions_part") == ["raw"]  # its sibling partitions still read the eligibility's
+    for step in (s for s in steps.STEPS if s.mapped):
+        assert not {f"work:{w}" for w in steps.spent_work(step.name)} & set(step.reads), step.name
+    assert steps.spent_work("decide") == ["decide", "eligibility", "raw"]
     assert steps.spent_work("post") == steps.spent_work("decide")  # export still reads the decisions' copy
     assert steps.spent_work("pay") == steps.spent_work("decide")
     assert {"accepted", "decisions"} <= set(steps.spent_work("export"))
@@ -50,10 +52,11 @@ def test_lineage_datasets_are_the_declared_ones(tmp_path):
                              out=str(tmp_path / "out"), run_id="r1", work_dir=str(tmp_path / "work"))
     inputs, outputs = lineage_events.stage_datasets("eligibility", cfg, {})
     assert [d["name"] for d in inputs] == [str((tmp_path / "work" / "r1" / "eligibility").resolve())]
-    work = str((tmp_path / "work" / "r1" / "eligibility_tables").resolve())
-    assert work in {d["name"] for d in outputs}
-    assert sorted(d["name"].rsplit(".", 1)[1] for d in outputs if d["name"] != work) == sorted(
+    assert sorted(d["name"].rsplit(".", 1)[1] for d in outputs) == sorted(
         t.split(":", 1)[1] for t in steps.ELIGIBILITY)
+    inputs, _ = lineage_events.stage_datasets("decisions_part", cfg, {})
+    assert [d["name"] for d in inputs] == [str((tmp_path / "work" / "r1" / f).resolve())
+                                           for f in ("eligibility", "decide")]
     inputs, outputs = lineage_events.stage_datasets("pay", cfg, {})
     assert str(tmp_path / "out" / "payments" / "2022-06-30") in {d["name"] for d in outputs}
     assert lineage_events.stage_datasets("no such step", cfg, {}) == ([], [])
@@ -61,7 +64,8 @@ def test_lineage_datasets_are_the_declared_ones(tmp_path):
                                out=str(tmp_path / "out"), run_id="r1", work_dir="s3://bucket/work",
                                work_conn_id="subsidy_work")
     inputs, outputs = lineage_events.stage_datasets("training_budget", on_s3, {})
-    assert inputs == outputs == [{"namespace": "s3://bucket", "name": "/work/r1/decide"}]
+    assert inputs == [{"namespace": "s3://bucket", "name": f"/work/r1/{f}"} for f in ("eligibility", "decide")]
+    assert outputs == [{"namespace": "s3://bucket", "name": "/work/r1/decide"}]
 
 
 @pytest.mark.usefixtures("relaxed_gates")
@@ -90,8 +94,8 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
     assert called == [name for name, _ in pipeline.STAGES]
     assert seen["extract"] == ["raw"]
     assert seen["validate"] == ["accepted"]
-    # its partitions' files went with the combining step; the tables' copy stays for decide_split
-    assert seen["eligibility"] == ["accepted", "eligibility_tables"]
+    # its partitions stay for decide, which reads them as they are
+    assert seen["eligibility"] == ["accepted", "eligibility"]
     assert seen["decide"] == ["accepted", "decisions"]  # the accepted rows for pay, the decisions' copy for post
     assert seen["pay"] == ["accepted", "decisions"]  # both for export
     assert seen["export"] is None  # the run's folder is gone

@@ -144,11 +144,17 @@ def training_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.
                     _rows(listed, "affected_enterprises", "affected_enterprise")])
 
 
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+# a source row is one claim's once per role: its key, hash and validating run follow from registry and row number
+_SOURCE_ROW = ["subsidy_type", "reference", "person_id", "role", "registry", "source_row"]
+
+
+def _concat(parts: list[pd.DataFrame], distinct: bool = True) -> pd.DataFrame:
+    """The parts' source rows as one frame, each once (distinct=False: the parts are known not to overlap)."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=SOURCE_COLUMNS)
-    return pd.concat(parts, ignore_index=True).drop_duplicates()[SOURCE_COLUMNS]
+    out = pd.concat(parts, ignore_index=True)
+    return (out.drop_duplicates(subset=_SOURCE_ROW, ignore_index=True) if distinct else out)[SOURCE_COLUMNS]
 
 
 def objection_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
@@ -160,10 +166,12 @@ def objection_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd
 def claim_sources(stg: dict[str, pd.DataFrame], decided: pd.DataFrame) -> pd.DataFrame:
     """Every source row of every claim in `decided` (decisions made in this run)."""
     kind = decided["subsidy_type"]
-    return _concat([
+    # the parts name different subsidy types (the objections their own role), and each is distinct already
+    parts = [
         objection_sources(stg, decided),
         certificate_sources(stg, decided.loc[kind.isin(["skill_upgrade", "special_ability"])]),
         apprentice_sources(stg, decided.loc[kind.isin(["apprentice_employee", "apprentice_student"])]),
         living_allowance_sources(stg, decided.loc[kind == "living_allowance"]),
         training_sources(stg, decided.loc[kind == "training_subsidy"]),
-    ])
+    ]
+    return _concat(parts, distinct=False)

@@ -480,7 +480,6 @@ def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
             frame = partition.combine(partition.gather(folder, k, f"out/{table.name}"), key).assign(run_id=cfg.run_id)
             c.execute(table.delete().where(table.c.run_id == cfg.run_id))
             warehouse.insert_frame(c, table, frame)
-            _keep(cfg, "eligibility_tables", frame, table)  # for decide_split
             rows[table.name] = len(frame)
         return rows
 
@@ -525,19 +524,60 @@ def _kept(cfg: RunConfig, folder: str, conn, table: sa.Table) -> pd.DataFrame:
     return warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
 
 
-def _eligibility(cfg: RunConfig, conn, table: sa.Table, flags: tuple[str, ...] = ()) -> pd.DataFrame:
-    """This run's eligibility table, as eligibility_combine stored it."""
-    frame = _kept(cfg, "eligibility_tables", conn, table)
-    for c in flags:
+ELIGIBILITY_FLAGS = {  # the eligibility tables' flags: a missing flag is false (the rules test them as booleans)
+    warehouse.certificate_eligibility.name: ("civil_servant", "insured", "key_group", "paid_by_city"),
+    warehouse.apprentice_eligibility.name: ("school_partner", "in_post_one_year"),
+    warehouse.living_allowance_eligibility.name: ("filed_in_advance", "qualifying_group", "overlapping_attendance"),
+    warehouse.training_eligibility.name: ("filed_in_advance", "passed", "project_filed", "institution_qualified",
+                                          "overlapping_attendance"),
+}
+
+
+def _eligibility(cfg: RunConfig, i: int, table: sa.Table) -> pd.DataFrame:
+    """Partition i's rows of this run's eligibility table, as eligibility_combine stored them (typed as the
+    warehouse gives them back, flags false where missing) and in the table's key order."""
+    frame = warehouse.typed(partition.get(cfg.work / "eligibility", i, f"out/{table.name}").assign(
+        run_id=cfg.run_id), table)
+    for c in ELIGIBILITY_FLAGS[table.name]:
         frame[c] = frame[c].fillna(False).astype(bool)
     key = next(k for t, _, k in ELIGIBILITY if t is table)
-    return frame.sort_values(list(key), kind="stable").reset_index(drop=True)  # a warehouse keeps no row order
+    return frame.sort_values(list(key), kind="stable").reset_index(drop=True)
+
+
+def _eligibility_partitions(cfg: RunConfig, conn) -> int:
+    """K of the eligibility step's partitions (accepted registries and eligibility tables), which decide reads
+    as they are. When they are gone (a task cleared and run again after the run's work went), they are cut again
+    from the warehouse: its staging tables and this run's eligibility tables."""
+    folder = cfg.work / "eligibility"
+    if workstore.has(folder / "plan.json"):
+        k = partition.plan(folder)["k"]
+        if all(workstore.has(folder / f"p{i}" / "out" / f"{t.name}.parquet") for i in range(k)
+               for t, _, _ in ELIGIBILITY):
+            return k
+    frames = _accepted(cfg, conn, "decide_split")
+    k = len(partition.save(folder, frames, partition.count(frames, cfg.partitions)))
+    for table, _, _ in ELIGIBILITY:
+        stored = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
+        which = partition.of(stored["person_id"], k)
+        for i in range(k):
+            partition.put(folder, i, f"out/{table.name}", stored.loc[which == i].reset_index(drop=True))
+    return k
+
+
+def _decide_part(cfg: RunConfig, i: int, extra: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+    """Everything decide reads of partition i: the eligibility step's partition (accepted registries), its
+    eligibility tables, and what decide_split (and the steps after it: `extra`) left in decide's."""
+    return {**partition.load(cfg.work / "eligibility", i),
+            **{name: _eligibility(cfg, i, table) for name, table in _ELIGIBLE.items()},
+            **partition.load(cfg.work / "decide", i, extra=extra)}
 
 
 # names of the per-person frames decide adds to a partition beside the accepted registries
 _CERTS, _APPRENTICES, _LIVING, _TRAINING, _STATE, _TRAINED = (
     "~certificate_eligibility", "~apprentice_eligibility", "~living_allowance_eligibility", "~training_eligibility",
     "~claim_state", "~training_decisions")
+_ELIGIBLE = {_CERTS: warehouse.certificate_eligibility, _APPRENTICES: warehouse.apprentice_eligibility,
+             _LIVING: warehouse.living_allowance_eligibility, _TRAINING: warehouse.training_eligibility}
 
 
 def _paid(state: pd.DataFrame) -> pd.DataFrame:
@@ -574,7 +614,9 @@ def decisions_partition(part: dict[str, pd.DataFrame], quarantine: pd.DataFrame,
     fresh = [p for p in parts if len(p)]
     d = pd.concat(fresh, ignore_index=True) if fresh else parts[0]
     d = holds.hold(d, holds.quarantined_rows(d, quarantine, classes))
-    d = pd.concat([d, _orphans_on_hold(state, d, quarantine, classes)], ignore_index=True)
+    orphans = _orphans_on_hold(state, d, quarantine, classes)
+    if len(orphans):  # in the decisions' dtypes: a column concatenated with an object one becomes object (slow)
+        d = pd.concat([d, orphans.astype({c: d[c].dtype for c in orphans.columns if c in d})], ignore_index=True)
     d = p2.apply(d, part["objections"], as_of)
     return d, overlaps, lineage.claim_sources(part, d)
 
@@ -583,29 +625,19 @@ _QUARANTINE = "~quarantine"
 
 
 def decide_split(cfg: RunConfig, conn=None) -> dict:
-    """Cut everything decide reads (accepted registries, eligibility tables, the ledger's claim state, the
-    quarantine) into the night's person partitions in the work store."""
+    """Cut what decide reads beyond the eligibility step's partitions (the ledger's claim state, the quarantine)
+    into the same person partitions in the work store."""
     enter(cfg, "decide_split", conn)
 
-    def read(conn) -> dict[str, pd.DataFrame]:
-        return {
-            **_accepted(cfg, conn, "decide_split"),
+    def read(conn) -> tuple[int, dict[str, pd.DataFrame]]:
+        k = _eligibility_partitions(cfg, conn)
+        return k, {
             _STATE: ledger.claim_state(conn, contract.SUBSIDY_TYPES),  # the paid claims and the orphans
             _QUARANTINE: warehouse.read_frame(conn, warehouse.quarantine,
-                                              warehouse.quarantine.c.run_id == cfg.run_id),
-            _CERTS: _eligibility(cfg, conn, warehouse.certificate_eligibility,
-                                 ("civil_servant", "insured", "key_group", "paid_by_city")),
-            _APPRENTICES: _eligibility(cfg, conn, warehouse.apprentice_eligibility,
-                                       ("school_partner", "in_post_one_year")),
-            _LIVING: _eligibility(cfg, conn, warehouse.living_allowance_eligibility,
-                                  ("filed_in_advance", "qualifying_group", "overlapping_attendance")),
-            _TRAINING: _eligibility(cfg, conn, warehouse.training_eligibility,
-                                    ("filed_in_advance", "passed", "project_filed", "institution_qualified",
-                                     "overlapping_attendance"))}
+                                              warehouse.quarantine.c.run_id == cfg.run_id)}
 
-    frames = _in(cfg, conn, read)
-    return {"partitions": partition.save(cfg.work / "decide", frames, partition.count(frames, cfg.partitions),
-                                         whole=(_QUARANTINE,))}
+    k, frames = _in(cfg, conn, read)
+    return {"partitions": partition.save(cfg.work / "decide", frames, k, whole=(_QUARANTINE,))}
 
 
 def training_part(cfg: RunConfig, i: int) -> dict:
@@ -613,7 +645,7 @@ def training_part(cfg: RunConfig, i: int) -> dict:
     folder = cfg.work / "decide"
 
     def decide_r7():
-        part = partition.load(folder, i)
+        part = _decide_part(cfg, i)
         trained = training_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir))
         partition.put(folder, i, "r7", trained)
 
@@ -627,8 +659,9 @@ def training_budget(cfg: RunConfig, conn=None) -> dict:
     enter(cfg, "training_budget", conn)
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
-    trained, training, state = (pd.concat(partition.gather(folder, k, name), ignore_index=True)
-                                for name in ("r7", _TRAINING, _STATE))
+    trained, state = (pd.concat(partition.gather(folder, k, name), ignore_index=True) for name in ("r7", _STATE))
+    training = pd.concat([_eligibility(cfg, i, warehouse.training_eligibility) for i in range(k)],
+                         ignore_index=True)
     trained = decide.hold_over_budget(trained, training, _paid(state))
     which = partition.of(trained["person_id"], k)
     for i in range(k):
@@ -641,7 +674,7 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
     folder = cfg.work / "decide"
 
     def decide_rest():
-        part = partition.load(folder, i, extra=(_TRAINED,))
+        part = _decide_part(cfg, i, extra=(_TRAINED,))
         decided, overlaps, sources = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir),
                                                          cfg.as_of_date)
         # in the warehouse index's order, sorted here in parallel: SQLite then adds them to its index in a few

@@ -28,6 +28,7 @@ class Step:
     name: str
     reads: tuple[str, ...]
     writes: tuple[str, ...]
+    mapped: bool = False  # run once per person partition (Airflow: mapped task instances, side by side)
 
 
 def staging(*names: str) -> tuple[str, ...]:
@@ -56,15 +57,16 @@ STEPS = (
     # a step that reads `work:accepted` reads the registries whose staging tables it names (the warehouse's
     # rows when the work store's copy is gone): accepted_registries
     Step("eligibility_split", ("work:accepted", *RULE_REGISTRIES), ("work:eligibility",)),
-    Step("eligibility_part", ("work:eligibility",), ("work:eligibility",)),
-    # decide reads the eligibility tables from the work store's copy (the warehouse's when it is gone)
-    Step("eligibility", ("work:eligibility",), (*ELIGIBILITY, "work:eligibility_tables")),
-    Step("decide_split", ("work:accepted", *RULE_REGISTRIES, "work:eligibility_tables", *ELIGIBILITY,
+    Step("eligibility_part", ("work:eligibility",), ("work:eligibility",), mapped=True),
+    Step("eligibility", ("work:eligibility",), ELIGIBILITY),
+    # decide reads the eligibility step's partitions as they are (accepted registries, eligibility tables); when
+    # they are gone, decide_split cuts them again from the warehouse's staging and eligibility tables
+    Step("decide_split", ("work:eligibility", "work:accepted", *RULE_REGISTRIES, *ELIGIBILITY,
                           "table:ledger_lines", "table:quarantine"),
-         ("work:decide",)),
-    Step("training_part", ("work:decide",), ("work:decide",)),
-    Step("training_budget", ("work:decide",), ("work:decide",)),
-    Step("decisions_part", ("work:decide",), ("work:decide",)),
+         ("work:eligibility", "work:decide")),
+    Step("training_part", ("work:eligibility", "work:decide"), ("work:decide",), mapped=True),
+    Step("training_budget", ("work:eligibility", "work:decide"), ("work:decide",)),
+    Step("decisions_part", ("work:eligibility", "work:decide"), ("work:decide",), mapped=True),
     # post and export read the decisions from the work store's copy (the warehouse's when it is gone)
     Step("decide", ("work:decide",), ("table:decisions", "table:claim_sources", "table:city_overlaps",
                                       "work:decisions")),
@@ -82,11 +84,13 @@ BY_NAME = {s.name: s for s in STEPS}
 
 
 def spent_work(done: str) -> list[str]:
-    """The work folders written up to step `done` (included) that no later step reads: safe to remove."""
+    """The work folders written up to step `done` (included) that no later step reads: safe to remove. A mapped
+    step's own reads are never among them: its sibling partitions may still be reading them."""
     names = [s.name for s in STEPS]
     cut = names.index(done) + 1
     written = {w for s in STEPS[:cut] for w in s.writes if w.startswith("work:")}
-    needed = {r for s in STEPS[cut:] for r in s.reads}
+    later = STEPS[cut - 1:] if BY_NAME[done].mapped else STEPS[cut:]
+    needed = {r for s in later for r in s.reads}
     return sorted(w.split(":", 1)[1] for w in written - needed)
 
 
