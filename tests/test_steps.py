@@ -88,11 +88,14 @@ def test_a_night_removes_each_work_folder_once_it_is_spent(tmp_path):
         called.append(name)
         return dict(pipeline.STAGES)[name](config)
 
+    stale = cfg.work / "eligibility" / "p9" / "certificates.parquet"  # a killed attempt's, K = 10 then
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not this night's")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pipeline, "load_staging", no_staging)
         pipeline.run(cfg, on_stage=after, call=through)
     assert called == [name for name, _ in pipeline.STAGES]
-    assert seen["extract"] == ["raw"]
+    assert seen["extract"] == ["raw"]  # the run's work starts empty
     assert seen["validate"] == ["accepted"]
     # its partitions stay for decide, which reads them as they are
     assert seen["eligibility"] == ["accepted", "eligibility"]

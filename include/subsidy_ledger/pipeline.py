@@ -188,8 +188,10 @@ def _run_row(conn, run_id: str) -> dict:
 
 def stage_extract(cfg: RunConfig) -> dict:
     """Read the drop folder or registry database (DropError if a registry cannot be read as such) and park
-    the raw rows as parquet."""
+    the raw rows as parquet. The run's work starts empty: a killed earlier attempt of the same run may have left
+    files (a registry this drop lacks, a partition beyond this night's K) that no step of this one rewrites."""
     workstore.sweep_stale(cfg.work.parent)
+    workstore.remove(cfg.work)
     work = cfg.work / "raw"
     workstore.make_dirs(work)
     if extract.is_database_url(cfg.sources):
