@@ -453,8 +453,13 @@ def _in(cfg: RunConfig, conn, fn):
 def eligibility_split(cfg: RunConfig, conn=None) -> dict:
     """Cut the accepted registries into the night's person partitions in the work store."""
     enter(cfg, "eligibility_split", conn)
-    frames = _in(cfg, conn, lambda c: _accepted(cfg, c, "eligibility_split"))
-    return {"partitions": partition.save(cfg.work / "eligibility", frames, partition.count(frames, cfg.partitions))}
+    return {"partitions": _in(cfg, conn, lambda c: _cut_accepted(cfg, c, "eligibility_split"))}
+
+
+def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
+    """Cut the accepted registries the step reads into the eligibility step's person partitions; their numbers."""
+    frames = _accepted(cfg, conn, step)
+    return partition.save(cfg.work / "eligibility", frames, partition.count(frames, cfg.partitions))
 
 
 def eligibility_part(cfg: RunConfig, i: int) -> dict:
@@ -556,8 +561,7 @@ def _eligibility_partitions(cfg: RunConfig, conn) -> int:
         if all(workstore.has(folder / f"p{i}" / "out" / f"{t.name}.parquet") for i in range(k)
                for t, _, _ in ELIGIBILITY):
             return k
-    frames = _accepted(cfg, conn, "decide_split")
-    k = len(partition.save(folder, frames, partition.count(frames, cfg.partitions)))
+    k = len(_cut_accepted(cfg, conn, "decide_split"))
     for table, _, _ in ELIGIBILITY:
         stored = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
         which = partition.of(stored["person_id"], k)
@@ -566,11 +570,13 @@ def _eligibility_partitions(cfg: RunConfig, conn) -> int:
     return k
 
 
-def _decide_part(cfg: RunConfig, i: int, extra: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
-    """Everything decide reads of partition i: the eligibility step's partition (accepted registries), its
-    eligibility tables, and what decide_split (and the steps after it: `extra`) left in decide's."""
+def _decide_part(cfg: RunConfig, i: int, eligible: tuple[str, ...], extra: tuple[str, ...] = ()
+                 ) -> dict[str, pd.DataFrame]:
+    """What decide reads of partition i: the eligibility step's partition (accepted registries), the named
+    eligibility tables of it (`eligible`: _ELIGIBLE's names), and what decide_split (and the steps after it:
+    `extra`) left in decide's."""
     return {**partition.load(cfg.work / "eligibility", i),
-            **{name: _eligibility(cfg, i, table) for name, table in _ELIGIBLE.items()},
+            **{name: _eligibility(cfg, i, _ELIGIBLE[name]) for name in eligible},
             **partition.load(cfg.work / "decide", i, extra=extra)}
 
 
@@ -647,7 +653,7 @@ def training_part(cfg: RunConfig, i: int) -> dict:
     folder = cfg.work / "decide"
 
     def decide_r7():
-        part = _decide_part(cfg, i)
+        part = _decide_part(cfg, i, eligible=(_TRAINING,))  # R7 reads no other eligibility table
         trained = training_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir))
         partition.put(folder, i, "r7", trained)
 
@@ -676,7 +682,7 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
     folder = cfg.work / "decide"
 
     def decide_rest():
-        part = _decide_part(cfg, i, extra=(_TRAINED,))
+        part = _decide_part(cfg, i, eligible=(_CERTS, _APPRENTICES, _LIVING), extra=(_TRAINED,))
         decided, overlaps, sources = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir),
                                                          cfg.as_of_date)
         # in the warehouse index's order, sorted here in parallel: SQLite then adds them to its index in a few
