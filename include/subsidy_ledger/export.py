@@ -63,11 +63,15 @@ class Context:
     person_key: bytes = b""
     occupations: dict = field(default_factory=dict)  # occupation_code -> name (certificates registry)
     run_id: str = ""
+    # identity number -> person code, filled as the extracts are made (they name the same people); full
+    # numbers, so never shown
+    codes: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _codes(ctx: Context, person_id: pd.Series) -> pd.Series:
-    return person_codes(person_id, ctx.person_key) if ctx.person_key else pd.Series(pd.NA, index=person_id.index,
-                                                                                     dtype="string")
+    if not ctx.person_key:
+        return pd.Series(pd.NA, index=person_id.index, dtype="string")
+    return person_codes(person_id, ctx.person_key, ctx.codes)
 
 
 def _occupation_names(ctx: Context, codes: pd.Series) -> pd.Series:
@@ -376,8 +380,9 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                          "level", "amount_fen", "publicity_start", "publicity_end"]), ctx),
             "payments": payments_extract(pay_states, ctx) if pay_states is not None and len(pay_states) else
             pd.DataFrame(columns=PAYMENTS_COLUMNS)}
-        depts = sorted(set(departments) | set(extracts["ledger"]["department_code"].dropna())
-                       | set(extracts["decisions"]["department_code"].dropna()))
+        # each column's distinct values first: a set of a million rows' Python strings cost about a second
+        depts = sorted(set(departments) | {d for k in ("ledger", "decisions")
+                                           for d in extracts[k]["department_code"].dropna().unique()})
         scratch = root / ".rows"  # inside the folder being written: gone with it on an error, removed below
         jobs = _book_jobs(extracts, depts, root, scratch, as_of, ctx.run_id)
         rows = sum(j.n for j in jobs)
