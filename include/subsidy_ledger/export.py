@@ -63,15 +63,13 @@ class Context:
     person_key: bytes = b""
     occupations: dict = field(default_factory=dict)  # occupation_code -> name (certificates registry)
     run_id: str = ""
-    # identity number -> person code, filled as the extracts are made (they name the same people); full
-    # numbers, so never shown
-    codes: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _codes(ctx: Context, person_id: pd.Series) -> pd.Series:
+    # no memo of codes across the extracts: at 10,000,000 persons it would hold gigabytes in export's process
     if not ctx.person_key:
         return pd.Series(pd.NA, index=person_id.index, dtype="string")
-    return person_codes(person_id, ctx.person_key, ctx.codes)
+    return person_codes(person_id, ctx.person_key)
 
 
 def _occupation_names(ctx: Context, codes: pd.Series) -> pd.Series:

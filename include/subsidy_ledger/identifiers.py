@@ -117,25 +117,15 @@ def mask_name(values: pd.Series) -> pd.Series:
     return (s.str.slice(0, 1) + s.str.slice(1).str.replace(r".", "*", regex=True)).where(s.str.len() > 0)
 
 
-def person_codes(values: pd.Series, key: bytes, memo: dict[str, str] | None = None) -> pd.Series:
+def person_codes(values: pd.Series, key: bytes) -> pd.Series:
     """Pseudonymous person codes: 'P' + 12 hex of HMAC-SHA256(key, identity number). Stable for a key, not
-    reversible without it; they tell apart people whose masked numbers coincide. With memo (number -> code,
-    for this key only), a number coded before is looked up: a night's extracts name the same people."""
+    reversible without it; they tell apart people whose masked numbers coincide."""
     keyed = hmac.new(key, digestmod=hashlib.sha256)  # a copy of the keyed state costs a third less than hmac.new
 
     def code(v: str) -> str:
         h = keyed.copy()
         h.update(v.encode())
         return "P" + h.hexdigest()[:12].upper()
-
-    if memo is not None:
-        fresh = code
-
-        def code(v: str) -> str:
-            found = memo.get(v)
-            if found is None:
-                found = memo[v] = fresh(v)
-            return found
 
     codes = each_distinct(values.astype("string"), code, None, object)
     return pd.Series(codes, index=values.index, dtype="string")
