@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from fastapi import Header, HTTPException
@@ -26,13 +29,31 @@ def _auth(authorization: str | None = Header(default=None)):
     return USERS[authorization]
 
 
+@pytest.fixture(scope="module")
+def night(small_drop, tmp_path_factory, immediate_policy) -> tuple[Path, Path]:
+    """One night of the small drop with Data Docs: its SQLite warehouse file and its extracts folder."""
+    tmp = tmp_path_factory.mktemp("auditor")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {"SUBSIDY_LEDGER_DATA_DOCS": "1", "SUBSIDY_LEDGER_STAGE_PROCESSES": "0",
+                            "SUBSIDY_LEDGER_WORK": str(tmp / "work"),
+                            "SUBSIDY_LEDGER_POLICY_DIR": str(immediate_policy)}.items():
+            mp.setenv(name, value)
+        assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-30", "--warehouse",
+                     f"sqlite:///{tmp / 'w.sqlite'}", "--out", str(tmp / "out")]) == 0
+    return tmp / "w.sqlite", tmp / "out"
+
+
 @pytest.fixture
-def client(small_drop, tmp_path, monkeypatch):
+def client(night, tmp_path, monkeypatch):
+    """The app over a copy of the night's warehouse: each test's lookups are logged in its own copy."""
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_USER_DEPARTMENTS", '{"auditor": "*", "clerk_econ": ["ECON"]}')
-    url, out = f"sqlite:///{tmp_path / 'w.sqlite'}", tmp_path / "out"
-    assert main(["run", "--sources", str(small_drop), "--as-of", "2022-06-30", "--warehouse", url,
-                 "--out", str(out)]) == 0
+    db, out = night
+    src, dst = sqlite3.connect(db), sqlite3.connect(tmp_path / "w.sqlite")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
     app = auditor_app.create_app(lambda: url, lambda: str(out), authenticate=_auth)
     return TestClient(app), url
 

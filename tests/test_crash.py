@@ -6,7 +6,6 @@ import hashlib
 import multiprocessing
 import os
 import signal
-import sqlite3
 import time
 
 import pytest
@@ -14,6 +13,8 @@ import sqlalchemy as sa
 from subsidy_ledger import pipeline, warehouse
 from subsidy_ledger.faults import CRASH_ENV
 from subsidy_ledger.generate import change, generate
+
+from tests.clones import clone_warehouse
 
 pytestmark = pytest.mark.usefixtures("relaxed_gates")  # edited drops: the gates are tested elsewhere
 
@@ -89,35 +90,11 @@ def _digest(folder) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _clone(base_url: str, tag: str) -> tuple[str, callable]:
-    """A copy of the warehouse at base_url (SQLite file copy, or a PostgreSQL database from it as template)."""
-    if base_url.startswith("sqlite"):
-        src = base_url.removeprefix("sqlite:///")
-        dst = src.replace("warehouse.sqlite", f"w_{tag}.sqlite")
-        src_engine, dst_engine = sqlite3.connect(src), sqlite3.connect(dst)
-        src_engine.backup(dst_engine)
-        src_engine.close()
-        dst_engine.close()
-        return f"sqlite:///{dst}", lambda: None
-    admin_url = base_url.rsplit("/", 1)[0] + "/postgres"
-    base_name = base_url.rsplit("/", 1)[1]
-    name = f"{base_name}_{tag}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{base_name}"'))
-
-    def drop():
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    return base_url.rsplit("/", 1)[0] + f"/{name}", drop
-
-
 def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehouse_url, tmp_path):
     night1_out = tmp_path / "night1"
     for drop, night in BEFORE:
         assert _run(_cfg(drops / drop, night, warehouse_url, night1_out)) == 0
-    ref_url, drop_ref = _clone(warehouse_url, "ref")
+    ref_url, drop_ref = clone_warehouse(warehouse_url, "ref")
     try:
         started = time.perf_counter()
         assert _run(_cfg(drops / "b", NIGHT2, ref_url, tmp_path / "ref")) == 0
@@ -133,7 +110,7 @@ def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehous
     points = [(p, None) for p in NAMED_POINTS] + [(None, night2_seconds * f) for f in TIMED_FRACTIONS]
     killed = 0
     for i, (point, after) in enumerate(points):
-        url, drop = _clone(warehouse_url, f"k{i}")
+        url, drop = clone_warehouse(warehouse_url, f"k{i}")
         try:
             out = tmp_path / f"k{i}"
             code = _run(_cfg(drops / "b", NIGHT2, url, out), crash_at=point, kill_after=after)

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from subsidy_ledger import partition, pipeline, stage_process, warehouse, workstore
 from subsidy_ledger.generate import change, generate
 
+from tests.clones import clone_warehouse
+
 pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")  # edited drops; publicity: test_payments
 
 
@@ -225,39 +227,35 @@ def owed(url, run_id, before: dict[tuple, int] | None = None) -> dict[tuple, int
     return out
 
 
+@pytest.fixture
+def first_night(drop, warehouse_url, tmp_path):
+    """The first night of the property below run once per warehouse: each example starts from a copy of it."""
+    url = warehouse_url if warehouse_url.startswith("postgresql") else f"sqlite:///{tmp_path / 'first.sqlite'}"
+    day = dt.date(2021, 6, 30)
+    pipeline.run(cfg(drop, day.isoformat(), url, tmp_path / "first"))
+    assert balances(url) == owed(url, f"cli__{day}")
+    return url, day
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(nights=nights)
-def test_every_night_leaves_each_claim_with_exactly_what_it_is_owed(drop, warehouse_url, tmp_path_factory, nights):
+def test_every_night_leaves_each_claim_with_exactly_what_it_is_owed(drop, first_night, tmp_path_factory, nights):
     """Random sequences of drops with edits, deletions and late records, on advancing (or equal) dates: after
     each night every claim's ledger sum is what that night decided it is owed (a held claim's is what it was),
     and a rerun posts nothing."""
     root = tmp_path_factory.mktemp("prop")
-    url = warehouse_url if warehouse_url.startswith("postgresql") else f"sqlite:///{root / 'w.sqlite'}"
-    if url == warehouse_url:  # a clean PostgreSQL warehouse per example
-        engine = warehouse.connect(url)
-        append_only = ("ledger_lines", "publicity", "payment_instructions", "payment_outcomes")
-        try:
-            with engine.begin() as c:
-                for t in reversed(warehouse.metadata.sorted_tables):
-                    if t.name not in (*append_only, "ledger_lock", "access_log"):
-                        c.execute(t.delete())
-                for name in append_only:  # the test's own reset, past the append-only triggers
-                    c.exec_driver_sql(f"ALTER TABLE {name} DISABLE TRIGGER USER")
-                    c.exec_driver_sql(f"DELETE FROM {name}")
-                    c.exec_driver_sql(f"ALTER TABLE {name} ENABLE TRIGGER USER")
-        finally:
-            engine.dispose()
-    day = dt.date(2021, 6, 30)
-    current = drop
-    pipeline.run(cfg(current, day.isoformat(), url, root / "out"))
-    assert balances(url) == owed(url, f"cli__{day}")
-    for i, (seed, share, forward) in enumerate(nights):
-        nxt = root / f"d{i}"
-        change(current, nxt, share, seed)
-        current, day = nxt, day + dt.timedelta(days=forward)
-        before = balances(url)
-        pipeline.run(cfg(current, day.isoformat(), url, root / "out"))
-        assert balances(url) == owed(url, f"cli__{day}", before), f"night {i + 1}"
-        before = ledger_lines(url)
-        pipeline.run(cfg(current, day.isoformat(), url, root / "out"))
-        assert ledger_lines(url) == before, f"night {i + 1} rerun"
+    url, drop_copy = clone_warehouse(first_night[0], root.name.replace("-", "_"))
+    try:
+        current, day = drop, first_night[1]
+        for i, (seed, share, forward) in enumerate(nights):
+            nxt = root / f"d{i}"
+            change(current, nxt, share, seed)
+            current, day = nxt, day + dt.timedelta(days=forward)
+            before = balances(url)
+            pipeline.run(cfg(current, day.isoformat(), url, root / "out"))
+            assert balances(url) == owed(url, f"cli__{day}", before), f"night {i + 1}"
+            before = ledger_lines(url)
+            pipeline.run(cfg(current, day.isoformat(), url, root / "out"))
+            assert ledger_lines(url) == before, f"night {i + 1} rerun"
+    finally:
+        drop_copy()

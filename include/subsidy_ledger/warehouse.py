@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import io
 import os
 import secrets
@@ -471,19 +472,33 @@ def _sqlite_file_lock(engine: Engine):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the warehouse schema to the newest Alembic revision; concurrent callers queue, one upgrades."""
-    from alembic import command
+def _alembic_config():
+    """Alembic settings naming the packaged migrations folder."""
     from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    return cfg
+
+
+@functools.cache
+def _head_revision() -> str:
+    """The newest migration's revision: fixed for an installed package, so read once per process (reading the
+    scripts cost as much as the rest of a connect, and a night connects a few dozen times)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the warehouse schema to the newest Alembic revision; concurrent callers queue, one upgrades."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
+        if MigrationContext.configure(conn).get_current_revision() == _head_revision():
             return
+    cfg = _alembic_config()
     lock = _sqlite_file_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     with lock, engine.begin() as conn:
         if engine.dialect.name == "postgresql":
