@@ -55,8 +55,8 @@ def _gx_verdicts_once():
             return real(ctx, frame, reg, suite, as_of, run_name)
         checked = frame[[*reg.columns, validate.ROW_COL]]
         rules = json.dumps(suite.to_json_dict(), sort_keys=True, default=str)
-        # a suite that never names the night's date ($PARAMETER as_of), or no rows at all, are judged alike
-        # every night
+        # rows judged by a suite that never names the night's date ($PARAMETER as_of), and no rows at all,
+        # get the same verdict every night
         day = as_of.isoformat() if '"$PARAMETER"' in rules and len(checked) else None
         digest = hashlib.sha256(json.dumps([reg.name, day, rules, [str(t) for t in checked.dtypes]]).encode())
         digest.update(pd.util.hash_pandas_object(checked, index=False).to_numpy().tobytes())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,8 @@ from fastapi import Header, HTTPException
 from fastapi.testclient import TestClient
 from subsidy_ledger import auditor_app
 from subsidy_ledger.cli import main
+
+from tests.clones import clone_warehouse
 
 # ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
 pytestmark = pytest.mark.usefixtures("immediate_payment")
@@ -49,13 +50,10 @@ def client(night, tmp_path, monkeypatch):
     monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
     monkeypatch.setenv("SUBSIDY_LEDGER_USER_DEPARTMENTS", '{"auditor": "*", "clerk_econ": ["ECON"]}')
     db, out = night
-    src, dst = sqlite3.connect(db), sqlite3.connect(tmp_path / "w.sqlite")
-    src.backup(dst)
-    src.close()
-    dst.close()
-    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    url, drop = clone_warehouse(f"sqlite:///{db}", tmp_path.name)
     app = auditor_app.create_app(lambda: url, lambda: str(out), authenticate=_auth)
-    return TestClient(app), url
+    yield TestClient(app), url
+    drop()
 
 
 def _payout(url):
