@@ -32,9 +32,21 @@ def _no_data_docs(monkeypatch, tmp_path):
     their scratch files in its own folder, so that no two tests share a run's work folder. The CLI's nights run
     their stages in this process, so that GX's verdicts are memoised across tests (below); the tests of
     stage processes (test_stage_process.py, test_cli.py) turn them back on."""
-    monkeypatch.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
-    monkeypatch.setenv("SUBSIDY_LEDGER_STAGE_PROCESSES", "0")
-    monkeypatch.setenv("SUBSIDY_LEDGER_WORK", str(tmp_path / "work"))
+    _suite_env(monkeypatch, tmp_path / "work")
+
+
+def _suite_env(mp: pytest.MonkeyPatch, work: Path) -> None:
+    mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
+    mp.setenv("SUBSIDY_LEDGER_STAGE_PROCESSES", "0")
+    mp.setenv("SUBSIDY_LEDGER_WORK", str(work))
+
+
+@pytest.fixture(scope="session")
+def suite_env():
+    """suite_env(mp, work): what _no_data_docs sets for each test, for a module's fixture (set up before any
+    test's own environment): its nights then run in this process, their GX verdicts memoised, without Data Docs
+    (a fixture that wants them sets them again after)."""
+    return _suite_env
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,14 +21,13 @@ def _auth(authorization: str | None = Header(default=None)):
 
 
 @pytest.fixture(scope="module")
-def client(small_drop, tmp_path_factory):
+def client(small_drop, tmp_path_factory, suite_env):
     """Two assessed nights, shared by this module's tests (read only)."""
     tmp = tmp_path_factory.mktemp("assessment_app")
     url, out = f"sqlite:///{tmp / 'w.sqlite'}", tmp / "out"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SUBSIDY_LEDGER_USER_DEPARTMENTS", '{"office": "*"}')
-        mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
-        mp.setenv("SUBSIDY_LEDGER_WORK", str(tmp / "work"))
+        suite_env(mp, tmp / "work")
         app = assessment_app.create_app(lambda: url, authenticate=_auth)
         empty = TestClient(app).get("/", headers=OFFICE)
         assert empty.status_code == 200 and "还没有任何一晚的考核数据" in empty.text

@@ -317,12 +317,12 @@ def test_the_corpus_has_at_least_sixty_broken_drops():
 
 
 @pytest.fixture(scope="module")
-def clean(base, tmp_path_factory) -> Path:
+def clean(base, tmp_path_factory, suite_env) -> Path:
     """The extracts of the untouched base drop's night."""
     tmp = tmp_path_factory.mktemp("clean")
     out = tmp / "out"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SUBSIDY_LEDGER_WORK", str(tmp / "work"))
+        suite_env(mp, tmp / "work")
         assert main(["run", "--sources", str(base), "--as-of", AS_OF, "--warehouse",
                      f"sqlite:///{tmp / 'w.sqlite'}", "--out", str(out)]) == 0
     return out / AS_OF

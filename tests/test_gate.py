@@ -79,14 +79,14 @@ def test_a_bad_run_id_is_refused_at_the_command_line(small_drop, tmp_path, capsy
 # ---- second nights ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def first_night(tmp_path_factory, immediate_policy):
+def first_night(tmp_path_factory, immediate_policy, suite_env):
     """A 300-person drop posted on June 30 into an SQLite warehouse, kept as a template."""
     root = tmp_path_factory.mktemp("night1")
     drop = root / "drop"
     generate(300, 23, drop)
     url = f"sqlite:///{root / 'w.sqlite'}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
+        suite_env(mp, root / "work")
         mp.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
         assert main(["run", "--sources", str(drop), "--as-of", NIGHT1, "--warehouse", url, "--out",
                      str(root / "out")]) == 0

@@ -76,15 +76,14 @@ def _write(path: Path, rows: list[list[str]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def drops(tmp_path_factory, immediate_policy):
+def drops(tmp_path_factory, immediate_policy, suite_env):
     """A clean drop and a copy in which one paid person's insurance record id appears twice."""
     root = tmp_path_factory.mktemp("holds")
     clean = root / "clean"
     generate(300, 47, clean)
     out, url = root / "out", f"sqlite:///{root / 'probe.sqlite'}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "0")
-        mp.setenv("SUBSIDY_LEDGER_WORK", str(root / "work"))
+        suite_env(mp, root / "work")
         mp.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
         assert main(["run", "--sources", str(clean), "--as-of", NIGHT1, "--warehouse", url, "--out", str(out)]) == 0
     si, _ = _rows(clean / "social_insurance.csv")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("relaxed_gates", "immediate_payment")
 
 
 @pytest.fixture(scope="module")
-def traced(tmp_path_factory, module_warehouse_url, immediate_policy):
+def traced(tmp_path_factory, module_warehouse_url, immediate_policy, suite_env):
     """Two nights (the second on a drop with 5 % of rows changed), with Data Docs; then the drops are deleted.
     The module's tests only read them, so the nights run once per warehouse."""
     root = tmp_path_factory.mktemp("trace")
@@ -29,8 +29,8 @@ def traced(tmp_path_factory, module_warehouse_url, immediate_policy):
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
         for name, value in RELAXED_GATES.items():
             mp.setenv(name, value)
+        suite_env(mp, root / "work")
         mp.setenv("SUBSIDY_LEDGER_DATA_DOCS", "1")
-        mp.setenv("SUBSIDY_LEDGER_WORK", str(root / "work"))
         mp.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
         for drop, day in (("n1", "2022-06-30"), ("n2", "2022-07-31")):
             assert main(["run", "--sources", str(root / drop), "--as-of", day, "--warehouse",
