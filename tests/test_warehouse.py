@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pandas as pd
+import sqlalchemy as sa
 from subsidy_ledger import warehouse
 
 
@@ -38,4 +42,24 @@ def test_every_sqlite_connection_gets_the_page_cache_for_bulk_loads(tmp_path):
         for conn in (a, b):
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -warehouse.SQLITE_CACHE_KIB
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_a_new_sqlite_warehouse_has_the_bulk_load_page_size_and_an_old_one_keeps_its_own(tmp_path):
+    """A warehouse file created by connect gets SQLITE_PAGE_BYTES pages; a file made before with SQLite's
+    default keeps its pages (SQLite cannot change a WAL file's page size) and still opens and migrates."""
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == warehouse.SQLITE_PAGE_BYTES
+    engine.dispose()
+    old = tmp_path / "old.sqlite"
+    with contextlib.closing(sqlite3.connect(old)) as raw:
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("CREATE TABLE before_us (x INTEGER)")
+        default = raw.execute("PRAGMA page_size").fetchone()[0]
+    assert default != warehouse.SQLITE_PAGE_BYTES
+    engine = warehouse.connect(f"sqlite:///{old}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == default
+        assert "ledger_lines" in sa.inspect(conn).get_table_names()
     engine.dispose()
