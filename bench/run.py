@@ -219,7 +219,7 @@ def main() -> None:
     p.add_argument("--no-pg", action="store_true")
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--report-only", action="store_true", help="redraw chart and tables from results.json")
-    p.add_argument("--no-next", action="store_true", help="skip the next night with 1 % changed")
+    p.add_argument("--no-next", action="store_true", help="skip the next night with 1 %% changed")
     p.add_argument("--partitions", type=int, default=None, help="K of every measured run (default: by size)")
     p.add_argument("--partition-workers", type=int, default=None, help="processes for the partitions")
     a = p.parse_args()
