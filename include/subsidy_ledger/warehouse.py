@@ -535,8 +535,8 @@ def _driver_columns(frame: pd.DataFrame, table: sa.Table) -> tuple[list[str], li
 
 def _python_values(s: pd.Series) -> list:
     """A column's values as Python objects, None where missing. Text, nullable integers and booleans and numpy
-    numbers go through Arrow (half the time of pandas' object cast: 2.7 million claim sources a night); other
-    columns (objects of any kind) through pandas, as before."""
+    numbers go through Arrow (a quarter less time than pandas' object cast; 2.7 million claim sources a night);
+    other columns (objects of any kind) through pandas, as before."""
     if isinstance(s.dtype, (pd.StringDtype, pd.Int64Dtype, pd.BooleanDtype)) or s.dtype.kind in "biuf":
         return pa.array(s, from_pandas=True).to_pylist()
     return s.astype(object).where(s.notna(), None).tolist()
