@@ -13,8 +13,21 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from subsidy_ledger import partition, pipeline, stage_process, warehouse, workstore
+from subsidy_ledger import (
+    assessment,
+    contract,
+    eligibility,
+    export,
+    ledger,
+    partition,
+    pipeline,
+    stage_process,
+    supervision,
+    warehouse,
+    workstore,
+)
 from subsidy_ledger.generate import change, generate
+from subsidy_ledger.policy import PolicyBook
 
 from tests.clones import clone_warehouse
 
@@ -94,11 +107,67 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
     pipeline.stage_decide(c)
     with engine.connect() as conn:
         from_copy = pipeline._decisions(c, conn)
+        some_from_copy = pipeline._decisions(c, conn, pipeline.EXPORT_DECISION_READS)
         pipeline._copy_path(c, "decisions", warehouse.decisions).unlink()
         from_warehouse = pipeline._decisions(c, conn)
+        some_from_warehouse = pipeline._decisions(c, conn, pipeline.EXPORT_DECISION_READS)
     engine.dispose()
     assert len(from_copy) > 0 and set(from_copy["decision"]) == {"approved", "rejected", "held"}
     pd.testing.assert_frame_equal(from_copy, from_warehouse, check_dtype=True)
+    # a few columns: those of the whole frame, from either place
+    assert set(some_from_copy.columns) == set(pipeline.EXPORT_DECISION_READS) < set(from_copy.columns)
+    pd.testing.assert_frame_equal(some_from_copy, from_copy[list(some_from_copy.columns)], check_dtype=True)
+    pd.testing.assert_frame_equal(some_from_warehouse, some_from_copy, check_dtype=True)
+
+
+def _export_inputs(stg: dict[str, pd.DataFrame], decisions: pd.DataFrame, lines: pd.DataFrame,
+                   pay_states: pd.DataFrame, state: pd.DataFrame, book: PolicyBook, as_of: dt.date) -> dict:
+    """What export computes from the accepted registries and the decisions."""
+    report = assessment.assess(stg, decisions, lines, book.targets, as_of, book.versions[-1].certificate_department)
+    return {"signals": supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
+                                                                                stg["training_classes"])),
+            "occupations": pipeline.occupation_names(stg["certificates"]),
+            "decisions": export.decisions_extract(decisions), "ledger": export.ledger_extract(lines, decisions),
+            "funding": export.funding_extract(stg["training_projects"], decisions, state, pay_states),
+            **{f"A1 {name}": view for name, view in report.views.items()}}
+
+
+def test_export_reads_only_the_columns_its_readers_use(drop, tmp_path):
+    """Export reads a few columns of the large registries and of the decisions (EXPORT_READS,
+    EXPORT_DECISION_READS): the supervision signals, A1's figures, the occupation names and the extracts are
+    those of the whole frames, whether the registries come from the work store or from the warehouse's staging."""
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    c = cfg(drop, "2022-06-30", url, tmp_path / "out")
+    for stage in (pipeline.stage_extract, pipeline.stage_validate, pipeline.stage_eligibility,
+                  pipeline.stage_decide, pipeline.stage_post, pipeline.stage_pay):
+        stage(c)
+    book = PolicyBook.load(c.policy_dir)
+    engine = warehouse.connect(url)
+    with engine.connect() as conn:
+        lines, pay_states = pipeline.payment_view(conn, c.as_of_date)
+        state = ledger.claim_state(conn, contract.SUBSIDY_TYPES, c.as_of_date)
+        whole = pipeline._accepted(c, conn, "export"), pipeline._decisions(c, conn)
+        some = (pipeline._accepted(c, conn, "export", pipeline.EXPORT_READS),
+                pipeline._decisions(c, conn, pipeline.EXPORT_DECISION_READS))
+        workstore.remove(c.work / "accepted")
+        staged = pipeline._accepted(c, conn, "export", pipeline.EXPORT_READS), some[1]
+    engine.dispose()
+    for name, cols in pipeline.EXPORT_READS.items():
+        assert list(some[0][name].columns) == list(cols), name  # the work store's copy: in the order named
+        assert set(staged[0][name].columns) == set(cols), name
+        assert len(whole[0][name].columns) >= len(cols)
+    assert len(lines) > 0 and len(pay_states) > 0
+    expected = _export_inputs(*whole, lines, pay_states, state, book, c.as_of_date)
+    assert len(expected["signals"]) > 0 and expected["signals"]["signal"].nunique() >= 2
+    assert expected["A1 person_times"]["person_times"].sum() > 0 and len(expected["decisions"]) > 0
+    for got in (some, staged):
+        actual = _export_inputs(*got, lines, pay_states, state, book, c.as_of_date)
+        assert actual.keys() == expected.keys()
+        for key, frame in expected.items():
+            if isinstance(frame, dict):
+                assert actual[key] == frame, key
+            else:
+                pd.testing.assert_frame_equal(actual[key], frame, check_dtype=True, obj=key)
 
 
 def _staged(c: pipeline.RunConfig, url: str) -> dict[str, pd.DataFrame]:

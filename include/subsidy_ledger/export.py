@@ -54,6 +54,10 @@ PAYMENTS_RECONCILIATION_COLUMNS = ["department_code", "fund", "owed", "paid", "i
 BANK_COLUMNS = ["instruction_id", "payout_id", "payee_name", "payee_id", "bank_name", "account_no", "amount",
                 "purpose"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# the decisions' columns the extracts read (claim_facts, decisions_extract, funding_extract); export's stage
+# reads no others: decisions_extract takes a column it lacks as empty, so a use added here must be added there
+DECISION_READS = ("subsidy_type", "reference", "person_id", "name", "decision", "reason_code", "held_rows",
+                  "amount_fen", "rule_id", "department_code", "fund", "occupation_code", "level", "event_date")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -392,25 +392,33 @@ def raise_alert(conn, run_id: str | None, dag_id: str | None, task_id: str | Non
                                                   kind=kind, message=message[:4000]))
 
 
-def load_staging(conn, run_id: str, names: tuple[str, ...] = tuple(REGISTRIES)) -> dict[str, pd.DataFrame]:
-    """The staged registries of a run (these names), typed."""
+STAGED_AS = {contract.HASH_COL: "row_hash", contract.ROW_COL: "source_row"}  # accepted column -> staging's
+
+
+def load_staging(conn, run_id: str, names: tuple[str, ...] = tuple(REGISTRIES),
+                 columns: Mapping[str, Sequence[str]] | None = None) -> dict[str, pd.DataFrame]:
+    """The staged registries of a run (these names; of a registry in `columns`, only those columns), typed."""
     out = {}
     for name in names:
         table = warehouse.STAGING[name]
-        frame = warehouse.read_frame(conn, table, table.c.run_id == run_id)
+        wanted = (columns or {}).get(name)
+        frame = warehouse.read_frame(conn, table, table.c.run_id == run_id,
+                                     None if wanted is None else [STAGED_AS.get(c, c) for c in wanted])
         if "passed" in frame:
             frame["passed"] = frame["passed"].fillna(False).astype(bool)
         out[name] = frame.rename(columns={"row_hash": contract.HASH_COL, "source_row": contract.ROW_COL})
     return out
 
 
-def _accepted(cfg: RunConfig, conn, step: str) -> dict[str, pd.DataFrame]:
+def _accepted(cfg: RunConfig, conn, step: str,
+              columns: Mapping[str, Sequence[str]] | None = None) -> dict[str, pd.DataFrame]:
     """This run's accepted rows of the registries the step reads (steps.accepted_registries): the parquet the
-    validate task left, else the warehouse staging tables."""
+    validate task left, else the warehouse staging tables. Of a registry named in `columns`, only those columns
+    (the large registries a step reads a few columns of)."""
     folder, names = cfg.work / "accepted", steps.accepted_registries(step)
     if not all(workstore.has(folder / f"{n}.parquet") for n in names):
-        return load_staging(conn, cfg.run_id, names)
-    return {n: workstore.read_frame(folder / f"{n}.parquet") for n in names}
+        return load_staging(conn, cfg.run_id, names, columns)
+    return {n: workstore.read_frame(folder / f"{n}.parquet", (columns or {}).get(n)) for n in names}
 
 
 ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order, whatever K is)
@@ -522,13 +530,13 @@ def _keep(cfg: RunConfig, folder: str, frame: pd.DataFrame, table: sa.Table) -> 
     workstore.write_frame(_copy_path(cfg, folder, table), warehouse.typed(frame, table))
 
 
-def _kept(cfg: RunConfig, folder: str, conn, table: sa.Table) -> pd.DataFrame:
-    """This run's rows of `table`: the copy _keep left in `folder`, else the warehouse's (the copy goes with the
-    run's work; a task cleared and run again later reads the table)."""
+def _kept(cfg: RunConfig, folder: str, conn, table: sa.Table, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """This run's rows of `table` (only these columns, if given): the copy _keep left in `folder`, else the
+    warehouse's (the copy goes with the run's work; a task cleared and run again later reads the table)."""
     path = _copy_path(cfg, folder, table)
     if workstore.has(path):  # typed again: parquet keeps no datetime64[s], it gives back [ms]
-        return warehouse.typed(workstore.read_frame(path), table)
-    return warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
+        return warehouse.typed(workstore.read_frame(path, columns), table, columns)
+    return warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id, columns)
 
 
 ELIGIBILITY_FLAGS = {  # the eligibility tables' flags: a missing flag is false (the rules test them as booleans)
@@ -759,9 +767,9 @@ def stage_decide(cfg: RunConfig, conn=None) -> dict:
     return decide_combine(cfg, conn)
 
 
-def _decisions(cfg: RunConfig, conn) -> pd.DataFrame:
-    """This run's decisions, as decide_combine stored them."""
-    return _kept(cfg, "decisions", conn, warehouse.decisions)
+def _decisions(cfg: RunConfig, conn, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """This run's decisions (only these columns, if given), as decide_combine stored them."""
+    return _kept(cfg, "decisions", conn, warehouse.decisions, columns)
 
 
 def _latest_night(conn, run_id: str) -> dt.date | None:
@@ -918,6 +926,21 @@ def night_lock(cfg: RunConfig, purpose: str, wait_s: float = 0.0):
 EXPORT_LOCK_WAIT_S = 600.0
 
 
+def _union(*reads: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Per registry, every column any of these readers names (in the order first named)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for r in reads:
+        for name, cols in r.items():
+            out[name] = tuple(dict.fromkeys([*out.get(name, ()), *cols]))
+    return out
+
+
+# what export reads of the accepted registries (a registry named by none of its readers is read whole) and of
+# the decisions: at 10,000,000 persons the columns nobody reads were gigabytes of export's process
+EXPORT_READS = _union(assessment.READS, supervision.READS, {"certificates": ("occupation_code", "occupation_name")})
+EXPORT_DECISION_READS = tuple(dict.fromkeys([*export.DECISION_READS, *assessment.DECISION_READS]))
+
+
 def stage_export(cfg: RunConfig) -> dict:
     """Write the extracts for the as-of date, all at once, and mark the run done.
 
@@ -931,13 +954,13 @@ def stage_export(cfg: RunConfig) -> dict:
     try:
         with night_lock(cfg, "export", EXPORT_LOCK_WAIT_S), engine.begin() as conn:
             lines = ledger.lines_posted_on(conn, cfg.as_of_date)
-            decisions = _decisions(cfg, conn)
+            decisions = _decisions(cfg, conn, EXPORT_DECISION_READS)
             rec = warehouse.read_frame(conn, warehouse.reconciliation,
                                        warehouse.reconciliation.c.run_id == cfg.run_id)
             q = warehouse.read_frame(conn, warehouse.quarantine, warehouse.quarantine.c.run_id == cfg.run_id)
             overlaps = warehouse.read_frame(conn, warehouse.city_overlaps,
                                             warehouse.city_overlaps.c.run_id == cfg.run_id)
-            stg = _accepted(cfg, conn, "export")
+            stg = _accepted(cfg, conn, "export", EXPORT_READS)
             signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
                                                                               stg["training_classes"]))
             all_lines, pay_states = payment_view(conn, cfg.as_of_date)

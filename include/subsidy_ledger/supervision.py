@@ -18,6 +18,11 @@ import pandas as pd
 
 SUPERVISION_COLUMNS = ["signal", "department_code", "class_id", "institution_credit_code", "institution_name",
                        "person_id", "name", "detail"]
+# what signals reads of each accepted registry, overlapping_entries' columns included (export reads no more)
+READS = {"training_classes": ("class_id", "department_code", "institution_credit_code", "institution_name",
+                              "occupation_code", "filed_on", "start_date", "end_date"),
+         "class_enrollments": ("class_id", "person_id", "name", "passed"),
+         "certificates": ("certificate_no", "person_id", "name", "occupation_code", "training_class_id")}
 OUTLIER_Z = 3.5
 MIN_INSTITUTIONS = 5
 

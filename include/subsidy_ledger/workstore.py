@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,13 @@ def write_frame(path, frame: pd.DataFrame) -> None:
         f.write(buffer.getvalue())
 
 
-def read_frame(path) -> pd.DataFrame:
-    """Read a parquet frame written by write_frame."""
+def read_frame(path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a parquet frame written by write_frame (only these columns, if given)."""
+    cols = list(columns) if columns is not None else None
     if isinstance(path, Path):
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, columns=cols)
     with path.open("rb") as f:
-        return pd.read_parquet(io.BytesIO(f.read()))
+        return pd.read_parquet(io.BytesIO(f.read()), columns=cols)
 
 
 def write_json(path, value: Any) -> None:
