@@ -116,6 +116,8 @@ def main() -> None:
                        "peak_rss_mib": own_peak.get(name, _status_mib("VmHWM")),
                        "children_peak_rss_mib": max(descendants.peak_mib, round(
                            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1))})
+        # each stage as it ends, on stderr: a long night stopped on purpose (before:export) still tells its stages
+        print(json.dumps(stages[-1]), file=sys.stderr, flush=True)
         start_rss.append(_status_mib("VmRSS"))
         _reset_peak()
 

@@ -1,8 +1,11 @@
 """Reading drops: encodings, required files and columns, malformed records (CONTRACT.md "File drops")."""
 
+import hashlib
 import shutil
 
+import pandas as pd
 import pytest
+from subsidy_ledger import extract
 from subsidy_ledger.contract import PARSE_ERROR_COL, ROW_COL
 from subsidy_ledger.extract import DropError, extract_drop, iter_drop, read_registry
 from subsidy_ledger.registries import REGISTRIES
@@ -61,6 +64,23 @@ def test_record_with_too_many_fields_is_kept_and_flagged(tmp_path):
     assert len(frame) == 3
     assert frame[PARSE_ERROR_COL].notna().tolist() == [False, True, False]
     assert frame[ROW_COL].tolist() == [2, 3, 4]
+
+
+def test_row_hashes_do_not_depend_on_the_slices_they_are_made_in(monkeypatch):
+    """Each row's hash is SHA-256 of its registry columns and parse error joined by U+001F, missing as empty;
+    a large registry is hashed in slices, and the slices change nothing (index and type included)."""
+    rows = [{c: f"{c}{i}" for c in VET.columns} for i in range(7)]
+    frame = pd.DataFrame(rows, dtype="string", index=range(10, 17))
+    frame.loc[12, "name"] = pd.NA
+    frame[PARSE_ERROR_COL] = pd.Series([pd.NA] * 6 + ["record has 7 fields, header has 5"], index=frame.index,
+                                       dtype="string")
+    whole = extract.row_hashes(frame, VET)
+    monkeypatch.setattr(extract, "HASH_SLICE_ROWS", 3)
+    pd.testing.assert_series_equal(extract.row_hashes(frame, VET), whole, check_dtype=True)
+    third = "\x1f".join([*(frame.loc[12, c] if c != "name" else "" for c in VET.columns), ""])
+    assert whole[12] == hashlib.sha256(third.encode()).hexdigest()[:32] and list(whole.index) == list(range(10, 17))
+    assert whole[16] != extract.row_hashes(frame.assign(**{PARSE_ERROR_COL: pd.NA}).astype("string"), VET)[16]
+    assert extract.row_hashes(frame.iloc[:0], VET).empty
 
 
 def test_missing_required_registry_stops_the_drop(small_drop, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import weakref
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,27 @@ def test_save_cuts_person_registries_and_shares_the_rest(tmp_path):
     again = partition.combine([p["certificates"] for p in parts], ["person_id"])
     assert again.equals(frames["certificates"].sort_values("person_id", kind="stable").reset_index(drop=True))
     assert partition.persons(frames) == 50
+
+
+def test_save_takes_frames_one_at_a_time_and_lets_each_go_before_the_next(tmp_path):
+    """Eligibility's split reads the registries one at a time: save holds no frame once it asks for the next."""
+    held: list[weakref.ref] = []
+
+    def made(name: str, n: int) -> pd.DataFrame:
+        frame = pd.DataFrame({"person_id": [f"{name}{i}" for i in range(n)], "n": range(n)})
+        held.append(weakref.ref(frame))
+        return frame
+
+    def one_at_a_time():
+        for name in ("certificates", "veterans", "social_insurance"):
+            assert [r() for r in held] == [None] * len(held), f"a frame is still held when {name} is read"
+            yield name, made(name, 30)
+        yield "training_classes", pd.DataFrame({"class_id": ["C1"]})
+
+    assert partition.save(tmp_path, one_at_a_time(), 3) == [0, 1, 2]
+    assert len(held) == 3 and partition.plan(tmp_path) == {
+        "k": 3, "shared": ["training_classes"], "person": ["certificates", "veterans", "social_insurance"]}
+    assert sum(len(partition.get(tmp_path, i, "veterans")) for i in range(3)) == 30
 
 
 def test_partition_count(monkeypatch):

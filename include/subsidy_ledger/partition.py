@@ -14,7 +14,7 @@ import contextlib
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,21 +60,24 @@ def count(frames: dict[str, pd.DataFrame], requested: int | None = None) -> int:
     return k
 
 
-def save(folder, frames: dict[str, pd.DataFrame], k: int, whole: Sequence[str] = ()) -> list[int]:
+def save(folder, frames: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]], k: int,
+         whole: Sequence[str] = ()) -> list[int]:
     """Write the frames cut into K partitions to the work store: shared frames (and the names in `whole`) once
-    under shared/, the per-person ones under p<i>/; the plan records which is which. Returns the partition
-    numbers (what Airflow maps its partition tasks over)."""
-    shared = [n for n, f in frames.items() if "person_id" not in f or n in SHARED_PERSON_REGISTRIES or n in whole]
-    for name in shared:
-        workstore.write_frame(folder / "shared" / f"{name}.parquet", frames[name])
-    for name, frame in frames.items():
-        if name in shared:
-            continue
-        which = of(frame["person_id"], k)
-        for i in range(k):
-            put(folder, i, name, frame.loc[which == i].reset_index(drop=True) if k > 1 else frame)
-    workstore.write_json(folder / "plan.json", {"k": k, "shared": shared,
-                                                "person": [n for n in frames if n not in shared]})
+    under shared/, the per-person ones under p<i>/; the plan records which is which. The frames may come as
+    (name, frame) pairs read one at a time: each is written and let go before the next is taken. Returns the
+    partition numbers (what Airflow maps its partition tasks over)."""
+    shared, person = [], []
+    for name, frame in (frames.items() if isinstance(frames, Mapping) else frames):
+        if "person_id" not in frame or name in SHARED_PERSON_REGISTRIES or name in whole:
+            workstore.write_frame(folder / "shared" / f"{name}.parquet", frame)
+            shared.append(name)
+        else:
+            which = of(frame["person_id"], k)
+            for i in range(k):
+                put(folder, i, name, frame.loc[which == i].reset_index(drop=True) if k > 1 else frame)
+            person.append(name)
+        del frame  # before the next one is read
+    workstore.write_json(folder / "plan.json", {"k": k, "shared": shared, "person": person})
     return list(range(k))
 
 

@@ -415,10 +415,18 @@ def _accepted(cfg: RunConfig, conn, step: str,
     """This run's accepted rows of the registries the step reads (steps.accepted_registries): the parquet the
     validate task left, else the warehouse staging tables. Of a registry named in `columns`, only those columns
     (the large registries a step reads a few columns of)."""
+    return dict(_accepted_each(cfg, conn, step, columns))
+
+
+def _accepted_each(cfg: RunConfig, conn, step: str, columns: Mapping[str, Sequence[str]] | None = None,
+                   only: Sequence[str] | None = None) -> Iterator[tuple[str, pd.DataFrame]]:
+    """_accepted one registry at a time (of these names only, if given), each read when its turn comes."""
     folder, names = cfg.work / "accepted", steps.accepted_registries(step)
-    if not all(workstore.has(folder / f"{n}.parquet") for n in names):
-        return load_staging(conn, cfg.run_id, names, columns)
-    return {n: workstore.read_frame(folder / f"{n}.parquet", (columns or {}).get(n)) for n in names}
+    in_store = all(workstore.has(folder / f"{n}.parquet") for n in names)
+    for name in names if only is None else [n for n in names if n in only]:
+        wanted = (columns or {}).get(name)
+        yield name, (workstore.read_frame(folder / f"{name}.parquet", wanted) if in_store
+                     else load_staging(conn, cfg.run_id, (name,), columns)[name])
 
 
 ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order, whatever K is)
@@ -465,9 +473,14 @@ def eligibility_split(cfg: RunConfig, conn=None) -> dict:
 
 
 def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
-    """Cut the accepted registries the step reads into the eligibility step's person partitions; their numbers."""
-    frames = _accepted(cfg, conn, step)
-    return partition.save(cfg.work / "eligibility", frames, partition.count(frames, cfg.partitions))
+    """Cut the accepted registries the step reads into the eligibility step's person partitions; their numbers.
+    K comes from the persons the registries name (their person_id columns alone), then the registries are cut
+    one at a time: together they were 8 GiB at 10,000,000 persons."""
+    person = [n for n in steps.accepted_registries(step) if "person_id" in REGISTRIES[n].columns]
+    ids = dict(_accepted_each(cfg, conn, step, {n: ("person_id",) for n in person}, only=person))
+    k = partition.count(ids, cfg.partitions)
+    del ids
+    return partition.save(cfg.work / "eligibility", _accepted_each(cfg, conn, step), k)
 
 
 def eligibility_part(cfg: RunConfig, i: int) -> dict:
