@@ -475,7 +475,7 @@ def eligibility_split(cfg: RunConfig, conn=None) -> dict:
 def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
     """Cut the accepted registries the step reads into the eligibility step's person partitions; their numbers.
     K comes from the persons the registries name (their person_id columns alone), then the registries are cut
-    one at a time: together they were 8 GiB at 10,000,000 persons."""
+    one at a time (all of them at once took eligibility's process to 8.1 GiB at 10,000,000 persons; 5.7 GiB now)."""
     person = [n for n in steps.accepted_registries(step) if "person_id" in REGISTRIES[n].columns]
     ids = dict(_accepted_each(cfg, conn, step, {n: ("person_id",) for n in person}, only=person))
     k = partition.count(ids, cfg.partitions)
