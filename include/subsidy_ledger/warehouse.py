@@ -611,10 +611,9 @@ def read_frame(conn, table: sa.Table, where: sa.ColumnElement | None = None,
     # The raw driver path skips per-value SQLAlchemy type processing; types are restored vectorised. In chunks:
     # the driver's rows are a Python object per value, which for a whole night-sized table was several times
     # the typed frame (390 MiB for the 301,879 rows of a 1,000,000-person night's publicity list)
+    # (with no rows, pandas still gives one empty chunk with the columns)
     parts = [typed(chunk, table, columns) for chunk in pd.read_sql_query(
         sa.text(str(compiled)), conn, chunksize=READ_CHUNK_ROWS)]
-    if not parts:
-        return typed(pd.DataFrame(columns=[c.name for c in stmt.selected_columns]), table, columns)
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
@@ -623,7 +622,8 @@ def typed(frame: pd.DataFrame, table: sa.Table, columns: Sequence[str] | None = 
     back after insert_frame: dates as datetime64 (a day; a time of day is not stored), booleans as boolean,
     integers as Int64, text as string, a column the frame lacks as missing values (what insert_frame stores)."""
     out = {}
-    for col in table.columns if columns is None else [c for c in table.columns if c.name in set(columns)]:
+    wanted = None if columns is None else set(columns)
+    for col in table.columns if wanted is None else [c for c in table.columns if c.name in wanted]:
         s = frame[col.name] if col.name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
         if isinstance(col.type, sa.Date):
             out[col.name] = pd.to_datetime(s).dt.normalize().astype("datetime64[s]")
