@@ -5,9 +5,16 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from stdnum.cn import ric
+from stdnum.cn import ric, uscc
 from subsidy_ledger.generate import credit_codes, resident_ids
-from subsidy_ledger.identifiers import credit_code_valid, mask_resident_id, resident_id_problem, resident_id_valid
+from subsidy_ledger.identifiers import (
+    credit_code_valid,
+    mask_resident_id,
+    resident_id_problem,
+    resident_id_valid,
+    ric_check_ok,
+    uscc_check_ok,
+)
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -73,3 +80,26 @@ def test_vector_and_scalar_checks_agree():
     vector = resident_id_valid(pd.Series(values, dtype="string"), TODAY).tolist()
     assert vector == [v is not None and resident_id_problem(v, TODAY) is None for v in values]
     assert sum(vector) == 20
+
+
+def test_column_check_characters_agree_with_stdnum():
+    # every 18th character a body can carry, on random bodies: right for exactly one of the eleven
+    rng = np.random.default_rng(4)
+    bodies = ["".join(map(str, d)) for d in rng.integers(0, 10, size=(3000, 17))]
+    values = [b + c for b in bodies for c in "0123456789X"]
+    ok = ric_check_ok(pd.Series(values, dtype="string"))
+    assert ok.tolist() == [ric.calc_check_digit(v) == v[17] for v in values]
+    assert ok.sum() == len(bodies)
+
+
+def test_column_credit_code_checks_agree_with_stdnum():
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    rng = np.random.default_rng(5)
+    codes = ["".join(map(str, rng.integers(0, 10, 8))) + "".join(alphabet[i] for i in rng.integers(0, 31, 10))
+             for _ in range(30000)]
+    codes += [c[:17] + uscc.calc_check_digit(c[:17]) for c in codes[:3000]]  # about 1 in 31 random ones is valid
+    codes += ["91330503MA2B3C4D5I", "9133O503MA2B3C4D5X", "91330503ma2b3c4d5x", "91330503MA2B3C4D5", " ", None]
+    expected = [isinstance(c, str) and uscc.is_valid(c) and c == uscc.compact(c) for c in codes]
+    assert credit_code_valid(pd.Series(codes, dtype="string")).tolist() == expected
+    assert uscc_check_ok(pd.Series(codes[:30000], dtype="string")).tolist() == expected[:30000]
+    assert 3000 < sum(expected) < 6000

@@ -1,4 +1,5 @@
-"""Identity numbers (GB 11643) and unified social credit codes (GB 32100), via python-stdnum."""
+"""Identity numbers (GB 11643) and unified social credit codes (GB 32100), via python-stdnum; their check
+characters computed a column at once, held to stdnum's by the tests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 from stdnum import numdb
-from stdnum.cn import ric, uscc
+from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 from stdnum.util import clean
 
@@ -48,8 +49,9 @@ def resident_id_problem(value: str, latest_birth: dt.date) -> str | None:
 def resident_id_valid(values: pd.Series, latest_birth: dt.date) -> pd.Series:
     """Vector form of resident_id_problem(...) is None, for whole registry columns.
 
-    Check characters come from stdnum's calc_check_digit (once per distinct value); the birth date
-    and area parts are checked column-wise, which is what makes a million rows affordable.
+    Check characters are computed on the whole column at once (ric_check_ok, which tests hold to stdnum's
+    calc_check_digit); the birth date and area parts are checked column-wise, the area once per distinct code
+    by stdnum's division list.
     """
     s = values.astype("string")
     shaped = s.str.fullmatch(_RIC_SHAPE.pattern).fillna(False).astype(bool)
@@ -57,12 +59,48 @@ def resident_id_valid(values: pd.Series, latest_birth: dt.date) -> pd.Series:
     if not shaped.any():
         return ok
     good = s[shaped]
-    check = each_distinct(good, lambda v: ric.calc_check_digit(v) == v[17], False, bool)
+    check = ric_check_ok(good)
     known = each_distinct(good.str.slice(0, 6), area_code_known, False, bool)
     birth = pd.to_datetime(good.str.slice(6, 14), format="%Y%m%d", errors="coerce")
     ok[shaped] = check & known & (birth.notna() & (birth >= pd.Timestamp("1900-01-01"))
                                   & (birth <= pd.Timestamp(latest_birth))).to_numpy(dtype=bool)
     return ok
+
+
+# GB 11643: the 17 digits weigh 2**(17 - i) mod 11; the check is (1 - sum) mod 11, 10 written X (stdnum's
+# calc_check_digit computes the same as (1 - 2 * int(body, 13)) % 11)
+_RIC_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
+# GB 32100: the first 17 characters weigh 3**i mod 31 in uscc's alphabet; the check is (31 - sum) mod 31
+_USCC_ALPHABET = np.frombuffer(b"0123456789ABCDEFGHJKLMNPQRTUWXY", dtype=np.uint8)
+_USCC_WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
+_USCC_VALUE = np.zeros(256, dtype=np.int64)
+_USCC_VALUE[_USCC_ALPHABET] = np.arange(len(_USCC_ALPHABET))
+
+
+def _ascii_rows(values: pd.Series, width: int) -> np.ndarray:
+    """Values of exactly `width` ASCII characters as a (rows, width) array of their bytes."""
+    return np.array(values.to_numpy(dtype=object), dtype=f"S{width}").view(np.uint8).reshape(-1, width)
+
+
+def ric_check_ok(values: pd.Series) -> np.ndarray:
+    """Whether each identity number's 18th character is its check character; every value must already have
+    the shape (17 digits, then a digit or X). One pass over the column: per value through stdnum it was a
+    fifth of validation's time at 1,000,000 persons."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    b = _ascii_rows(values, 18)
+    check = (1 - (b[:, :17].astype(np.int64) - ord("0")) @ _RIC_WEIGHTS) % 11
+    return b[:, 17] == np.where(check == 10, ord("X"), check + ord("0"))
+
+
+def uscc_check_ok(values: pd.Series) -> np.ndarray:
+    """Whether each credit code's 18th character is its check character; every value must already have the
+    shape (8 digits, then 10 characters of the code's alphabet). Tests hold it to stdnum's uscc."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    b = _ascii_rows(values, 18)
+    check = (31 - _USCC_VALUE[b[:, :17]] @ _USCC_WEIGHTS) % 31
+    return b[:, 17] == _USCC_ALPHABET[check]
 
 
 def each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
@@ -73,9 +111,12 @@ def each_distinct(values: pd.Series, fn, missing, dtype) -> np.ndarray:
 
 
 def credit_code_valid(values: pd.Series) -> pd.Series:
-    """Vector check of unified social credit codes (shape and check character)."""
-    ok = each_distinct(values, lambda v: isinstance(v, str) and bool(_USCC_SHAPE.fullmatch(v)) and uscc.is_valid(v),
-                       False, bool)
+    """Vector check of unified social credit codes (shape and check character): what stdnum's uscc.is_valid
+    says of a code already compact (tests compare them)."""
+    s = values.astype("string")
+    shaped = s.str.fullmatch(_USCC_SHAPE.pattern).fillna(False).astype(bool).to_numpy()
+    ok = np.zeros(len(s), dtype=bool)
+    ok[shaped] = uscc_check_ok(s[shaped])
     return pd.Series(ok, index=values.index)
 
 
