@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import multiprocessing
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from subsidy_ledger import (
     contract,
     eligibility,
     export,
+    extract,
     ledger,
     partition,
     pipeline,
@@ -28,6 +30,7 @@ from subsidy_ledger import (
 )
 from subsidy_ledger.generate import change, generate
 from subsidy_ledger.policy import PolicyBook
+from subsidy_ledger.registries import REGISTRIES
 
 from tests.clones import clone_warehouse
 
@@ -199,6 +202,35 @@ def test_a_process_beside_validation_stages_the_same_rows(drop, warehouse_url, t
     assert staged["1"].keys() == staged["0"].keys() and len(staged["1"]["certificates"]) > 0
     for name, rows in staged["1"].items():
         pd.testing.assert_frame_equal(rows, staged["0"][name], obj=name)
+
+
+def test_extract_in_processes_parks_what_one_process_parks(drop, tmp_path):
+    """The registries read in a pool of processes are parked as one process parks them, manifest in the drop's
+    order; a registry that cannot be read stops the night with its DropError, and no process is left."""
+    parked = {}
+    for workers in (1, 2):
+        c = dataclasses.replace(cfg(drop, "2022-06-30", f"sqlite:///{tmp_path / f'w{workers}.sqlite'}",
+                                    tmp_path / "out", run_id=f"extract_{workers}"), partition_workers=workers)
+        pipeline.stage_extract(c)
+        manifest = workstore.read_json(c.work / "raw" / "manifest.json")
+        parked[workers] = ([(n, {k: v for k, v in m.items() if k != "path"}) for n, m in manifest.items()],
+                           {n: workstore.read_frame(c.work / "raw" / f"{n}.parquet") for n in manifest})
+        pipeline.discard_work(c)
+    assert parked[1][0] == parked[2][0] and [n for n, _ in parked[2][0]] == list(REGISTRIES)
+    assert parked[2][0][list(REGISTRIES).index("certificates")][1]["rows"] > 0
+    for name, frame in parked[1][1].items():
+        pd.testing.assert_frame_equal(parked[2][1][name], frame, obj=name)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(drop, broken)
+    certificates = broken / REGISTRIES["certificates"].filename
+    lines = certificates.read_text(encoding="utf-8").splitlines(keepends=True)
+    certificates.write_text(lines[0].rstrip("\r\n") + ",person_id\r\n" + "".join(lines[1:]), encoding="utf-8")
+    c = dataclasses.replace(cfg(broken, "2022-06-30", f"sqlite:///{tmp_path / 'wb.sqlite'}", tmp_path / "outb"),
+                            partition_workers=2)
+    with pytest.raises(extract.DropError, match="duplicate column"):
+        pipeline.stage_extract(c)
+    assert not multiprocessing.active_children()
 
 
 @pytest.mark.parametrize("where", ["staging", "validation"])

@@ -218,11 +218,9 @@ def extract_drop(sources: Path) -> dict[str, RawRegistry]:
     return dict(iter_drop(sources))
 
 
-def iter_drop(sources: Path) -> Iterator[tuple[str, RawRegistry]]:
-    """extract_drop one registry at a time, so that a caller which parks each one holds one in memory.
-
-    Every path is checked before the first file is read: a missing required file stops the night at once.
-    """
+def drop_problems(sources: Path) -> dict[str, str | None]:
+    """Check every registry's path in a drop folder before any file is read: a missing or unreadable required
+    file is a DropError at once; an optional one's problem (None: readable or absent) by registry name."""
     sources = Path(sources)
     if not sources.is_dir():
         raise DropError(str(sources), "drop folder does not exist")
@@ -233,15 +231,26 @@ def iter_drop(sources: Path) -> Iterator[tuple[str, RawRegistry]]:
             raise DropError(registry.filename, f"{problems[name]} (a required registry)")
         if not problems[name] and not path.is_file() and registry.required:
             raise DropError(registry.filename, "required registry file is missing from the drop")
-    for name, registry in REGISTRIES.items():
-        path = sources / registry.filename
-        if problems[name]:
-            yield name, empty_registry(registry, problems[name])
-        elif path.is_file():
-            yield name, read_registry(path, registry)
-        else:
-            yield name, empty_registry(registry)
+    return problems
 
+
+def read_from_drop(sources: Path, name: str, problem: str | None = None) -> RawRegistry:
+    """One registry of a drop folder whose paths drop_problems checked (`problem`: what it said of this one)."""
+    registry = REGISTRIES[name]
+    path = Path(sources) / registry.filename
+    if problem:
+        return empty_registry(registry, problem)
+    return read_registry(path, registry) if path.is_file() else empty_registry(registry)
+
+
+def iter_drop(sources: Path) -> Iterator[tuple[str, RawRegistry]]:
+    """extract_drop one registry at a time, so that a caller which parks each one holds one in memory.
+
+    Every path is checked before the first file is read: a missing required file stops the night at once.
+    """
+    problems = drop_problems(sources)
+    for name in REGISTRIES:
+        yield name, read_from_drop(sources, name, problems[name])
 
 
 def is_database_url(sources: str | Path) -> bool:

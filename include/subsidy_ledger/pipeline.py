@@ -197,13 +197,15 @@ def stage_extract(cfg: RunConfig) -> dict:
     if extract.is_database_url(cfg.sources):
         manifest = extract.database_to_parquet(cfg.sources, work)
     else:
-        manifest = {}
-        for name, raw in extract.iter_drop(Path(cfg.sources)):  # one registry in memory at a time
-            path = work / f"{name}.parquet"
-            workstore.write_frame(path, raw.frame)
-            manifest[name] = {"path": str(path), "present": raw.present, "encoding": raw.encoding,
-                              "sha256": raw.sha256, "rows": len(raw.frame), "extra_columns": list(raw.extra_columns),
-                              "problem": raw.problem}
+        sources = Path(cfg.sources)
+        problems = extract.drop_problems(sources)  # every path before any file: a missing one stops at once
+        # the registries are read and parked in a pool of processes, one registry each at a time, the largest
+        # first so that the processes end together; each gives back only what the manifest says of it
+        names = sorted(REGISTRIES, key=lambda n: -_file_bytes(sources / REGISTRIES[n].filename))
+        entries = partition.run(_park_registry, names, sources, problems, work,
+                                processes=partition.workers(len(names), cfg.partition_workers))
+        parked = dict(zip(names, entries, strict=True))
+        manifest = {n: parked[n] for n in REGISTRIES}  # in the drop's order, whatever was read first
     workstore.write_json(work / "manifest.json", manifest)
     engine = _engine(cfg)
     with engine.begin() as conn:
@@ -211,6 +213,19 @@ def stage_extract(cfg: RunConfig) -> dict:
                          dag_id=cfg.dag_id, logical_date=cfg.logical_date)
     engine.dispose()
     return {"manifest": str(work / "manifest.json"), "rows": {k: v["rows"] for k, v in manifest.items()}}
+
+
+def _file_bytes(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _park_registry(name: str, sources: Path, problems: Mapping[str, str | None], work) -> dict:
+    """Read one registry of the drop folder and park its raw rows as parquet in `work`; its manifest entry."""
+    raw = extract.read_from_drop(sources, name, problems[name])
+    path = work / f"{name}.parquet"
+    workstore.write_frame(path, raw.frame)
+    return {"path": str(path), "present": raw.present, "encoding": raw.encoding, "sha256": raw.sha256,
+            "rows": len(raw.frame), "extra_columns": list(raw.extra_columns), "problem": raw.problem}
 
 
 def release_work(cfg: RunConfig, step: str) -> list[str]:
