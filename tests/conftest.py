@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from subsidy_ledger.generate import generate
 
+S3_BUCKET = "subsidy-work"
 PG_ADMIN_URL = os.environ.get("SUBSIDY_LEDGER_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
@@ -166,3 +168,30 @@ def immediate_payment(immediate_policy, monkeypatch) -> str:
     (Module-scoped fixtures that run nights set it themselves with pytest.MonkeyPatch.context().)"""
     monkeypatch.setenv("SUBSIDY_LEDGER_POLICY_DIR", str(immediate_policy))
     return "nanxun-2019-immediate"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on a free local port, with a versioned bucket (deleted objects stay listable as
+    versions, so the test can see what was written) and an Airflow connection to it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from subsidy_ledger import pipeline
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    client.create_bucket(Bucket=S3_BUCKET)
+    client.put_bucket_versioning(Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    monkeypatch.setenv("AIRFLOW_CONN_SUBSIDY_WORK", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
+    monkeypatch.setenv(pipeline.WORK_ENV, f"s3://{S3_BUCKET}/work")
+    monkeypatch.setenv(pipeline.WORK_CONN_ENV, "subsidy_work")
+    yield client
+    server.stop()

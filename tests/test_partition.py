@@ -15,6 +15,8 @@ from subsidy_ledger import export, partition, pipeline, warehouse
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
+from tests.conftest import S3_BUCKET
+
 # two nights on one drop (the first publicises, the second posts and instructs the bank), then a changed drop
 # whose night reverses what it revoked
 NIGHTS = (("a", "2021-06-10"), ("a", "2021-06-21"), ("b", "2021-06-30"))
@@ -241,3 +243,30 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
     finally:
         if drop_db:
             drop_db()
+
+
+def test_cli_partitions_in_processes_share_an_s3_work_store(small_drop, s3, tmp_path, monkeypatch):
+    """The CLI's night with its work store in a bucket (moto's S3 server on 127.0.0.1), three partitions in two
+    processes: every stage, validate's workers, extract's pool and the partitions run in forked processes, each
+    with an S3 client of its own. The work goes through the bucket and goes with the run; the night answers as a
+    one-partition night with a local folder does."""
+    monkeypatch.setenv(warehouse.PERSON_CODE_KEY_ENV, "s3-cli-test-key")  # comparable extracts
+    s3_out, s3_wh = tmp_path / "s3", f"sqlite:///{tmp_path / 's3.sqlite'}"
+    result = pipeline.run(pipeline.RunConfig(sources=str(small_drop), as_of="2022-06-30", warehouse=s3_wh,
+                                             out=str(s3_out), run_id="s3__2022-06-30", partitions=3,
+                                             partition_workers=2))
+    assert result["decide"]["partitions"] == 3
+    written = {v["Key"] for v in s3.list_object_versions(Bucket=S3_BUCKET).get("Versions", [])}
+    assert any(k.endswith("/raw/social_insurance.parquet") for k in written)  # parked by extract's pool
+    for step in ("eligibility", "decide"):
+        for i in range(3):
+            assert any(f"/{step}/p{i}/" in k for k in written), (step, i)
+    assert not s3.list_objects_v2(Bucket=S3_BUCKET).get("Contents"), "the run leaves no work (full identity numbers)"
+
+    monkeypatch.setenv(pipeline.WORK_ENV, str(tmp_path / "work"))
+    monkeypatch.delenv(pipeline.WORK_CONN_ENV)
+    local_out, local_wh = tmp_path / "local", f"sqlite:///{tmp_path / 'local.sqlite'}"
+    pipeline.run(pipeline.RunConfig(sources=str(small_drop), as_of="2022-06-30", warehouse=local_wh,
+                                    out=str(local_out), run_id="s3__2022-06-30", partitions=1))
+    assert _digest(s3_out / "2022-06-30") == _digest(local_out / "2022-06-30")
+    assert _tables(s3_wh) == _tables(local_wh)

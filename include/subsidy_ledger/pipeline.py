@@ -202,10 +202,8 @@ def stage_extract(cfg: RunConfig) -> dict:
         # the registries are read and parked in a pool of processes, one registry each at a time, the largest
         # first so that the processes end together; each gives back only what the manifest says of it.
         names = sorted(REGISTRIES, key=lambda n: -_file_bytes(sources / REGISTRIES[n].filename))
-        # into a folder only: a process forked after the object store's client started its event loop thread
-        # hung in the S3 test (tests/dags/test_object_storage.py), so an object store is written by this one
-        processes = partition.workers(len(names), cfg.partition_workers) if isinstance(work, Path) else 1
-        entries = partition.run(_park_registry, names, sources, problems, work, processes=processes)
+        processes = partition.workers(len(names), cfg.partition_workers)
+        entries = partition.run(_park_registry, names, sources, problems, cfg, processes=processes)
         parked = dict(zip(names, entries, strict=True))
         manifest = {n: parked[n] for n in REGISTRIES}  # in the drop's order, whatever was read first
     workstore.write_json(work / "manifest.json", manifest)
@@ -221,10 +219,12 @@ def _file_bytes(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _park_registry(name: str, sources: Path, problems: Mapping[str, str | None], work) -> dict:
-    """Read one registry of the drop folder and park its raw rows as parquet in `work`; its manifest entry."""
+def _park_registry(name: str, sources: Path, problems: Mapping[str, str | None], cfg: RunConfig) -> dict:
+    """Read one registry of the drop folder and park its raw rows as parquet in the run's work; its manifest
+    entry. The work store's path is made here from cfg, not handed over: a pool pickles what it hands over, and
+    a pickled ObjectStoragePath loses its connection (it would write to AWS's own S3 with no credentials)."""
     raw = extract.read_from_drop(sources, name, problems[name])
-    path = work / f"{name}.parquet"
+    path = cfg.work / "raw" / f"{name}.parquet"
     workstore.write_frame(path, raw.frame)
     return {"path": str(path), "present": raw.present, "encoding": raw.encoding, "sha256": raw.sha256,
             "rows": len(raw.frame), "extra_columns": list(raw.extra_columns), "problem": raw.problem}

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,20 @@ STALE_S = 86_400  # work a killed run left behind is removed after a day (no nig
 def is_url(location: str | None) -> bool:
     """Whether a work location names an object store (scheme://...) rather than a folder."""
     return bool(location) and "://" in str(location)
+
+
+def _forget_object_stores() -> None:
+    """In a forked child: drop the object-store clients Airflow cached in the parent (its `attach` keeps one
+    filesystem per protocol and connection for the life of the process). An fsspec async filesystem made in
+    another process refuses to run ("This class is not fork-safe": fsspec/s3fs#914), and the stages, the
+    validate workers and the partitions all run in forked processes; the child makes its own on first use."""
+    store = sys.modules.get("airflow.sdk.io.store")
+    if store is not None:
+        store._STORE_CACHE.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; spawned and fork-server children start with an empty cache anyway
+    os.register_at_fork(after_in_child=_forget_object_stores)
 
 
 def root(location: str, conn_id: str | None = None):

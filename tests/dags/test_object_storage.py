@@ -5,43 +5,13 @@ with its work store in a bucket, three partitions mapped over, and checks that t
 through S3, that the run removed them, and that the night's extracts and tables equal a one-partition CLI run.
 """
 
-import json
-import socket
-
 import pytest
 from subsidy_ledger import pipeline, warehouse
 
+from tests.conftest import S3_BUCKET as BUCKET
 from tests.dags.conftest import REPO, run_airflow_script
 from tests.dags.test_dag_run import SCRIPT
 from tests.test_partition import _digest, _tables
-
-BUCKET = "subsidy-work"
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    """A moto S3 server on a free local port, with a versioned bucket (deleted objects stay listable as
-    versions, so the test can see what was written) and an Airflow connection to it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    monkeypatch.setenv("AIRFLOW_CONN_SUBSIDY_WORK", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
-    monkeypatch.setenv(pipeline.WORK_ENV, f"s3://{BUCKET}/work")
-    monkeypatch.setenv(pipeline.WORK_CONN_ENV, "subsidy_work")
-    yield client
-    server.stop()
 
 
 @pytest.mark.airflow
