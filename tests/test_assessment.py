@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pandas as pd
 import pytest
@@ -173,3 +174,14 @@ def test_without_annual_plans_the_report_still_stands(drop, tmp_path):
     stored = assessment.Assessment.from_records(AS_OF, a.to_records())  # as the page reads it back
     assert assessment_report.write(tmp_path, stored, export.write_csv) == {"behind_plan": 0, "charts": 5}
     assert (tmp_path / "behind_plan.csv").read_text("utf-8-sig").strip() == ",".join(assessment_report.BEHIND_COLUMNS)
+
+
+def test_the_charts_log_nothing(report, tmp_path, caplog):
+    """Years drawn as text would be matplotlib categories, which it logs at INFO on every chart: a dozen lines
+    in every night's task log, none of them the operator's business."""
+    from subsidy_ledger import assessment_report, export
+
+    stored = assessment.Assessment.from_records(AS_OF, report.to_records())
+    with caplog.at_level(logging.INFO):
+        assert assessment_report.write(tmp_path, stored, export.write_csv)["charts"] == 5
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("matplotlib")]

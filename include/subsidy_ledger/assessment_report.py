@@ -142,7 +142,8 @@ def _by_year(plt, a: Assessment) -> bytes:
     years = [str(v) for v in y["year"]]
     _bars(ax, years, list(y["person_times"]), list(y["expected_person_times"]), CHARTS["person_times_by_year"])
     ax2 = ax.twinx()
-    ax2.plot(years, list(y["cumulative"]), marker="o", color="#C0392B", label="累计 cumulative")
+    # at the bars' positions: years given as text would be categories, which matplotlib logs on every chart
+    ax2.plot(range(len(years)), list(y["cumulative"]), marker="o", color="#C0392B", label="累计 cumulative")
     ax2.axhline(int(t["target_person_times"]), color="#C0392B", linestyle="--",
                 label=f"三年目标 target {int(t['target_person_times']):,}")
     ax2.set_ylim(bottom=0, top=max(int(t["target_person_times"]), int(y["cumulative"].max() if len(y) else 0)) * 1.3)
@@ -162,7 +163,7 @@ def _grouped(plt, v: pd.DataFrame, key: str, title: str) -> bytes:
 
 def _shares(plt, s: pd.DataFrame) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    days = list(s["on"])
+    days = range(len(s))  # positions, the dates as tick labels (as text they would be categories, logged)
     for col, target, name, color in (("skilled_share_units", "skilled_target_units", "技能劳动者占就业人员", "#2F6EBA"),
                                      ("high_skill_share_units", "high_skill_target_units", "高技能人才占技能劳动者",
                                       "#27AE60")):
@@ -170,6 +171,7 @@ def _shares(plt, s: pd.DataFrame) -> bytes:
         if len(s):
             ax.axhline(int(s[target].iloc[0]) / 100, linestyle="--", color=color,
                        label=f"目标 target {int(s[target].iloc[0]) / 100:g}%")
+    ax.set_xticks(list(days), [str(d) for d in s["on"]])
     ax.set_ylabel("%")
     ax.set_ylim(bottom=0)
     ax.set_title(CHARTS["skill_shares"])
@@ -183,11 +185,13 @@ def _levels(plt, c: pd.DataFrame) -> bytes:
     lv = c.assign(level=c["level"].astype("Int64").astype("string").fillna("专项"))
     pivot = lv.pivot_table(index="year", columns="level", values="certificates", aggfunc="sum", fill_value=0)
     bottom = [0] * len(pivot)
+    x = range(len(pivot))  # positions, the years as tick labels (as text they would be categories, logged)
     for col in pivot.columns:
         name = labels.zh("levels", int(col)) if col.isdigit() else "专项能力 special ability"
         vals = [int(v) for v in pivot[col]]
-        ax.bar([str(y) for y in pivot.index], vals, bottom=bottom, label=name)
+        ax.bar(x, vals, bottom=bottom, label=name)
         bottom = [a + b for a, b in zip(bottom, vals, strict=True)]
+    ax.set_xticks(list(x), [str(y) for y in pivot.index])
     ax.set_title(CHARTS["certificates_by_level"])
     ax.set_ylabel("证书数 certificates")
     ax.legend(fontsize=7, ncol=3)
