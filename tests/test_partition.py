@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from subsidy_ledger import export, partition, pipeline, warehouse
+from subsidy_ledger import export, partition, pipeline, stage_process, warehouse
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
@@ -247,14 +247,14 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
 
 def test_cli_partitions_in_processes_share_an_s3_work_store(small_drop, s3, tmp_path, monkeypatch):
     """The CLI's night with its work store in a bucket (moto's S3 server on 127.0.0.1), three partitions in two
-    processes: every stage, validate's workers, extract's pool and the partitions run in forked processes, each
-    with an S3 client of its own. The work goes through the bucket and goes with the run; the night answers as a
-    one-partition night with a local folder does."""
+    processes: every stage (as the CLI runs them), validate's staging, extract's pool and the partitions run in
+    forked processes, each with an S3 client of its own. The work goes through the bucket and goes with the run;
+    the night answers as a one-partition night with a local folder does."""
     monkeypatch.setenv(warehouse.PERSON_CODE_KEY_ENV, "s3-cli-test-key")  # comparable extracts
     s3_out, s3_wh = tmp_path / "s3", f"sqlite:///{tmp_path / 's3.sqlite'}"
     result = pipeline.run(pipeline.RunConfig(sources=str(small_drop), as_of="2022-06-30", warehouse=s3_wh,
                                              out=str(s3_out), run_id="s3__2022-06-30", partitions=3,
-                                             partition_workers=2))
+                                             partition_workers=2), call=stage_process.call)
     assert result["decide"]["partitions"] == 3
     written = {v["Key"] for v in s3.list_object_versions(Bucket=S3_BUCKET).get("Versions", [])}
     assert any(k.endswith("/raw/social_insurance.parquet") for k in written)  # parked by extract's pool
