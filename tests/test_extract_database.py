@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from subsidy_ledger import workstore
 from subsidy_ledger.cli import main
 from subsidy_ledger.extract import DropError, database_to_parquet, read_registry
 from subsidy_ledger.registries import REGISTRIES
@@ -15,6 +17,7 @@ from tests.conftest import PG_ADMIN_URL
 
 # ledger semantics, not publicity (tests/test_payments.py): claims are paid the night approved
 pytestmark = pytest.mark.usefixtures("immediate_payment")
+SEAL = workstore.Seal(bytes(range(32)))
 
 
 def fill(url: str, drop) -> None:
@@ -73,10 +76,13 @@ def test_a_run_from_the_database_posts_the_same_ledger_as_from_the_files(registr
 
 
 def test_tables_are_read_in_chunks_into_parquet(registry_db, tmp_path):
-    manifest = database_to_parquet(registry_db, tmp_path, chunk_rows=200)
+    manifest = database_to_parquet(registry_db, tmp_path, SEAL, chunk_rows=200)
     counts = dict(_rows(registry_db, "select 'certificates', count(*) from certificates"))
     assert manifest["certificates"]["rows"] == counts["certificates"] > 400
-    assert pq.ParquetFile(manifest["certificates"]["path"]).num_row_groups >= 3  # one per chunk
+    with open(manifest["certificates"]["path"], "rb") as f:
+        assert f.read(4) == workstore.MAGIC  # sealed: the rows are readable with the run's key only
+        f.seek(0)
+        assert pq.ParquetFile(io.BytesIO(SEAL.unseal(f, "certificates"))).num_row_groups >= 3  # one per chunk
     assert manifest["certificates"]["encoding"] == "database" and len(manifest["certificates"]["sha256"]) == 64
 
 
@@ -87,6 +93,6 @@ def test_missing_tables_and_columns_are_clear_errors(tmp_path):
         c.execute(sa.text("create table social_insurance (record_id text)"))
     engine.dispose()
     with pytest.raises(DropError, match="table social_insurance: missing required column"):
-        database_to_parquet(url, tmp_path)
+        database_to_parquet(url, tmp_path, SEAL)
     with pytest.raises(DropError, match="required registry table or view is missing"):
-        database_to_parquet(f"sqlite:///{tmp_path / 'empty.sqlite'}", tmp_path)
+        database_to_parquet(f"sqlite:///{tmp_path / 'empty.sqlite'}", tmp_path, SEAL)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from subsidy_ledger import export, partition, pipeline, stage_process, warehouse
+from subsidy_ledger import export, partition, pipeline, stage_process, warehouse, workstore
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
@@ -20,6 +20,7 @@ from tests.conftest import S3_BUCKET
 # two nights on one drop (the first publicises, the second posts and instructs the bank), then a changed drop
 # whose night reverses what it revoked
 NIGHTS = (("a", "2021-06-10"), ("a", "2021-06-21"), ("b", "2021-06-30"))
+SEAL = workstore.Seal(bytes(range(32)))
 
 
 def test_partition_of_a_person_is_fixed():
@@ -37,10 +38,10 @@ def test_save_cuts_person_registries_and_shares_the_rest(tmp_path):
         "training_classes": pd.DataFrame({"class_id": ["C1"]}),
         "~quarantine": pd.DataFrame({"person_id": ["P3"], "reason": ["x"]}),
     }
-    assert partition.save(tmp_path, frames, 4, whole=("~quarantine",)) == [0, 1, 2, 3]
+    assert partition.save(tmp_path, frames, 4, SEAL, whole=("~quarantine",)) == [0, 1, 2, 3]
     assert partition.plan(tmp_path) == {"k": 4, "shared": ["low_income", "training_classes", "~quarantine"],
                                         "person": ["certificates"]}
-    parts = [partition.load(tmp_path, i) for i in range(4)]
+    parts = [partition.load(tmp_path, i, SEAL) for i in range(4)]
     assert sum(len(p["certificates"]) for p in parts) == 50
     assert all(len(p["certificates"]) < 50 for p in parts)
     for i, p in enumerate(parts):  # each person in exactly its own partition; the shared frames whole
@@ -68,10 +69,10 @@ def test_save_takes_frames_one_at_a_time_and_lets_each_go_before_the_next(tmp_pa
             yield name, made(name, 30)
         yield "training_classes", pd.DataFrame({"class_id": ["C1"]})
 
-    assert partition.save(tmp_path, one_at_a_time(), 3) == [0, 1, 2]
+    assert partition.save(tmp_path, one_at_a_time(), 3, SEAL) == [0, 1, 2]
     assert len(held) == 3 and partition.plan(tmp_path) == {
         "k": 3, "shared": ["training_classes"], "person": ["certificates", "veterans", "social_insurance"]}
-    assert sum(len(partition.get(tmp_path, i, "veterans")) for i in range(3)) == 30
+    assert sum(len(partition.get(tmp_path, i, "veterans", SEAL)) for i in range(3)) == 30
 
 
 def test_partition_count(monkeypatch):
@@ -258,6 +259,10 @@ def test_cli_partitions_in_processes_share_an_s3_work_store(small_drop, s3, tmp_
     assert result["decide"]["partitions"] == 3
     written = {v["Key"] for v in s3.list_object_versions(Bucket=S3_BUCKET).get("Versions", [])}
     assert any(k.endswith("/raw/social_insurance.parquet") for k in written)  # parked by extract's pool
+    for v in s3.list_object_versions(Bucket=S3_BUCKET).get("Versions", []):  # every frame went in sealed
+        if v["Key"].endswith(".parquet"):
+            body = s3.get_object(Bucket=S3_BUCKET, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+            assert body.startswith(workstore.MAGIC), v["Key"]
     for step in ("eligibility", "decide"):
         for i in range(3):
             assert any(f"/{step}/p{i}/" in k for k in written), (step, i)

@@ -87,8 +87,9 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
     for stage in (pipeline.stage_extract, pipeline.stage_validate, pipeline.stage_eligibility):
         stage(c)
     engine = warehouse.connect(warehouse_url)
-    registries = [partition.load(c.work / "eligibility", i) for i in range(3)]
-    tables = {t.name: [pipeline._eligibility(c, i, t) for i in range(3)] for t, _, _ in pipeline.ELIGIBILITY}
+    seal = pipeline._seal(c)
+    registries = [partition.load(c.work / "eligibility", i, seal) for i in range(3)]
+    tables = {t.name: [pipeline._eligibility(c, i, t, seal) for i in range(3)] for t, _, _ in pipeline.ELIGIBILITY}
     with engine.connect() as conn:
         for table, _, key in pipeline.ELIGIBILITY:
             stored = warehouse.read_frame(conn, table, table.c.run_id == c.run_id)
@@ -100,12 +101,12 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
     workstore.remove(c.work / "eligibility")
     assert pipeline.decide_split(c)["partitions"] == [0, 1, 2]
     for i in range(3):
-        again = partition.load(c.work / "eligibility", i)
+        again = partition.load(c.work / "eligibility", i, seal)
         assert again.keys() == registries[i].keys()
         for name, frame in registries[i].items():
             pd.testing.assert_frame_equal(again[name], frame, check_dtype=True)
         for table, _, _ in pipeline.ELIGIBILITY:
-            pd.testing.assert_frame_equal(pipeline._eligibility(c, i, table), tables[table.name][i],
+            pd.testing.assert_frame_equal(pipeline._eligibility(c, i, table, seal), tables[table.name][i],
                                           check_dtype=True)
     pipeline.stage_decide(c)
     with engine.connect() as conn:
@@ -182,7 +183,7 @@ def _staged(c: pipeline.RunConfig, url: str) -> dict[str, pd.DataFrame]:
             rows = warehouse.read_frame(conn, table, table.c.run_id == c.run_id)
             assert (rows["validated_run"] == c.run_id).all(), name
             out[name] = rows.drop(columns=["run_id", "validated_run"]).sort_values("source_row", ignore_index=True)
-            parked = workstore.read_frame(c.work / "accepted" / f"{name}.parquet")
+            parked = workstore.read_frame(c.work / "accepted" / f"{name}.parquet", seal=pipeline._seal(c))
             assert len(parked) == len(rows) and (parked["validated_run"] == c.run_id).all(), name
             out[f"{name} parked"] = parked.drop(columns=["validated_run"]).reset_index(drop=True)
     engine.dispose()
@@ -214,7 +215,8 @@ def test_extract_in_processes_parks_what_one_process_parks(drop, tmp_path):
         pipeline.stage_extract(c)
         manifest = workstore.read_json(c.work / "raw" / "manifest.json")
         parked[workers] = ([(n, {k: v for k, v in m.items() if k != "path"}) for n, m in manifest.items()],
-                           {n: workstore.read_frame(c.work / "raw" / f"{n}.parquet") for n in manifest})
+                           {n: workstore.read_frame(c.work / "raw" / f"{n}.parquet", seal=pipeline._seal(c))
+                            for n in manifest})
         pipeline.discard_work(c)
     assert parked[1][0] == parked[2][0] and [n for n, _ in parked[2][0]] == list(REGISTRIES)
     assert parked[2][0][list(REGISTRIES).index("certificates")][1]["rows"] > 0

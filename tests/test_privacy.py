@@ -9,7 +9,9 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from subsidy_ledger import pipeline, warehouse, workstore
 from subsidy_ledger.cli import main
 from subsidy_ledger.extract import sniff_encoding
 from subsidy_ledger.generate import generate
@@ -91,6 +93,42 @@ def test_no_identity_number_outside_the_warehouse_good_night_or_failed(hostile_d
     assert [m for m in ID_SHAPE.findall(printed.out + printed.err) if m in ids] == []
     assert not work.exists() or not any(work.rglob("*.parquet"))  # no scratch file survives either night
     assert not any(p.name == ".work" for p in out.rglob("*"))
+
+
+def test_the_work_store_holds_no_readable_identity_or_account_number(hostile_drop, tmp_path):
+    """After every stage, every scratch file is scanned: the frames in it are sealed with the run's key, so no
+    identity or account number is there to read; unsealed with the key from the warehouse, they are there."""
+    ids, accounts = _ids(hostile_drop), _ids(hostile_drop, "account_no", ACCOUNT_SHAPE)
+    work, url = tmp_path / "work", f"sqlite:///{tmp_path / 'w.sqlite'}"
+    scanned: dict[str, int] = {}
+
+    def scan(stage: str, result: dict, seconds: float) -> None:
+        files = [p for p in work.rglob("*") if p.is_file()]
+        assert _hits(work, ids) == [] and _hits(work, accounts, ACCOUNT_SHAPE) == [], stage
+        scanned[stage] = sum(p.suffix == ".parquet" for p in files)
+        assert all(p.read_bytes().startswith(workstore.MAGIC) for p in files if p.suffix == ".parquet"), stage
+        if stage == "extract":  # the scan would find them: the raw rows, unsealed, hold every one
+            engine = warehouse.connect(url)
+            with engine.connect() as conn:
+                seal = workstore.Seal.for_run(warehouse.work_store_key(conn), cfg.run_id)
+            engine.dispose()
+            raw = [p for p in files if p.parent.name == "raw" and p.suffix == ".parquet"]
+            plain = tmp_path / "plain"
+            plain.mkdir()
+            named = set()
+            for p in raw:
+                with open(p, "rb") as f:
+                    (plain / p.name).write_bytes(seal.unseal(f, p.name))
+                named |= set(workstore.read_frame(p, seal=seal).get("person_id", pd.Series()).dropna())
+            assert ids <= named  # every one, in the parquet read back
+            assert _hits(plain, ids) and _hits(plain, accounts, ACCOUNT_SHAPE)  # many even in compressed bytes
+
+    cfg = pipeline.RunConfig(sources=str(hostile_drop), as_of="2022-06-30", warehouse=url, out=str(tmp_path / "out"),
+                             run_id="cli__2022-06-30", work_dir=str(work))
+    pipeline.run(cfg, on_stage=scan)
+    assert list(scanned) == [name for name, _ in pipeline.STAGES]
+    assert scanned["extract"] >= 15 and scanned["validate"] >= 15 and scanned["decide"] >= 1
+    assert not work.exists() or not any(work.rglob("*.parquet"))
 
 
 def test_data_docs_show_no_registry_value_and_run_none_in_chromium(hostile_drop, tmp_path, monkeypatch):

@@ -425,14 +425,14 @@ def _book_jobs(extracts: dict[str, pd.DataFrame], depts: list[str], root: Path, 
         for dept in depts:
             mine = frame.loc[frame["department_code"] == dept]
             rows = scratch / f"{kind}-{dept}.parquet"
-            workstore.write_frame(rows, mine)
+            workstore.write_frame(rows, mine, seal=None)  # extract rows: masked already
             jobs.append(BookJob(root / dept / f"{kind}.xlsx", kind, dept, rows, len(mine), as_of, run_id))
     return sorted(jobs, key=lambda j: -j.n)
 
 
 def _write_book(job: BookJob) -> None:
     """Write one department's workbook from its parked rows (in this process or a pool's)."""
-    rows = workstore.read_frame(job.rows)
+    rows = workstore.read_frame(job.rows, seal=None)
     workbooks.write(job.path, BOOKS[job.kind](job.department, job.as_of, job.run_id, rows))
 
 

@@ -285,9 +285,9 @@ def _as_text(values: list) -> pd.Series:
     return pd.Series(out, dtype="string")
 
 
-def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dict[str, dict]:
-    """Stream every registry table (or view) of a registry database into parquet, chunk by chunk, so memory
-    stays flat however large the tables are. Returns the manifest entries; DropError as for files."""
+def database_to_parquet(url: str, folder: Path, seal: workstore.Seal, chunk_rows: int = 50_000) -> dict[str, dict]:
+    """Stream every registry table (or view) of a registry database into sealed parquet, chunk by chunk, so
+    memory stays flat however large the tables are. Returns the manifest entries; DropError as for files."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import sqlalchemy as sa
@@ -302,7 +302,7 @@ def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dic
             if name not in names:
                 if registry.required:
                     raise DropError(f"{safe_url} table {name}", "required registry table or view is missing")
-                workstore.write_frame(path, empty_registry(registry).frame)
+                workstore.write_frame(path, empty_registry(registry).frame, seal=seal)
                 manifest[name] = {"path": str(path), "present": False, "encoding": None, "sha256": None, "rows": 0,
                                   "extra_columns": []}
                 continue
@@ -323,13 +323,13 @@ def database_to_parquet(url: str, folder: Path, chunk_rows: int = 50_000) -> dic
                     frame[HASH_COL] = row_hashes(frame, registry)
                     digest.update("".join(frame[HASH_COL].tolist()).encode())
                     batch = pa.Table.from_pandas(frame, preserve_index=False)
-                    # the store's file (a folder's or an object's), closed after the writer that fills it
+                    # the store's file (a folder's or an object's, sealed), closed after the writer that fills it
                     writer = writer or files.enter_context(contextlib.closing(
-                        pq.ParquetWriter(files.enter_context(path.open("wb")), batch.schema)))
+                        pq.ParquetWriter(files.enter_context(workstore.sealed_writer(path, seal)), batch.schema)))
                     writer.write_table(batch)
                     rows += len(frame)
             if writer is None:
-                workstore.write_frame(path, empty_registry(registry).frame)
+                workstore.write_frame(path, empty_registry(registry).frame, seal=seal)
             manifest[name] = {"path": str(path), "present": True, "encoding": "database",
                               "sha256": digest.hexdigest(), "rows": rows,
                               "extra_columns": [c for c in columns if c not in registry.columns]}

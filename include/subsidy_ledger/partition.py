@@ -61,20 +61,20 @@ def count(frames: dict[str, pd.DataFrame], requested: int | None = None) -> int:
 
 
 def save(folder, frames: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]], k: int,
-         whole: Sequence[str] = ()) -> list[int]:
-    """Write the frames cut into K partitions to the work store: shared frames (and the names in `whole`) once
-    under shared/, the per-person ones under p<i>/; the plan records which is which. The frames may come as
+         seal: workstore.Seal, whole: Sequence[str] = ()) -> list[int]:
+    """Write the frames cut into K partitions to the work store, sealed: shared frames (and the names in `whole`)
+    once under shared/, the per-person ones under p<i>/; the plan records which is which. The frames may come as
     (name, frame) pairs read one at a time: each is written and let go before the next is taken. Returns the
     partition numbers (what Airflow maps its partition tasks over)."""
     shared, person = [], []
     for name, frame in (frames.items() if isinstance(frames, Mapping) else frames):
         if "person_id" not in frame or name in SHARED_PERSON_REGISTRIES or name in whole:
-            workstore.write_frame(folder / "shared" / f"{name}.parquet", frame)
+            workstore.write_frame(folder / "shared" / f"{name}.parquet", frame, seal=seal)
             shared.append(name)
         else:
             which = of(frame["person_id"], k)
             for i in range(k):
-                put(folder, i, name, frame.loc[which == i].reset_index(drop=True) if k > 1 else frame)
+                put(folder, i, name, frame.loc[which == i].reset_index(drop=True) if k > 1 else frame, seal)
             person.append(name)
         del frame  # before the next one is read
     workstore.write_json(folder / "plan.json", {"k": k, "shared": shared, "person": person})
@@ -86,28 +86,28 @@ def plan(folder) -> dict:
     return workstore.read_json(folder / "plan.json")
 
 
-def load(folder, i: int, extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+def load(folder, i: int, seal: workstore.Seal, extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     """Partition i's frames from the work store: the shared ones, its own cut of the per-person ones, and the
     named `extra` frames an earlier step wrote to p<i>/."""
     p = plan(folder)
-    frames = {n: workstore.read_frame(folder / "shared" / f"{n}.parquet") for n in p["shared"]}
-    frames |= {n: get(folder, i, n) for n in (*p["person"], *extra)}
+    frames = {n: workstore.read_frame(folder / "shared" / f"{n}.parquet", seal=seal) for n in p["shared"]}
+    frames |= {n: get(folder, i, n, seal) for n in (*p["person"], *extra)}
     return frames
 
 
-def put(folder, i: int, name: str, frame: pd.DataFrame) -> None:
-    """Write partition i's frame `name` (a path under p<i>/, without .parquet)."""
-    workstore.write_frame(folder / f"p{i}" / f"{name}.parquet", frame)
+def put(folder, i: int, name: str, frame: pd.DataFrame, seal: workstore.Seal) -> None:
+    """Write partition i's frame `name` (a path under p<i>/, without .parquet), sealed."""
+    workstore.write_frame(folder / f"p{i}" / f"{name}.parquet", frame, seal=seal)
 
 
-def get(folder, i: int, name: str) -> pd.DataFrame:
+def get(folder, i: int, name: str, seal: workstore.Seal) -> pd.DataFrame:
     """Read partition i's frame `name`, as put wrote it."""
-    return workstore.read_frame(folder / f"p{i}" / f"{name}.parquet")
+    return workstore.read_frame(folder / f"p{i}" / f"{name}.parquet", seal=seal)
 
 
-def gather(folder, k: int, name: str) -> list[pd.DataFrame]:
+def gather(folder, k: int, name: str, seal: workstore.Seal) -> list[pd.DataFrame]:
     """Frame `name` of every partition, in partition order."""
-    return [get(folder, i, name) for i in range(k)]
+    return [get(folder, i, name, seal) for i in range(k)]
 
 
 def combine(frames: Sequence[pd.DataFrame], key: Sequence[str]) -> pd.DataFrame:

@@ -150,8 +150,8 @@ class RunConfig:
     @property
     def work(self):
         """Work store of this run (frames between stages and partitions; a Path, or an ObjectStoragePath for a
-        URL): it holds full identity numbers, so it lives outside the extracts, readable by the pipeline's user
-        only, and goes when the run ends either way."""
+        URL): its frames hold full identity numbers, sealed with the run's key (_seal), and it lives outside the
+        extracts, readable by the pipeline's user only, and goes when the run ends either way."""
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.run_id)
         base = self.work_dir or str(Path(tempfile.gettempdir()) / "subsidy-ledger-work")
         return workstore.root(base, self.work_conn_id) / safe
@@ -194,8 +194,9 @@ def stage_extract(cfg: RunConfig) -> dict:
     workstore.remove(cfg.work)
     work = cfg.work / "raw"
     workstore.make_dirs(work)
+    seal = _seal(cfg)  # the first step makes the warehouse's work-store key if it has none yet
     if extract.is_database_url(cfg.sources):
-        manifest = extract.database_to_parquet(cfg.sources, work)
+        manifest = extract.database_to_parquet(cfg.sources, work, seal)
     else:
         sources = Path(cfg.sources)
         problems = extract.drop_problems(sources)  # every path before any file: a missing one stops at once
@@ -203,7 +204,7 @@ def stage_extract(cfg: RunConfig) -> dict:
         # first so that the processes end together; each gives back only what the manifest says of it.
         names = sorted(REGISTRIES, key=lambda n: -_file_bytes(sources / REGISTRIES[n].filename))
         processes = partition.workers(len(names), cfg.partition_workers)
-        entries = partition.run(_park_registry, names, sources, problems, cfg, processes=processes)
+        entries = partition.run(_park_registry, names, sources, problems, cfg, seal, processes=processes)
         parked = dict(zip(names, entries, strict=True))
         manifest = {n: parked[n] for n in REGISTRIES}  # in the drop's order, whatever was read first
     workstore.write_json(work / "manifest.json", manifest)
@@ -219,13 +220,14 @@ def _file_bytes(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _park_registry(name: str, sources: Path, problems: Mapping[str, str | None], cfg: RunConfig) -> dict:
+def _park_registry(name: str, sources: Path, problems: Mapping[str, str | None], cfg: RunConfig,
+                   seal: workstore.Seal) -> dict:
     """Read one registry of the drop folder and park its raw rows as parquet in the run's work; its manifest
     entry. The work store's path is made here from cfg, not handed over: a pool pickles what it hands over, and
     a pickled ObjectStoragePath loses its connection (it would write to AWS's own S3 with no credentials)."""
     raw = extract.read_from_drop(sources, name, problems[name])
     path = cfg.work / "raw" / f"{name}.parquet"
-    workstore.write_frame(path, raw.frame)
+    workstore.write_frame(path, raw.frame, seal=seal)
     return {"path": str(path), "present": raw.present, "encoding": raw.encoding, "sha256": raw.sha256,
             "rows": len(raw.frame), "extra_columns": list(raw.extra_columns), "problem": raw.problem}
 
@@ -244,10 +246,17 @@ def discard_work(cfg: RunConfig) -> None:
     workstore.remove(cfg.work)
 
 
+def _seal(cfg: RunConfig, conn=None) -> workstore.Seal:
+    """The key this run's work files are sealed with, from the warehouse's work-store key (in the caller's
+    transaction if given): the frames in the store hold full identity and account numbers."""
+    return _in(cfg, conn, lambda c: workstore.Seal.for_run(warehouse.work_store_key(c), cfg.run_id))
+
+
 def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[tuple[str, extract.RawRegistry]]:
     """Each registry as extract parked it, read when its turn comes, so that validation holds one registry's
     raw rows at a time; kept gets each registry without its rows (what the reconciliation says of its file)."""
     manifest = workstore.read_json(cfg.work / "raw" / "manifest.json")
+    seal = _seal(cfg)
 
     def turn(name: str) -> tuple[bool, int]:
         # first those others' checks read, then the largest first: the small ones are validated while the
@@ -256,7 +265,7 @@ def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[
 
     for name in sorted(manifest, key=turn):
         m = manifest[name]
-        frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet")
+        frame = workstore.read_frame(cfg.work / "raw" / f"{name}.parquet", seal=seal)
         for c in frame.columns:
             if c != contract.ROW_COL:
                 frame[c] = frame[c].astype("string")
@@ -288,6 +297,7 @@ def stage_validate(cfg: RunConfig) -> dict:
     # night replaces its staged rows). With processes (stage_process.wanted), forked processes stage the
     # registries one at a time (one writer) while this one validates the next ones: the warehouse's bulk load
     # and GX each keep a core busy. Verdicts waiting to be staged are held here up to STAGING_HOLD_ROWS rows.
+    seal = _seal(cfg)
     stager = stage_process.Serial(STAGING_HOLD_ROWS, lambda name: faults.checkpoint(f"validate:staged:{name}"),
                                   inline=not stage_process.wanted(), what="staging")
     try:
@@ -296,7 +306,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             if name == "payment_results":
                 v = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),
                                              validate.UNKNOWN_INSTRUCTION_REASON, ("instruction_id", "payout_id"))
-            stager.submit(name, stage_accepted, cfg, name, v.accepted, engine, weight=len(v.accepted))
+            stager.submit(name, stage_accepted, cfg, name, v.accepted, engine, seal, weight=len(v.accepted))
             results[name] = v.without_rows()
             del v
         stager.finish()
@@ -341,7 +351,7 @@ def stage_validate(cfg: RunConfig) -> dict:
             "gx_rows_checked": sum(v.gx_summary["rows_checked"] for v in results.values())}
 
 
-def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine) -> None:
+def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine, seal: workstore.Seal) -> None:
     """Stage a registry's accepted rows in the warehouse (one transaction; a rerun replaces the run's rows)
     and park them in the work store for pay and export. The engine is the night's unpooled one (_engine): it
     holds no connection, so a forked staging process opens its own through it."""
@@ -351,7 +361,7 @@ def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine) ->
         conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
         staged = accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
         warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-    workstore.write_frame(cfg.work / "accepted" / f"{name}.parquet", accepted)
+    workstore.write_frame(cfg.work / "accepted" / f"{name}.parquet", accepted, seal=seal)
 
 
 def _previous_figures(conn, run_id: str) -> dict[str, gate.RegistryFigures] | None:
@@ -440,9 +450,10 @@ def _accepted_each(cfg: RunConfig, conn, step: str, columns: Mapping[str, Sequen
     """_accepted one registry at a time (of these names only, if given), each read when its turn comes."""
     folder, names = cfg.work / "accepted", steps.accepted_registries(step)
     in_store = all(workstore.has(folder / f"{n}.parquet") for n in names)
+    seal = _seal(cfg, conn) if in_store else None
     for name in names if only is None else [n for n in names if n in only]:
         wanted = (columns or {}).get(name)
-        yield name, (workstore.read_frame(folder / f"{name}.parquet", wanted) if in_store
+        yield name, (workstore.read_frame(folder / f"{name}.parquet", wanted, seal=seal) if in_store
                      else load_staging(conn, cfg.run_id, (name,), columns)[name])
 
 
@@ -497,17 +508,18 @@ def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
     ids = dict(_accepted_each(cfg, conn, step, {n: ("person_id",) for n in person}, only=person))
     k = partition.count(ids, cfg.partitions)
     del ids
-    return partition.save(cfg.work / "eligibility", _accepted_each(cfg, conn, step), k)
+    return partition.save(cfg.work / "eligibility", _accepted_each(cfg, conn, step), k, _seal(cfg, conn))
 
 
 def eligibility_part(cfg: RunConfig, i: int) -> dict:
     """Build the eligibility tables of person partition i (from the work store, into the work store)."""
-    folder = cfg.work / "eligibility"
+    folder, seal = cfg.work / "eligibility", _seal(cfg)
 
     def build():
-        tables = eligibility_partition(partition.load(folder, i), cfg.as_of_date, PolicyBook.load(cfg.policy_dir))
+        tables = eligibility_partition(partition.load(folder, i, seal), cfg.as_of_date,
+                                       PolicyBook.load(cfg.policy_dir))
         for (table, _, _), frame in zip(ELIGIBILITY, tables, strict=True):
-            partition.put(folder, i, f"out/{table.name}", frame)
+            partition.put(folder, i, f"out/{table.name}", frame, seal)
 
     _timed_partition(folder, i, "eligibility", build)
     return {"partition": i}
@@ -520,9 +532,10 @@ def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
     k = partition.plan(folder)["k"]
 
     def store(c) -> dict:
-        rows = {}
+        rows, seal = {}, _seal(cfg, c)
         for table, _, key in ELIGIBILITY:
-            frame = partition.combine(partition.gather(folder, k, f"out/{table.name}"), key).assign(run_id=cfg.run_id)
+            frame = partition.combine(partition.gather(folder, k, f"out/{table.name}", seal), key).assign(
+                run_id=cfg.run_id)
             c.execute(table.delete().where(table.c.run_id == cfg.run_id))
             warehouse.insert_frame(c, table, frame)
             rows[table.name] = len(frame)
@@ -554,10 +567,10 @@ def _copy_path(cfg: RunConfig, folder: str, table: sa.Table):
     return cfg.work / folder / f"{table.name}.parquet"
 
 
-def _keep(cfg: RunConfig, folder: str, frame: pd.DataFrame, table: sa.Table) -> None:
+def _keep(cfg: RunConfig, folder: str, frame: pd.DataFrame, table: sa.Table, seal: workstore.Seal) -> None:
     """Leave a copy of the rows just stored in `table` in the work store's `folder`, typed as the warehouse gives
     them back, so that later steps read it instead of reading the table back (steps.py declares who)."""
-    workstore.write_frame(_copy_path(cfg, folder, table), warehouse.typed(frame, table))
+    workstore.write_frame(_copy_path(cfg, folder, table), warehouse.typed(frame, table), seal=seal)
 
 
 def _kept(cfg: RunConfig, folder: str, conn, table: sa.Table, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -565,7 +578,7 @@ def _kept(cfg: RunConfig, folder: str, conn, table: sa.Table, columns: Sequence[
     warehouse's (the copy goes with the run's work; a task cleared and run again later reads the table)."""
     path = _copy_path(cfg, folder, table)
     if workstore.has(path):  # typed again: parquet keeps no datetime64[s], it gives back [ms]
-        return warehouse.typed(workstore.read_frame(path, columns), table, columns)
+        return warehouse.typed(workstore.read_frame(path, columns, seal=_seal(cfg, conn)), table, columns)
     return warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id, columns)
 
 
@@ -578,10 +591,10 @@ ELIGIBILITY_FLAGS = {  # the eligibility tables' flags: a missing flag is false 
 }
 
 
-def _eligibility(cfg: RunConfig, i: int, table: sa.Table) -> pd.DataFrame:
+def _eligibility(cfg: RunConfig, i: int, table: sa.Table, seal: workstore.Seal) -> pd.DataFrame:
     """Partition i's rows of this run's eligibility table, as eligibility_combine stored them (typed as the
     warehouse gives them back, flags false where missing) and in the table's key order."""
-    frame = warehouse.typed(partition.get(cfg.work / "eligibility", i, f"out/{table.name}").assign(
+    frame = warehouse.typed(partition.get(cfg.work / "eligibility", i, f"out/{table.name}", seal).assign(
         run_id=cfg.run_id), table)
     for c in ELIGIBILITY_FLAGS[table.name]:
         frame[c] = frame[c].fillna(False).astype(bool)
@@ -593,7 +606,7 @@ def _eligibility_partitions(cfg: RunConfig, conn) -> int:
     """K of the eligibility step's partitions (accepted registries and eligibility tables), which decide reads
     as they are. When they are gone (a task cleared and run again after the run's work went), they are cut again
     from the warehouse: its staging tables and this run's eligibility tables."""
-    folder = cfg.work / "eligibility"
+    folder, seal = cfg.work / "eligibility", _seal(cfg, conn)
     if workstore.has(folder / "plan.json"):
         k = partition.plan(folder)["k"]
         if all(workstore.has(folder / f"p{i}" / "out" / f"{t.name}.parquet") for i in range(k)
@@ -604,18 +617,18 @@ def _eligibility_partitions(cfg: RunConfig, conn) -> int:
         stored = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
         which = partition.of(stored["person_id"], k)
         for i in range(k):
-            partition.put(folder, i, f"out/{table.name}", stored.loc[which == i].reset_index(drop=True))
+            partition.put(folder, i, f"out/{table.name}", stored.loc[which == i].reset_index(drop=True), seal)
     return k
 
 
-def _decide_part(cfg: RunConfig, i: int, eligible: tuple[str, ...], extra: tuple[str, ...] = ()
-                 ) -> dict[str, pd.DataFrame]:
+def _decide_part(cfg: RunConfig, i: int, seal: workstore.Seal, eligible: tuple[str, ...],
+                 extra: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
     """What decide reads of partition i: the eligibility step's partition (accepted registries), the named
     eligibility tables of it (`eligible`: _ELIGIBLE's names), and what decide_split (and the steps after it:
     `extra`) left in decide's."""
-    return {**partition.load(cfg.work / "eligibility", i),
-            **{name: _eligibility(cfg, i, _ELIGIBLE[name]) for name in eligible},
-            **partition.load(cfg.work / "decide", i, extra=extra)}
+    return {**partition.load(cfg.work / "eligibility", i, seal),
+            **{name: _eligibility(cfg, i, _ELIGIBLE[name], seal) for name in eligible},
+            **partition.load(cfg.work / "decide", i, seal, extra=extra)}
 
 
 # names of the per-person frames decide adds to a partition beside the accepted registries
@@ -683,17 +696,17 @@ def decide_split(cfg: RunConfig, conn=None) -> dict:
                                               warehouse.quarantine.c.run_id == cfg.run_id)}
 
     k, frames = _in(cfg, conn, read)
-    return {"partitions": partition.save(cfg.work / "decide", frames, k, whole=(_QUARANTINE,))}
+    return {"partitions": partition.save(cfg.work / "decide", frames, k, _seal(cfg, conn), whole=(_QUARANTINE,))}
 
 
 def training_part(cfg: RunConfig, i: int) -> dict:
     """R7 for person partition i, before the projects' budgets."""
-    folder = cfg.work / "decide"
+    folder, seal = cfg.work / "decide", _seal(cfg)
 
     def decide_r7():
-        part = _decide_part(cfg, i, eligible=(_TRAINING,))  # R7 reads no other eligibility table
+        part = _decide_part(cfg, i, seal, eligible=(_TRAINING,))  # R7 reads no other eligibility table
         trained = training_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir))
-        partition.put(folder, i, "r7", trained)
+        partition.put(folder, i, "r7", trained, seal)
 
     _timed_partition(folder, i, "training", decide_r7)
     return {"partition": i}
@@ -703,31 +716,32 @@ def training_budget(cfg: RunConfig, conn=None) -> dict:
     """The one cross-person pass: each project's filed budget over all its trainees' R7 decisions; the result
     goes back to each partition (R1 check 7 reads R7's approvals)."""
     enter(cfg, "training_budget", conn)
-    folder = cfg.work / "decide"
+    folder, seal = cfg.work / "decide", _seal(cfg, conn)
     k = partition.plan(folder)["k"]
-    trained, state = (pd.concat(partition.gather(folder, k, name), ignore_index=True) for name in ("r7", _STATE))
-    training = pd.concat([_eligibility(cfg, i, warehouse.training_eligibility) for i in range(k)],
+    trained, state = (pd.concat(partition.gather(folder, k, name, seal), ignore_index=True)
+                      for name in ("r7", _STATE))
+    training = pd.concat([_eligibility(cfg, i, warehouse.training_eligibility, seal) for i in range(k)],
                          ignore_index=True)
     trained = decide.hold_over_budget(trained, training, _paid(state))
     which = partition.of(trained["person_id"], k)
     for i in range(k):
-        partition.put(folder, i, _TRAINED, trained.loc[which == i].reset_index(drop=True))
+        partition.put(folder, i, _TRAINED, trained.loc[which == i].reset_index(drop=True), seal)
     return {"partitions": k, "training_decisions": len(trained)}
 
 
 def decisions_part(cfg: RunConfig, i: int) -> dict:
     """R1-R6, holds, orphans and objections for person partition i, given its R7 decisions."""
-    folder = cfg.work / "decide"
+    folder, seal = cfg.work / "decide", _seal(cfg)
 
     def decide_rest():
-        part = _decide_part(cfg, i, eligible=(_CERTS, _APPRENTICES, _LIVING), extra=(_TRAINED,))
+        part = _decide_part(cfg, i, seal, eligible=(_CERTS, _APPRENTICES, _LIVING), extra=(_TRAINED,))
         decided, overlaps, sources = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir),
                                                          cfg.as_of_date)
         # in the warehouse index's order, sorted here in parallel: SQLite then adds them to its index in a few
         # runs instead of at random (1,000,000 persons: 2.7 million rows loaded in 15 s instead of 19 s)
         sources = sources.sort_values(list(contract.CLAIM_KEY), kind="stable", ignore_index=True)
         for name, frame in zip(_DECIDED, (decided, overlaps, sources), strict=True):
-            partition.put(folder, i, f"out/{name}", frame)
+            partition.put(folder, i, f"out/{name}", frame, seal)
 
     _timed_partition(folder, i, "decisions", decide_rest)
     return {"partition": i}
@@ -742,8 +756,8 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
 
-    def combined(name: str, key: tuple[str, ...]) -> pd.DataFrame:
-        return partition.combine(partition.gather(folder, k, f"out/{name}"), key).assign(run_id=cfg.run_id)
+    def combined(name: str, key: tuple[str, ...], seal: workstore.Seal) -> pd.DataFrame:
+        return partition.combine(partition.gather(folder, k, f"out/{name}", seal), key).assign(run_id=cfg.run_id)
 
     def replace(c, table: sa.Table, frames: Iterable[pd.DataFrame]) -> None:
         c.execute(table.delete().where(table.c.run_id == cfg.run_id))
@@ -751,15 +765,16 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
             warehouse.insert_frame(c, table, frame)
 
     def store(c) -> dict:
-        replace(c, warehouse.city_overlaps, [combined("city_overlaps", CITY_OVERLAP_KEY)])
+        seal = _seal(cfg, c)
+        replace(c, warehouse.city_overlaps, [combined("city_overlaps", CITY_OVERLAP_KEY, seal)])
         # the claim sources go in partition by partition, neither put together nor sorted: a 1,000,000-person
         # night has 2.7 million, and concatenating and sorting them beside the decisions was decide's peak
         # memory; no step reads them back in bulk, and a trace sorts a claim's few (a warehouse keeps no order)
-        replace(c, warehouse.claim_sources, (partition.get(folder, i, "out/claim_sources").assign(run_id=cfg.run_id)
-                                             for i in range(k)))
-        d = combined("decisions", contract.CLAIM_KEY).assign(decided_in_run=cfg.run_id, as_of=cfg.as_of_date)
+        replace(c, warehouse.claim_sources, (partition.get(folder, i, "out/claim_sources", seal).assign(
+            run_id=cfg.run_id) for i in range(k)))
+        d = combined("decisions", contract.CLAIM_KEY, seal).assign(decided_in_run=cfg.run_id, as_of=cfg.as_of_date)
         replace(c, warehouse.decisions, [d])
-        _keep(cfg, "decisions", d, warehouse.decisions)  # for post and export
+        _keep(cfg, "decisions", d, warehouse.decisions, seal)  # for post and export
         _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
         return d["decision"].value_counts().to_dict()
 

@@ -127,7 +127,9 @@ quarantine = sa.Table(
     sa.PrimaryKeyConstraint("run_id", "registry", "row_number"),
 )
 
-person_code_keys = sa.Table(  # the HMAC key of the pseudonymous person codes in extracts (identifiers.person_codes)
+# the warehouse's own keys: "default", the HMAC key of the pseudonymous person codes in extracts
+# (identifiers.person_codes); "work-store", the secret the runs' work-file keys come from (work_store_key)
+person_code_keys = sa.Table(
     "person_code_key", metadata,
     sa.Column("name", sa.String(20), primary_key=True),
     sa.Column("key_hex", sa.String(64), nullable=False),
@@ -645,14 +647,28 @@ def person_code_key(conn) -> bytes:
     env = os.environ.get(PERSON_CODE_KEY_ENV)
     if env:
         return env.encode()
+    return _own_key(conn, "default")
+
+
+WORK_STORE_KEY = "work-store"
+
+
+def work_store_key(conn) -> bytes:
+    """The secret each run's work-store key is derived from (workstore.Seal.for_run): the warehouse's own,
+    made on first use beside the person codes' key, so that only who reads the warehouse reads the work files."""
+    return _own_key(conn, WORK_STORE_KEY)
+
+
+def _own_key(conn, name: str) -> bytes:
+    """A 32-byte key kept in the warehouse under this name, made on first use (a concurrent maker's wins)."""
     t = person_code_keys
-    found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == "default")).scalar()
-    if found is None:  # a key deleted by hand: make another, and let a concurrent maker's key win
+    found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == name)).scalar()
+    if found is None:  # never made, or deleted by hand: make one, and let a concurrent maker's key win
         try:
             with conn.begin_nested():
-                conn.execute(t.insert().values(name="default", key_hex=secrets.token_hex(32),
+                conn.execute(t.insert().values(name=name, key_hex=secrets.token_hex(32),
                                                created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
         except sa.exc.IntegrityError:
             pass
-        found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == "default")).scalar()
+        found = conn.execute(sa.select(t.c.key_hex).where(t.c.name == name)).scalar()
     return bytes.fromhex(found)
