@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 STALE_S = 86_400  # work a killed run left behind is removed after a day (no night runs that long)
 MAGIC = b"SLW1"  # a sealed work file, format 1: MAGIC, then chunks of [nonce 12][length 4][ciphertext + tag]
@@ -76,11 +77,15 @@ class Seal:
                 return self._aead.decrypt(nonce, sealed, self._aad(index, last)), last
         return None
 
-    def unseal(self, f, name: str) -> bytes:
-        """The plaintext of a sealed file read from the binary file f (name: for the error only)."""
+    def unseal(self, f, name: str) -> memoryview:
+        """The plaintext of a sealed file read from the binary file f (name: for the error only), decrypted chunk
+        by chunk into one buffer: the file's bytes and a chunk are all that is held beside it."""
         if f.read(len(MAGIC)) != MAGIC:
             raise SealError(f"work file {name} is not a sealed work file")
-        parts, index, last = [], 0, False
+        f.seek(0, io.SEEK_END)
+        plain = bytearray(max(0, f.tell() - len(MAGIC)))  # at least as long as the plaintext (nonces, tags)
+        f.seek(len(MAGIC))
+        size, index, last = 0, 0, False
         while not last:
             head = f.read(_NONCE + _LENGTH)
             if len(head) < _NONCE + _LENGTH:
@@ -88,11 +93,11 @@ class Seal:
             opened = self._open(head[:_NONCE], f.read(int.from_bytes(head[_NONCE:], "big")), index)
             if opened is None:
                 raise SealError(f"work file {name} is not sealed with this run's key, or was altered")
-            parts.append(opened[0])
-            last, index = opened[1], index + 1
+            plain[size:size + len(opened[0])] = opened[0]
+            size, last, index = size + len(opened[0]), opened[1], index + 1
         if f.read(1):
             raise SealError(f"work file {name} goes on after its last chunk")
-        return b"".join(parts)
+        return memoryview(plain)[:size]
 
 
 class _SealingWriter(io.RawIOBase):
@@ -200,7 +205,7 @@ def read_frame(path, columns: Sequence[str] | None = None, *, seal: Seal | None)
     cols = list(columns) if columns is not None else None
     with open(path, "rb") if isinstance(path, Path) else path.open("rb") as f:
         data = seal.unseal(f, path.name) if seal is not None else f.read()
-    return pd.read_parquet(io.BytesIO(data), columns=cols)
+    return pd.read_parquet(pa.BufferReader(pa.py_buffer(data)), columns=cols)  # the buffer read where it is
 
 
 def write_json(path, value: Any) -> None:
