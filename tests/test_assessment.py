@@ -185,3 +185,17 @@ def test_the_charts_log_nothing(report, tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert assessment_report.write(tmp_path, stored, export.write_csv)["charts"] == 5
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("matplotlib")]
+
+
+def test_a_night_without_certificates_draws_its_level_chart_without_a_warning(report):
+    """No certificate yet: the chart says so instead of drawing an empty legend (matplotlib warned)."""
+    import warnings
+
+    from subsidy_ledger import assessment_report
+
+    stored = assessment.Assessment.from_records(AS_OF, report.to_records())
+    stored.views["certificates"] = stored.views["certificates"].iloc[0:0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = assessment_report.charts(stored)["certificates_by_level"]
+    assert png.startswith(b"\x89PNG")

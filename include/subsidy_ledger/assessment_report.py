@@ -194,7 +194,10 @@ def _levels(plt, c: pd.DataFrame) -> bytes:
     ax.set_xticks(list(x), [str(y) for y in pivot.index])
     ax.set_title(CHARTS["certificates_by_level"])
     ax.set_ylabel("证书数 certificates")
-    ax.legend(fontsize=7, ncol=3)
+    if len(pivot.columns):
+        ax.legend(fontsize=7, ncol=3)
+    else:  # no certificate yet (a first night, or a drop without them): say so, and no empty legend (warned)
+        ax.text(0.5, 0.5, "暂无证书 no certificates yet", transform=ax.transAxes, ha="center", va="center")
     ax.grid(axis="y", alpha=0.3)
     return _png(plt, fig)
 
