@@ -194,9 +194,13 @@ def write_frame(path, frame: pd.DataFrame, *, seal: Seal | None) -> None:
             frame.to_parquet(f, index=False)
         return
     make_dirs(path.parent)
+    if isinstance(path, Path):
+        with open(path, "wb") as f:
+            frame.to_parquet(f, index=False)
+        return
     buffer = io.BytesIO()  # an object is put whole; parquet wants a seekable file to write its footer
     frame.to_parquet(buffer, index=False)
-    with open(path, "wb") if isinstance(path, Path) else path.open("wb") as f:
+    with path.open("wb") as f:
         f.write(buffer.getvalue())
 
 
