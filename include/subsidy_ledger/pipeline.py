@@ -252,11 +252,11 @@ def _seal(cfg: RunConfig, conn=None) -> workstore.Seal:
     return _in(cfg, conn, lambda c: workstore.Seal.for_run(warehouse.work_store_key(c), cfg.run_id))
 
 
-def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry]) -> Iterator[tuple[str, extract.RawRegistry]]:
+def _load_raw(cfg: RunConfig, kept: dict[str, extract.RawRegistry],
+              seal: workstore.Seal) -> Iterator[tuple[str, extract.RawRegistry]]:
     """Each registry as extract parked it, read when its turn comes, so that validation holds one registry's
     raw rows at a time; kept gets each registry without its rows (what the reconciliation says of its file)."""
     manifest = workstore.read_json(cfg.work / "raw" / "manifest.json")
-    seal = _seal(cfg)
 
     def turn(name: str) -> tuple[bool, int]:
         # first those others' checks read, then the largest first: the small ones are validated while the
@@ -301,7 +301,7 @@ def stage_validate(cfg: RunConfig) -> dict:
     stager = stage_process.Serial(STAGING_HOLD_ROWS, lambda name: faults.checkpoint(f"validate:staged:{name}"),
                                   inline=not stage_process.wanted(), what="staging")
     try:
-        for name, v in validate.validate_each(_load_raw(cfg, raws), cfg.as_of_date, exp_dir, docs_dir=docs,
+        for name, v in validate.validate_each(_load_raw(cfg, raws, seal), cfg.as_of_date, exp_dir, docs_dir=docs,
                                               run_name=cfg.run_id):
             if name == "payment_results":
                 v = validate.quarantine_more(v, payments.unknown_results(v.accepted, issued),

@@ -68,14 +68,14 @@ class Seal:
         sealed = self._aead.encrypt(nonce, plain, self._aad(index, last))
         return nonce + len(sealed).to_bytes(_LENGTH, "big") + sealed
 
-    def _open(self, nonce: bytes, sealed: bytes, index: int) -> tuple[bytes, bool] | None:
-        """A chunk's plaintext and whether it is the last; None if it is not this key's chunk at this place."""
+    def _open(self, nonce: bytes, sealed: bytes, index: int, last: bool) -> bytes | None:
+        """A chunk's plaintext; None if it is not this key's chunk at this place."""
         from cryptography.exceptions import InvalidTag
 
-        for last in (False, True):
-            with contextlib.suppress(InvalidTag):
-                return self._aead.decrypt(nonce, sealed, self._aad(index, last)), last
-        return None
+        try:
+            return self._aead.decrypt(nonce, sealed, self._aad(index, last))
+        except InvalidTag:
+            return None
 
     def unseal(self, f, name: str) -> memoryview:
         """The plaintext of a sealed file read from the binary file f (name: for the error only), decrypted chunk
@@ -83,20 +83,24 @@ class Seal:
         if f.read(len(MAGIC)) != MAGIC:
             raise SealError(f"work file {name} is not a sealed work file")
         f.seek(0, io.SEEK_END)
-        plain = bytearray(max(0, f.tell() - len(MAGIC)))  # at least as long as the plaintext (nonces, tags)
+        end = f.tell()
+        plain = bytearray(max(0, end - len(MAGIC)))  # at least as long as the plaintext (nonces, tags)
         f.seek(len(MAGIC))
         size, index, last = 0, 0, False
         while not last:
             head = f.read(_NONCE + _LENGTH)
-            if len(head) < _NONCE + _LENGTH:
+            length = int.from_bytes(head[_NONCE:], "big")
+            sealed = f.read(length) if len(head) == _NONCE + _LENGTH else b""
+            if len(head) < _NONCE + _LENGTH or len(sealed) < length:
                 raise SealError(f"work file {name} is cut short")
-            opened = self._open(head[:_NONCE], f.read(int.from_bytes(head[_NONCE:], "big")), index)
-            if opened is None:
+            last = f.tell() >= end  # the chunk the file ends with must have been sealed as the last
+            opened = self._open(head[:_NONCE], sealed, index, last)
+            if opened is None:  # for the message only: a chunk that opens as the other kind is in the wrong place
+                if self._open(head[:_NONCE], sealed, index, not last) is not None:
+                    raise SealError(f"work file {name} " + ("is cut short" if last else "goes on after its last chunk"))
                 raise SealError(f"work file {name} is not sealed with this run's key, or was altered")
-            plain[size:size + len(opened[0])] = opened[0]
-            size, last, index = size + len(opened[0]), opened[1], index + 1
-        if f.read(1):
-            raise SealError(f"work file {name} goes on after its last chunk")
+            plain[size:size + len(opened)] = opened
+            size, index = size + len(opened), index + 1
         return memoryview(plain)[:size]
 
 
