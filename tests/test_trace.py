@@ -118,3 +118,26 @@ def test_person_lists_every_claim_and_ids_stay_masked(traced, capsys):
 def test_unknown_ids_are_a_clear_error(traced, capsys):
     code, _, err = _trace(capsys, "PO0000", "--warehouse", traced)
     assert code == 2 and err.strip() == "error: no ledger line has payout id PO0000"
+
+
+@pytest.mark.parametrize("registry", ["certificates", "social_insurance", "payee_accounts"])
+def test_a_run_s_staged_rows_are_found_by_the_index_not_by_a_scan(warehouse_url, registry):
+    """Trace reads the staged facts of a claim's source rows by run and row number: the warehouse's plan for
+    that read is a search of the staging table's index, not a scan of the run's rows (millions at a province's
+    size). PostgreSQL is told not to scan, so that it names the index it would use on a large table."""
+    from subsidy_ledger import warehouse
+    from subsidy_ledger.trace import staged_rows
+
+    engine = warehouse.connect(warehouse_url)
+    table = warehouse.STAGING[registry]
+    stmt = sa.select(table).where(staged_rows(table, "cli__2022-06-30", [7, 3, 11]))
+    with engine.begin() as conn:
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        if conn.dialect.name == "sqlite":
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert f"USING INDEX ix_{table.name}_row (run_id=? AND source_row=?)" in plan, plan
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+            assert f"ix_{table.name}_row" in plan and "source_row" in plan, plan
+    engine.dispose()

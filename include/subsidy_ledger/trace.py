@@ -135,6 +135,11 @@ def _shanghai(at) -> str | None:
     return pd.Timestamp(at).tz_localize("UTC").tz_convert(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") + " (Asia/Shanghai)"
 
 
+def staged_rows(table: sa.Table, run_id: str, rows) -> sa.ColumnElement:
+    """Which rows of a staging table are these source rows of the run (an index search: ix_<table>_row)."""
+    return (table.c.run_id == run_id) & table.c.source_row.in_(sorted(int(n) for n in rows))
+
+
 def _staged_facts(conn, run_id: str, src: pd.DataFrame) -> dict[tuple[str, int], dict]:
     """The values of the source rows as the run staged them (identity and account numbers masked); a run whose
     staging has been dropped (only the latest night's is kept) has none, and its rows are named by hash."""
@@ -143,8 +148,7 @@ def _staged_facts(conn, run_id: str, src: pd.DataFrame) -> dict[tuple[str, int],
         table = STAGING.get(registry)
         if table is None:
             continue
-        rows = read_frame(conn, table, (table.c.run_id == run_id) & table.c.source_row.in_(
-            sorted(int(n) for n in part["source_row"])))
+        rows = read_frame(conn, table, staged_rows(table, run_id, part["source_row"]))
         shown = [c for c in rows.columns if c not in ("run_id", "source_row", "row_hash", "validated_run")]
         for c in shown:
             if c in MASKED_FACTS:
