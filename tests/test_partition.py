@@ -32,23 +32,29 @@ def test_partition_of_a_person_is_fixed():
 
 
 def test_save_cuts_person_registries_and_shares_the_rest(tmp_path):
+    """Person rows go to their person's partition; low_income's also to every partition where another member
+    of their household is (R6 reads a school leaver's household); the tables without persons go whole."""
     frames = {
         "certificates": pd.DataFrame({"person_id": [f"P{i}" for i in range(50)], "n": range(50)}),
-        "low_income": pd.DataFrame({"person_id": ["P1", "P2"], "household_id": ["H", "H"]}),
+        # P1 (partition 1) and P2 (partition 0) share household H; P7 (2) is alone in G; P3 (3) names none
+        "low_income": pd.DataFrame({"person_id": ["P1", "P2", "P7", "P3", "P1"],
+                                    "household_id": ["H", "H", "G", None, "H"], "n": range(5)}),
         "training_classes": pd.DataFrame({"class_id": ["C1"]}),
         "~quarantine": pd.DataFrame({"person_id": ["P3"], "reason": ["x"]}),
     }
     assert partition.save(tmp_path, frames, 4, SEAL, whole=("~quarantine",)) == [0, 1, 2, 3]
-    assert partition.plan(tmp_path) == {"k": 4, "shared": ["low_income", "training_classes", "~quarantine"],
-                                        "person": ["certificates"]}
+    assert partition.plan(tmp_path) == {"k": 4, "shared": ["training_classes", "~quarantine"],
+                                        "person": ["certificates", "low_income"]}
     parts = [partition.load(tmp_path, i, SEAL) for i in range(4)]
     assert sum(len(p["certificates"]) for p in parts) == 50
     assert all(len(p["certificates"]) < 50 for p in parts)
     for i, p in enumerate(parts):  # each person in exactly its own partition; the shared frames whole
         assert (partition.of(p["certificates"]["person_id"], 4) == i).all()
-        for name in ("low_income", "training_classes", "~quarantine"):
+        for name in ("training_classes", "~quarantine"):
             assert p[name].equals(frames[name])
-    assert not (tmp_path / "p0" / "low_income.parquet").exists()  # shared frames are written once
+    # household H's three rows in both its members' partitions, in the registry's order; the others alone
+    assert [p["low_income"]["n"].tolist() for p in parts] == [[0, 1, 4], [0, 1, 4], [2], [3]]
+    assert not (tmp_path / "p0" / "training_classes.parquet").exists()  # shared frames are written once
     again = partition.combine([p["certificates"] for p in parts], ["person_id"])
     assert again.equals(frames["certificates"].sort_values("person_id", kind="stable").reset_index(drop=True))
     assert partition.persons(frames) == 50

@@ -1,10 +1,11 @@
 """Person partitions: a night's per-person work split by a stable hash of the compacted identity number.
 
 Every registry row that names a person goes to that person's partition; the small shared tables (classes,
-projects, institutions, enterprises, catalog, plans) and `low_income` go to every partition whole. R6 reads
-other members of a school leaver's household from `low_income`, so it is the one person registry whose rows
-matter to other persons. The results of the partitions are put back together in one canonical order (each
-table's key), so a night gives the same tables, extracts and ledger whatever K is.
+projects, institutions, enterprises, catalog, plans) go to every partition whole. R6 reads other members of a
+school leaver's household from `low_income`, so it is the one person registry whose rows matter to other
+persons: a partition gets its persons' rows of it and every row of the households they are in. The results of
+the partitions are put back together in one canonical order (each table's key), so a night gives the same
+tables, extracts and ledger whatever K is.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ PERSONS_PER_PARTITION_ENV = "SUBSIDY_LEDGER_PERSONS_PER_PARTITION"
 WORKERS_ENV = "SUBSIDY_LEDGER_PARTITION_WORKERS"                # processes; unset: one per core
 PERSONS_PER_PARTITION = 250_000
 MAX_PARTITIONS = 256
-# rows of these registries matter to persons other than their own, so every partition gets all of them
-SHARED_PERSON_REGISTRIES = frozenset({"low_income"})
+# rows of these registries matter to the other persons of their group (column): R6 reads a school leaver's
+# whole household. A partition gets its persons' rows and every row of a group one of them is in (every
+# partition got all of them before: 34 copies of low_income at 10,000,000 persons, work that grew with K)
+GROUPED_PERSON_REGISTRIES = {"low_income": "household_id"}
 # siphash key of pandas' hash_array, spelled out so that a change of pandas' default cannot move a person
 HASH_KEY = "subsidy-ledger-p"
 
@@ -44,7 +47,7 @@ def of(person_id: pd.Series, k: int) -> np.ndarray:
 def persons(frames: dict[str, pd.DataFrame]) -> int:
     """How many distinct persons the split registries name."""
     ids = [f["person_id"].dropna().unique() for n, f in frames.items()
-           if "person_id" in f and n not in SHARED_PERSON_REGISTRIES]
+           if "person_id" in f and n not in GROUPED_PERSON_REGISTRIES]
     return len(pd.unique(np.concatenate(ids))) if ids else 0
 
 
@@ -68,17 +71,31 @@ def save(folder, frames: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.Dat
     partition numbers (what Airflow maps its partition tasks over)."""
     shared, person = [], []
     for name, frame in (frames.items() if isinstance(frames, Mapping) else frames):
-        if "person_id" not in frame or name in SHARED_PERSON_REGISTRIES or name in whole:
+        if "person_id" not in frame or name in whole:
             workstore.write_frame(folder / "shared" / f"{name}.parquet", frame, seal=seal)
             shared.append(name)
         else:
-            which = of(frame["person_id"], k)
-            for i in range(k):
-                put(folder, i, name, frame.loc[which == i].reset_index(drop=True) if k > 1 else frame, seal)
+            for i, part in enumerate(cut(frame, k, GROUPED_PERSON_REGISTRIES.get(name))):
+                put(folder, i, name, part, seal)
             person.append(name)
         del frame  # before the next one is read
     workstore.write_json(folder / "plan.json", {"k": k, "shared": shared, "person": person})
     return list(range(k))
+
+
+def cut(frame: pd.DataFrame, k: int, group: str | None = None) -> Iterator[pd.DataFrame]:
+    """Partition 0..k-1's rows of a per-person frame, in the frame's order: its persons' rows and, with a group
+    column, every row of a group one of its persons' rows is in (a row may then go to several partitions)."""
+    if k <= 1:
+        yield frame
+        return
+    which = of(frame["person_id"], k)
+    groups = frame[group] if group else None
+    for i in range(k):
+        rows = which == i
+        if groups is not None:
+            rows = rows | groups.isin(groups[rows].dropna().unique()).to_numpy(dtype=bool)
+        yield frame.loc[rows].reset_index(drop=True)
 
 
 def plan(folder) -> dict:
