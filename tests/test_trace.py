@@ -120,24 +120,54 @@ def test_unknown_ids_are_a_clear_error(traced, capsys):
     assert code == 2 and err.strip() == "error: no ledger line has payout id PO0000"
 
 
-@pytest.mark.parametrize("registry", ["certificates", "social_insurance", "payee_accounts"])
-def test_a_run_s_staged_rows_are_found_by_the_index_not_by_a_scan(warehouse_url, registry):
-    """Trace reads the staged facts of a claim's source rows by run and row number: the warehouse's plan for
-    that read is a search of the staging table's index, not a scan of the run's rows (millions at a province's
-    size). PostgreSQL is told not to scan, so that it names the index it would use on a large table."""
+def _plan(warehouse_url: str, stmt) -> str:
+    """The warehouse's plan for stmt, in one line (PostgreSQL told not to scan, so that it names the index it
+    would use on a table of millions of rows instead of the few rows a test holds)."""
     from subsidy_ledger import warehouse
-    from subsidy_ledger.trace import staged_rows
 
     engine = warehouse.connect(warehouse_url)
-    table = warehouse.STAGING[registry]
-    stmt = sa.select(table).where(staged_rows(table, "cli__2022-06-30", [7, 3, 11]))
     with engine.begin() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
         if conn.dialect.name == "sqlite":
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-            assert f"USING INDEX ix_{table.name}_row (run_id=? AND source_row=?)" in plan, plan
         else:
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
             plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
-            assert f"ix_{table.name}_row" in plan and "source_row" in plan, plan
     engine.dispose()
+    return plan
+
+
+@pytest.mark.parametrize("registry", ["certificates", "social_insurance", "payee_accounts"])
+def test_a_run_s_staged_rows_are_found_by_the_index_not_by_a_scan(warehouse_url, registry):
+    """Trace reads the staged facts of a claim's source rows by run and row number: the warehouse's plan for
+    that read is a search of the staging table's index, not a scan of the run's rows (millions at a province's
+    size)."""
+    from subsidy_ledger import warehouse
+    from subsidy_ledger.trace import staged_rows
+
+    table = warehouse.STAGING[registry]
+    plan = _plan(warehouse_url, sa.select(table).where(staged_rows(table, "cli__2022-06-30", [7, 3, 11])))
+    if warehouse_url.startswith("sqlite"):
+        assert f"USING INDEX ix_{table.name}_row (run_id=? AND source_row=?)" in plan, plan
+    else:
+        assert f"ix_{table.name}_row" in plan and "source_row" in plan, plan
+
+
+def test_a_night_s_lineage_is_found_by_run_not_among_every_night_kept(warehouse_url):
+    """The warehouse keeps every night's claim_sources. Trace's read of a claim's rows in one run, and decide's
+    delete of its own run's rows before it stores them again, are searches that start with the run: with the
+    run last in the index, the delete read the whole table and each night's rows went in among all others."""
+    from subsidy_ledger import warehouse
+    from subsidy_ledger.trace import sources_of
+
+    t = warehouse.claim_sources
+    claim = {"subsidy_type": "skill_upgrade", "reference": "C1", "person_id": "330503199001011234"}
+    read = _plan(warehouse_url, sa.select(t).where(sources_of("cli__2022-06-30", claim)))
+    delete = _plan(warehouse_url, t.delete().where(t.c.run_id == "cli__2022-06-30"))
+    if warehouse_url.startswith("sqlite"):
+        assert ("USING INDEX ix_claim_sources_run_claim (run_id=? AND subsidy_type=? AND reference=? AND "
+                "person_id=?)") in read, read
+        assert delete.startswith("SEARCH") and "INDEX ix_claim_sources_run_claim (run_id=?)" in delete, delete
+    else:
+        for plan in (read, delete):
+            assert "ix_claim_sources_run_claim" in plan and "run_id" in plan, plan

@@ -99,8 +99,13 @@ def explained(decision: str, reason_code: str | None, rule_id: str | None) -> di
             "clause": clause}
 
 
+def sources_of(run_id: str, claim: dict) -> sa.ColumnElement:
+    """Which claim_sources rows are the claim's in the run (an index search: ix_claim_sources_run_claim)."""
+    return (claim_sources.c.run_id == run_id) & _claim_filter(claim_sources, claim)
+
+
 def _sources(conn, run_id: str, claim: dict) -> list[dict]:
-    src = read_frame(conn, claim_sources, (claim_sources.c.run_id == run_id) & _claim_filter(claim_sources, claim))
+    src = read_frame(conn, claim_sources, sources_of(run_id, claim))
     if src.empty:
         return []
     files = read_frame(conn, reconciliation, reconciliation.c.run_id == run_id)[["registry", "file_name", "sha256"]]

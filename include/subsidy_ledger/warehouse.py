@@ -286,8 +286,10 @@ claim_sources = sa.Table(  # lineage: every source row a decision rests on, and 
     sa.Column("row_hash", sa.String(32)),
     sa.Column("validated_run", RUN_ID),
 )
-sa.Index("ix_claim_sources_claim", claim_sources.c.subsidy_type, claim_sources.c.reference,
-         claim_sources.c.person_id, claim_sources.c.run_id)
+# the run first: a night's rows go in (and a rerun's delete finds them) in one stretch of the index, whatever
+# the nights kept before; with the claim first, each night's rows went in among every earlier night's
+sa.Index("ix_claim_sources_run_claim", claim_sources.c.run_id, claim_sources.c.subsidy_type,
+         claim_sources.c.reference, claim_sources.c.person_id)
 
 validation_results = sa.Table(  # the GX verdict on each registry's batch, per run
     "validation_results", metadata,
