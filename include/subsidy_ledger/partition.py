@@ -45,7 +45,8 @@ def of(person_id: pd.Series, k: int) -> np.ndarray:
 
 
 def persons(frames: dict[str, pd.DataFrame]) -> int:
-    """How many distinct persons the split registries name."""
+    """How many distinct persons the split registries name (low_income's left out, so that K stays what it was
+    when that registry went whole to every partition)."""
     ids = [f["person_id"].dropna().unique() for n, f in frames.items()
            if "person_id" in f and n not in GROUPED_PERSON_REGISTRIES]
     return len(pd.unique(np.concatenate(ids))) if ids else 0
