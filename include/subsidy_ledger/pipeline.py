@@ -615,9 +615,8 @@ def _eligibility_partitions(cfg: RunConfig, conn) -> int:
     k = len(_cut_accepted(cfg, conn, "decide_split"))
     for table, _, _ in ELIGIBILITY:
         stored = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
-        which = partition.of(stored["person_id"], k)
-        for i in range(k):
-            partition.put(folder, i, f"out/{table.name}", stored.loc[which == i].reset_index(drop=True), seal)
+        for i, part in enumerate(partition.cut(stored, k)):
+            partition.put(folder, i, f"out/{table.name}", part, seal)
     return k
 
 
@@ -723,9 +722,8 @@ def training_budget(cfg: RunConfig, conn=None) -> dict:
     training = pd.concat([_eligibility(cfg, i, warehouse.training_eligibility, seal) for i in range(k)],
                          ignore_index=True)
     trained = decide.hold_over_budget(trained, training, _paid(state))
-    which = partition.of(trained["person_id"], k)
-    for i in range(k):
-        partition.put(folder, i, _TRAINED, trained.loc[which == i].reset_index(drop=True), seal)
+    for i, part in enumerate(partition.cut(trained, k)):
+        partition.put(folder, i, _TRAINED, part, seal)
     return {"partitions": k, "training_decisions": len(trained)}
 
 

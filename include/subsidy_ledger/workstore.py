@@ -89,9 +89,11 @@ class Seal:
         size, index, last = 0, 0, False
         while not last:
             head = f.read(_NONCE + _LENGTH)
+            if len(head) < _NONCE + _LENGTH:
+                raise SealError(f"work file {name} is cut short")
             length = int.from_bytes(head[_NONCE:], "big")
-            sealed = f.read(length) if len(head) == _NONCE + _LENGTH else b""
-            if len(head) < _NONCE + _LENGTH or len(sealed) < length:
+            sealed = f.read(length)
+            if len(sealed) < length:
                 raise SealError(f"work file {name} is cut short")
             last = f.tell() >= end  # the chunk the file ends with must have been sealed as the last
             opened = self._open(head[:_NONCE], sealed, index, last)
