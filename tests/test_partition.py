@@ -8,6 +8,7 @@ import time
 import weakref
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -130,6 +131,69 @@ def test_meanwhile_runs_the_parts_beside_the_block_and_waits_for_them(processes)
     with (pytest.raises(KeyError, match="the block"),
           partition.meanwhile(_fail_on_three, list(range(5)), processes=processes)):
         raise KeyError("the block")
+
+
+def _sleep_then_give(x: int) -> int:
+    """Part 0 is the slowest, so that the parts finish out of their order."""
+    time.sleep(1.5 if x == 0 else 0.1)
+    return _fail_on_three(x)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_as_done_gives_each_part_once_it_has_finished(processes):
+    """Every part once; in a pool as they finish (the slow part 0 last), with one process in part order, each run
+    when reached; a part's error is raised where the iterator gives it."""
+    with partition.as_done(_sleep_then_give, [0, 1, 2], processes=processes) as done:
+        order = list(done)
+    assert sorted(order) == [0, 1, 2]
+    assert order[-1] == 0 if processes > 1 else order == [0, 1, 2]
+    with (pytest.raises(ValueError, match="part 3 failed"),
+          partition.as_done(_sleep_then_give, [1, 3, 4], processes=processes) as done):
+        list(done)
+
+
+def _chunked(frame: pd.DataFrame, rows: int, drawn: list[int], s: int):
+    for start in range(0, max(len(frame), 1), rows):
+        drawn[s] += 1
+        yield frame.iloc[start:start + rows]
+
+
+def test_merge_puts_sorted_streams_in_key_order_a_chunk_of_each_at_a_time():
+    """Streams of chunks, each sorted (ties, an empty stream, a key shared by two streams): one stream in key
+    order with every row once, each frame no more than a chunk of each stream."""
+    rng = np.random.default_rng(7)
+    key = ["subsidy_type", "reference"]
+    frames = []
+    for n in (0, 1, 500, 1234, 2000):
+        frames.append(pd.DataFrame({
+            "subsidy_type": pd.array(rng.choice(["certificate", "living", "apprentice"], n), dtype="string"),
+            "reference": pd.array(rng.integers(0, 300, n).astype(str), dtype="string"),
+            "row": np.arange(n) + 10_000 * len(frames)}).sort_values(key, kind="stable", ignore_index=True))
+    drawn = [0] * len(frames)
+    out = list(partition.merge([_chunked(f, 97, drawn, s) for s, f in enumerate(frames)], key))
+    assert max(len(f) for f in out) <= 97 * len(frames)
+    assert len(out) > len(frames)  # in many frames, not all at once
+    merged = pd.concat(out, ignore_index=True)
+    everything = pd.concat(frames, ignore_index=True)
+    assert merged[key].equals(everything.sort_values(key, kind="stable", ignore_index=True)[key])
+    assert sorted(merged["row"]) == sorted(everything["row"])
+    assert drawn == [1, 1, 6, 13, 21]  # every chunk read, once
+
+
+def test_put_chunks_and_chunks_give_the_frame_back_in_order(tmp_path):
+    frame = pd.DataFrame({"person_id": [f"P{i}" for i in range(10)], "n": range(10)})
+    partition.put_chunks(tmp_path, 2, "out/x", frame, SEAL, rows=4)
+    parts = list(partition.chunks(tmp_path, 2, "out/x", SEAL))
+    assert [len(p) for p in parts] == [4, 4, 2]
+    assert pd.concat(parts, ignore_index=True).equals(frame)
+    partition.put_chunks(tmp_path, 3, "out/x", frame.iloc[:0], SEAL, rows=4)
+    assert [list(p.columns) for p in partition.chunks(tmp_path, 3, "out/x", SEAL)] == [["person_id", "n"]]
+
+
+def test_in_groups_takes_the_parts_as_they_come():
+    assert list(partition.in_groups(iter([3, 1, 0, 2, 5, 4, 6]), 7, 4)) == [[3, 1], [0, 2], [5, 4], [6]]
+    assert list(partition.in_groups(range(4), 4, 4)) == [[0], [1], [2], [3]]
+    assert list(partition.in_groups(range(3), 3, 1)) == [[0, 1, 2]]
 
 
 def _rss_and_parent(_: int) -> tuple[float, int]:

@@ -10,6 +10,7 @@ tables, extracts and ledger whatever K is.
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures as cf
 import contextlib
 import math
@@ -123,6 +124,77 @@ def get(folder, i: int, name: str, seal: workstore.Seal) -> pd.DataFrame:
     return workstore.read_frame(folder / f"p{i}" / f"{name}.parquet", seal=seal)
 
 
+def put_chunks(folder, i: int, name: str, frame: pd.DataFrame, seal: workstore.Seal, rows: int) -> None:
+    """Write partition i's frame `name` as numbered chunks of `rows` rows, in its order (chunks reads them back
+    one at a time)."""
+    n = max(1, math.ceil(len(frame) / rows))
+    for j in range(n):
+        put(folder, i, f"{name}/{j:05d}", frame.iloc[j * rows:(j + 1) * rows], seal)
+    workstore.write_json(folder / f"p{i}" / name / "chunks.json", n)
+
+
+def chunks(folder, i: int, name: str, seal: workstore.Seal) -> Iterator[pd.DataFrame]:
+    """Partition i's frame `name` as put_chunks wrote it, a chunk at a time."""
+    for j in range(workstore.read_json(folder / f"p{i}" / name / "chunks.json")):
+        yield get(folder, i, f"{name}/{j:05d}", seal)
+
+
+def has_chunks(folder, i: int, name: str) -> bool:
+    """Whether partition i's frame `name` was written by put_chunks (to its end)."""
+    return workstore.has(folder / f"p{i}" / name / "chunks.json")
+
+
+def get_chunked(folder, i: int, name: str, seal: workstore.Seal) -> pd.DataFrame:
+    """Partition i's frame `name` as put_chunks wrote it, whole."""
+    return pd.concat(chunks(folder, i, name, seal), ignore_index=True)
+
+
+def merge(streams: Iterable[Iterable[pd.DataFrame]], key: Sequence[str]) -> Iterator[pd.DataFrame]:
+    """The rows of several streams of chunks, each stream in key order, as one stream of frames in key order,
+    holding one chunk of each stream at a time: each frame is every row held up to the least of the held chunks'
+    last keys (nothing unread can come before it)."""
+    streams = [iter(s) for s in streams]
+    held: dict[int, pd.DataFrame] = {}
+
+    def refill(s: int) -> None:
+        held.pop(s, None)
+        for chunk in streams[s]:
+            if len(chunk):
+                held[s] = chunk.reset_index(drop=True)
+                return
+
+    for s in range(len(streams)):
+        refill(s)
+    while held:
+        bound = min(_row_key(f, len(f) - 1, key) for f in held.values())
+        out = []
+        for s, f in list(held.items()):
+            n = bisect.bisect_right(range(len(f)), bound, key=lambda r, f=f: _row_key(f, r, key))
+            if n:
+                out.append(f.iloc[:n])
+            if n == len(f):
+                refill(s)
+            else:
+                held[s] = f.iloc[n:].reset_index(drop=True)
+        yield out[0] if len(out) == 1 else combine(out, key)  # one stream's rows are in order already
+
+
+def _row_key(frame: pd.DataFrame, r: int, key: Sequence[str]) -> tuple:
+    return tuple(frame[c].iat[r] for c in key)
+
+
+def in_groups(parts: Iterable, k: int, groups: int) -> Iterator[list]:
+    """The parts (K of them, in the order they come) in lists of ceil(K / groups), the last one shorter."""
+    size, group = max(1, math.ceil(k / groups)), []
+    for p in parts:
+        group.append(p)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def gather(folder, k: int, name: str, seal: workstore.Seal) -> list[pd.DataFrame]:
     """Frame `name` of every partition, in partition order."""
     return [get(folder, i, name, seal) for i in range(k)]
@@ -150,6 +222,34 @@ def run(fn: Callable, parts: Sequence, *args, processes: int = 1) -> list:
     with meanwhile(fn, parts, *args, processes=processes) as results:
         pass
     return results
+
+
+@contextlib.contextmanager
+def as_done(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Iterator[Iterator]:
+    """fn(part, *args) for every part, in a pool of processes when there is more than one; the with-block gets
+    an iterator of the parts, each given once its fn has returned, in the order they finish (in part order with
+    one process: each part runs in this process when the iterator reaches it). The block may do the parts'
+    serial follow-up meanwhile (a single-writer load) instead of after the slowest part. Leaving the block
+    cancels the parts not started; an error in a part is raised where the iterator gives it."""
+    if processes <= 1 or len(parts) <= 1:
+        def inline() -> Iterator:
+            for p in parts:
+                fn(p, *args)
+                yield p
+        yield inline()
+        return
+    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(fn, p, *args): p for p in parts}
+
+        def finished() -> Iterator:
+            for f in cf.as_completed(futures):
+                f.result()  # a part's error, here
+                yield futures[f]
+        try:
+            yield finished()
+        finally:
+            for f in futures:
+                f.cancel()
 
 
 @contextlib.contextmanager

@@ -457,7 +457,7 @@ def _accepted_each(cfg: RunConfig, conn, step: str, columns: Mapping[str, Sequen
                      else load_staging(conn, cfg.run_id, (name,), columns)[name])
 
 
-ELIGIBILITY = (  # intermediate table, builder, key (the table's canonical order, whatever K is)
+ELIGIBILITY = (  # intermediate table, builder, key (the order decide reads a partition of it in, whatever K is)
     (warehouse.certificate_eligibility, eligibility.build_certificate_eligibility, ("certificate_no", "person_id")),
     (warehouse.apprentice_eligibility, eligibility.build_apprentice_eligibility, contract.CLAIM_KEY),
     (warehouse.living_allowance_eligibility, eligibility.build_living_allowance_eligibility,
@@ -518,27 +518,59 @@ def eligibility_part(cfg: RunConfig, i: int) -> dict:
     def build():
         tables = eligibility_partition(partition.load(folder, i, seal), cfg.as_of_date,
                                        PolicyBook.load(cfg.policy_dir))
-        for (table, _, _), frame in zip(ELIGIBILITY, tables, strict=True):
-            partition.put(folder, i, f"out/{table.name}", frame, seal)
+        for (table, _, key), frame in zip(ELIGIBILITY, tables, strict=True):
+            _put_sorted(folder, i, table, frame, key, seal)
 
     _timed_partition(folder, i, "eligibility", build)
     return {"partition": i}
 
 
-def eligibility_combine(cfg: RunConfig, conn=None) -> dict:
-    """Put the partitions' eligibility tables together in key order and store them for this run."""
+# A step's per-partition tables go into the warehouse merged in their primary key's order, several partitions
+# at a time: loaded partition by partition, each sorted, every partition's rows swept the night's whole stretch
+# of the key's index again (the claim sources of a 10,000,000-person night, 27 million rows from 34
+# partitions: 246 s one partition after another, 153 s merged into one run). The CLI's night loads them in
+# LOAD_GROUPS groups as the partitions finish, so that the load (one writer) runs beside the partitions still
+# at work; a combining task on its own (Airflow) merges all K in one. A partition's rows are written and merged
+# CHUNK_ROWS at a time, so that merging holds one chunk of each partition.
+LOAD_GROUPS = 4
+CHUNK_ROWS = 50_000
+
+
+def _put_sorted(folder, i: int, table: sa.Table, frame: pd.DataFrame, key: Sequence[str],
+                seal: workstore.Seal) -> None:
+    """Write partition i's rows of `table` in key order (sorted here, in the partition's process), in chunks."""
+    frame = frame.sort_values(list(key), kind="stable", ignore_index=True)
+    partition.put_chunks(folder, i, f"out/{table.name}", frame, seal, CHUNK_ROWS)
+
+
+def _load_groups(k: int, done: Iterable[int] | None) -> Iterable[Sequence[int]]:
+    """The partitions to load together: LOAD_GROUPS groups of them as they finish, else all K at once."""
+    return [range(k)] if done is None else partition.in_groups(done, k, LOAD_GROUPS)
+
+
+def _store_merged(c, run_id: str, table: sa.Table, folder, parts: Sequence[int], key: Sequence[str],
+                  seal: workstore.Seal) -> int:
+    """Insert the partitions' rows of `table` (_put_sorted's), merged into key order; the rows inserted."""
+    return sum(warehouse.insert_frame(c, table, frame.assign(run_id=run_id)) for frame in partition.merge(
+        (partition.chunks(folder, i, f"out/{table.name}", seal) for i in parts), key))
+
+
+def eligibility_combine(cfg: RunConfig, conn=None, done: Iterable[int] | None = None) -> dict:
+    """Store the partitions' eligibility tables for this run, merged in key order (their primary key's). done:
+    the partitions as their eligibility_part finishes (stage_eligibility), stored in groups as they come
+    (_load_groups); by default all of them, already built (Airflow's mapped tasks)."""
     enter(cfg, "eligibility", conn)
     folder = cfg.work / "eligibility"
     k = partition.plan(folder)["k"]
 
     def store(c) -> dict:
-        rows, seal = {}, _seal(cfg, c)
-        for table, _, key in ELIGIBILITY:
-            frame = partition.combine(partition.gather(folder, k, f"out/{table.name}", seal), key).assign(
-                run_id=cfg.run_id)
+        seal = _seal(cfg, c)
+        rows = {table.name: 0 for table, _, _ in ELIGIBILITY}
+        for table, _, _ in ELIGIBILITY:
             c.execute(table.delete().where(table.c.run_id == cfg.run_id))
-            warehouse.insert_frame(c, table, frame)
-            rows[table.name] = len(frame)
+        for group in _load_groups(k, done):
+            for table, _, key in ELIGIBILITY:
+                rows[table.name] += _store_merged(c, cfg.run_id, table, folder, group, key, seal)
         return rows
 
     return {"rows": _in(cfg, conn, store), "partitions": k, "partition_seconds": _seconds(folder, k, "eligibility")}
@@ -559,8 +591,9 @@ def stage_eligibility(cfg: RunConfig, conn=None) -> dict:
     """Join the accepted registries into the intermediate eligibility tables (one per claim kind), person
     partition by partition (Airflow maps eligibility_part over the partitions instead)."""
     k = len(eligibility_split(cfg, conn)["partitions"])
-    _run_partitions(cfg, eligibility_part, k)
-    return eligibility_combine(cfg, conn)
+    with partition.as_done(_partition_call, range(k), eligibility_part, cfg,
+                           processes=partition.workers(k, cfg.partition_workers)) as done:
+        return eligibility_combine(cfg, conn, done)
 
 
 def _copy_path(cfg: RunConfig, folder: str, table: sa.Table):
@@ -593,13 +626,12 @@ ELIGIBILITY_FLAGS = {  # the eligibility tables' flags: a missing flag is false 
 
 def _eligibility(cfg: RunConfig, i: int, table: sa.Table, seal: workstore.Seal) -> pd.DataFrame:
     """Partition i's rows of this run's eligibility table, as eligibility_combine stored them (typed as the
-    warehouse gives them back, flags false where missing) and in the table's key order."""
-    frame = warehouse.typed(partition.get(cfg.work / "eligibility", i, f"out/{table.name}", seal).assign(
+    warehouse gives them back, flags false where missing) and in the table's key order (_put_sorted's)."""
+    frame = warehouse.typed(partition.get_chunked(cfg.work / "eligibility", i, f"out/{table.name}", seal).assign(
         run_id=cfg.run_id), table)
     for c in ELIGIBILITY_FLAGS[table.name]:
         frame[c] = frame[c].fillna(False).astype(bool)
-    key = next(k for t, _, k in ELIGIBILITY if t is table)
-    return frame.sort_values(list(key), kind="stable").reset_index(drop=True)
+    return frame
 
 
 def _eligibility_partitions(cfg: RunConfig, conn) -> int:
@@ -609,14 +641,13 @@ def _eligibility_partitions(cfg: RunConfig, conn) -> int:
     folder, seal = cfg.work / "eligibility", _seal(cfg, conn)
     if workstore.has(folder / "plan.json"):
         k = partition.plan(folder)["k"]
-        if all(workstore.has(folder / f"p{i}" / "out" / f"{t.name}.parquet") for i in range(k)
-               for t, _, _ in ELIGIBILITY):
+        if all(partition.has_chunks(folder, i, f"out/{t.name}") for i in range(k) for t, _, _ in ELIGIBILITY):
             return k
     k = len(_cut_accepted(cfg, conn, "decide_split"))
-    for table, _, _ in ELIGIBILITY:
+    for table, _, key in ELIGIBILITY:
         stored = warehouse.read_frame(conn, table, table.c.run_id == cfg.run_id)
         for i, part in enumerate(partition.cut(stored, k)):
-            partition.put(folder, i, f"out/{table.name}", part, seal)
+            _put_sorted(folder, i, table, part, key, seal)
     return k
 
 
@@ -735,21 +766,20 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
         part = _decide_part(cfg, i, seal, eligible=(_CERTS, _APPRENTICES, _LIVING), extra=(_TRAINED,))
         decided, overlaps, sources = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir),
                                                          cfg.as_of_date)
-        # in the warehouse index's order, sorted here in parallel: SQLite then adds them to its index in a few
-        # runs instead of at random (1,000,000 persons: 2.7 million rows loaded in 15 s instead of 19 s)
-        sources = sources.sort_values(list(contract.CLAIM_KEY), kind="stable", ignore_index=True)
-        for name, frame in zip(_DECIDED, (decided, overlaps, sources), strict=True):
+        _put_sorted(folder, i, warehouse.claim_sources, sources, contract.CLAIM_KEY, seal)
+        for name, frame in (("decisions", decided), ("city_overlaps", overlaps)):
             partition.put(folder, i, f"out/{name}", frame, seal)
 
     _timed_partition(folder, i, "decisions", decide_rest)
     return {"partition": i}
 
 
-_DECIDED = ("decisions", "city_overlaps", "claim_sources")
 
 
-def decide_combine(cfg: RunConfig, conn=None) -> dict:
-    """Put the partitions' decisions and city overlaps together in key order; store them and the claim sources."""
+def decide_combine(cfg: RunConfig, conn=None, done: Iterable[int] | None = None) -> dict:
+    """Put the partitions' decisions and city overlaps together in key order; store them and the claim sources.
+    done: the partitions as their decisions_part finishes (stage_decide), whose claim sources are stored in
+    groups as they come (_load_groups); by default all of them, already decided (Airflow's mapped tasks)."""
     enter(cfg, "decide", conn)
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
@@ -764,12 +794,13 @@ def decide_combine(cfg: RunConfig, conn=None) -> dict:
 
     def store(c) -> dict:
         seal = _seal(cfg, c)
+        # the claim sources are never all held at once: a 1,000,000-person night has 2.7 million, and putting
+        # them together beside the decisions was decide's peak memory. No step reads them back in bulk, and a
+        # trace sorts a claim's few (a warehouse keeps no order).
+        c.execute(warehouse.claim_sources.delete().where(warehouse.claim_sources.c.run_id == cfg.run_id))
+        for group in _load_groups(k, done):
+            _store_merged(c, cfg.run_id, warehouse.claim_sources, folder, group, contract.CLAIM_KEY, seal)
         replace(c, warehouse.city_overlaps, [combined("city_overlaps", CITY_OVERLAP_KEY, seal)])
-        # the claim sources go in partition by partition, neither put together nor sorted: a 1,000,000-person
-        # night has 2.7 million, and concatenating and sorting them beside the decisions was decide's peak
-        # memory; no step reads them back in bulk, and a trace sorts a claim's few (a warehouse keeps no order)
-        replace(c, warehouse.claim_sources, (partition.get(folder, i, "out/claim_sources", seal).assign(
-            run_id=cfg.run_id) for i in range(k)))
         d = combined("decisions", contract.CLAIM_KEY, seal).assign(decided_in_run=cfg.run_id, as_of=cfg.as_of_date)
         replace(c, warehouse.decisions, [d])
         _keep(cfg, "decisions", d, warehouse.decisions, seal)  # for post and export
@@ -806,8 +837,9 @@ def stage_decide(cfg: RunConfig, conn=None) -> dict:
     k = len(decide_split(cfg, conn)["partitions"])
     _run_partitions(cfg, training_part, k)
     training_budget(cfg, conn)
-    _run_partitions(cfg, decisions_part, k)
-    return decide_combine(cfg, conn)
+    with partition.as_done(_partition_call, range(k), decisions_part, cfg,
+                           processes=partition.workers(k, cfg.partition_workers)) as done:
+        return decide_combine(cfg, conn, done)
 
 
 def _decisions(cfg: RunConfig, conn, columns: Sequence[str] | None = None) -> pd.DataFrame:
