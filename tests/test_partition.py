@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from subsidy_ledger import export, partition, pipeline, stage_process, warehouse, workstore
+from subsidy_ledger import contract, export, partition, pipeline, stage_process, warehouse, workstore
 from subsidy_ledger.cli import main
 from subsidy_ledger.generate import change, generate
 
@@ -254,6 +254,21 @@ def _tables(url: str) -> dict[str, list[tuple]]:
     return out
 
 
+def _ascending_runs(url: str, table: sa.Table, key: tuple[str, ...]) -> dict[str, int]:
+    """Per night, into how many ascending runs of the key the table's rows fall in SQLite's insertion (rowid)
+    order: 1 if they went in in key order."""
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        rows = c.execute(sa.select(table.c.run_id, *(table.c[k] for k in key)).order_by(
+            sa.literal_column("rowid"))).all()
+    engine.dispose()
+    runs: dict[str, int] = {}
+    for before, row in zip([None, *rows], rows, strict=False):
+        fresh = before is None or before[0] != row[0]
+        runs[row[0]] = runs.get(row[0], 0) + (fresh or tuple(row[1:]) < tuple(before[1:]))
+    return runs
+
+
 def _nights(drops, url: str, out, k: int, processes: int) -> list[dict]:
     results = []
     for drop, night in NIGHTS:
@@ -307,6 +322,11 @@ def test_one_or_seven_partitions_give_the_same_extracts_and_ledger(drops, wareho
         lines = _tables(warehouse_url)["ledger_lines"]
         assert {"payout", "reversal"} <= {line[2] for line in lines}, "the nights should pay and correct"
         assert _tables(warehouse_url) == _tables(other_url)
+        if other_url.startswith("sqlite"):  # the partitions' tables went in merged, in LOAD_GROUPS groups
+            for table, key in ((warehouse.claim_sources, contract.CLAIM_KEY), (warehouse.decisions, contract.CLAIM_KEY),
+                               *((t, k) for t, _, k in pipeline.ELIGIBILITY)):
+                runs = _ascending_runs(other_url, table, key)
+                assert runs and max(runs.values()) <= pipeline.LOAD_GROUPS, (table.name, runs)
         for _, night in NIGHTS:
             assert _digest(tmp_path / "k1" / night) == _digest(tmp_path / "k7" / night)
         assert _digest(tmp_path / "k1" / "payments") == _digest(tmp_path / "k7" / "payments")
