@@ -549,10 +549,9 @@ def _load_groups(k: int, done: Iterable[int] | None) -> Iterable[Sequence[int]]:
 
 
 def _store_merged(c, run_id: str, table: sa.Table, folder, parts: Sequence[int], key: Sequence[str],
-                  seal: workstore.Seal, **same) -> int:
-    """Insert the partitions' rows of `table` (_put_sorted's), merged into key order, with run_id and the `same`
-    columns' values; the rows inserted."""
-    return sum(warehouse.insert_frame(c, table, frame.assign(run_id=run_id, **same)) for frame in partition.merge(
+                  seal: workstore.Seal) -> int:
+    """Insert the partitions' rows of `table` (_put_sorted's), merged into key order; the rows inserted."""
+    return sum(warehouse.insert_frame(c, table, frame.assign(run_id=run_id)) for frame in partition.merge(
         (partition.chunks(folder, i, f"out/{table.name}", seal) for i in parts), key))
 
 
@@ -767,9 +766,9 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
         part = _decide_part(cfg, i, seal, eligible=(_CERTS, _APPRENTICES, _LIVING), extra=(_TRAINED,))
         decided, overlaps, sources = decisions_partition(part, part[_QUARANTINE], PolicyBook.load(cfg.policy_dir),
                                                          cfg.as_of_date)
-        for table, frame in ((warehouse.claim_sources, sources), (warehouse.decisions, decided)):
-            _put_sorted(folder, i, table, frame, contract.CLAIM_KEY, seal)
-        partition.put(folder, i, "out/city_overlaps", overlaps, seal)
+        _put_sorted(folder, i, warehouse.claim_sources, sources, contract.CLAIM_KEY, seal)
+        for name, frame in (("decisions", decided), ("city_overlaps", overlaps)):
+            partition.put(folder, i, f"out/{name}", frame, seal)
 
     _timed_partition(folder, i, "decisions", decide_rest)
     return {"partition": i}
@@ -778,10 +777,9 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
 
 
 def decide_combine(cfg: RunConfig, conn=None, done: Iterable[int] | None = None) -> dict:
-    """Store the partitions' decisions and claim sources, merged in key order, and their city overlaps; leave
-    the decisions in key order for post and export. done: the partitions as their decisions_part finishes
-    (stage_decide), whose decisions and claim sources are stored in groups as they come (_load_groups); by
-    default all of them, already decided (Airflow's mapped tasks)."""
+    """Put the partitions' decisions and city overlaps together in key order; store them and the claim sources.
+    done: the partitions as their decisions_part finishes (stage_decide), whose claim sources are stored in
+    groups as they come (_load_groups); by default all of them, already decided (Airflow's mapped tasks)."""
     enter(cfg, "decide", conn)
     folder = cfg.work / "decide"
     k = partition.plan(folder)["k"]
@@ -796,18 +794,15 @@ def decide_combine(cfg: RunConfig, conn=None, done: Iterable[int] | None = None)
 
     def store(c) -> dict:
         seal = _seal(cfg, c)
-        night = {"decided_in_run": cfg.run_id, "as_of": cfg.as_of_date}
         # the claim sources are never all held at once: a 1,000,000-person night has 2.7 million, and putting
         # them together beside the decisions was decide's peak memory. No step reads them back in bulk, and a
         # trace sorts a claim's few (a warehouse keeps no order).
-        for table in (warehouse.claim_sources, warehouse.decisions):
-            c.execute(table.delete().where(table.c.run_id == cfg.run_id))
+        c.execute(warehouse.claim_sources.delete().where(warehouse.claim_sources.c.run_id == cfg.run_id))
         for group in _load_groups(k, done):
             _store_merged(c, cfg.run_id, warehouse.claim_sources, folder, group, contract.CLAIM_KEY, seal)
-            _store_merged(c, cfg.run_id, warehouse.decisions, folder, group, contract.CLAIM_KEY, seal, **night)
         replace(c, warehouse.city_overlaps, [combined("city_overlaps", CITY_OVERLAP_KEY, seal)])
-        d = partition.combine([partition.get_chunked(folder, i, f"out/{warehouse.decisions.name}", seal)
-                               for i in range(k)], contract.CLAIM_KEY).assign(run_id=cfg.run_id, **night)
+        d = combined("decisions", contract.CLAIM_KEY, seal).assign(decided_in_run=cfg.run_id, as_of=cfg.as_of_date)
+        replace(c, warehouse.decisions, [d])
         _keep(cfg, "decisions", d, warehouse.decisions, seal)  # for post and export
         _set_run(c, cfg.run_id, ledger_seq_at_decide=ledger.high_water(c))
         return d["decision"].value_counts().to_dict()
