@@ -774,8 +774,6 @@ def decisions_part(cfg: RunConfig, i: int) -> dict:
     return {"partition": i}
 
 
-
-
 def decide_combine(cfg: RunConfig, conn=None, done: Iterable[int] | None = None) -> dict:
     """Put the partitions' decisions and city overlaps together in key order; store them and the claim sources.
     done: the partitions as their decisions_part finishes (stage_decide), whose claim sources are stored in
