@@ -130,18 +130,23 @@ def put_chunks(folder, i: int, name: str, frame: pd.DataFrame, seal: workstore.S
     n = max(1, math.ceil(len(frame) / rows))
     for j in range(n):
         put(folder, i, f"{name}/{j:05d}", frame.iloc[j * rows:(j + 1) * rows], seal)
-    workstore.write_json(folder / f"p{i}" / name / "chunks.json", n)
+    workstore.write_json(_chunk_count(folder, i, name), n)
+
+
+def _chunk_count(folder, i: int, name: str):
+    """Where put_chunks records how many chunks it wrote (last, so that its presence means all of them)."""
+    return folder / f"p{i}" / name / "chunks.json"
 
 
 def chunks(folder, i: int, name: str, seal: workstore.Seal) -> Iterator[pd.DataFrame]:
     """Partition i's frame `name` as put_chunks wrote it, a chunk at a time."""
-    for j in range(workstore.read_json(folder / f"p{i}" / name / "chunks.json")):
+    for j in range(workstore.read_json(_chunk_count(folder, i, name))):
         yield get(folder, i, f"{name}/{j:05d}", seal)
 
 
 def has_chunks(folder, i: int, name: str) -> bool:
     """Whether partition i's frame `name` was written by put_chunks (to its end)."""
-    return workstore.has(folder / f"p{i}" / name / "chunks.json")
+    return workstore.has(_chunk_count(folder, i, name))
 
 
 def get_chunked(folder, i: int, name: str, seal: workstore.Seal) -> pd.DataFrame:

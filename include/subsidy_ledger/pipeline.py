@@ -578,8 +578,17 @@ def eligibility_combine(cfg: RunConfig, conn=None, done: Iterable[int] | None = 
 
 def _run_partitions(cfg: RunConfig, fn, k: int) -> None:
     """fn(cfg, i) for every partition, in a pool of processes (each reads its own partition from the store)."""
+    with _partitions_done(cfg, fn, k) as done:
+        for _ in done:
+            pass
+
+
+@contextlib.contextmanager
+def _partitions_done(cfg: RunConfig, fn, k: int) -> Iterator[Iterator[int]]:
+    """fn(cfg, i) for every partition, in a pool of processes; the block gets the partitions as they finish."""
     processes = partition.workers(k, cfg.partition_workers)
-    partition.run(_partition_call, list(range(k)), fn, cfg, processes=processes)
+    with partition.as_done(_partition_call, range(k), fn, cfg, processes=processes) as done:
+        yield done
     log.info("%s: %d person partitions in %d processes", fn.__name__, k, processes)
 
 
@@ -591,8 +600,7 @@ def stage_eligibility(cfg: RunConfig, conn=None) -> dict:
     """Join the accepted registries into the intermediate eligibility tables (one per claim kind), person
     partition by partition (Airflow maps eligibility_part over the partitions instead)."""
     k = len(eligibility_split(cfg, conn)["partitions"])
-    with partition.as_done(_partition_call, range(k), eligibility_part, cfg,
-                           processes=partition.workers(k, cfg.partition_workers)) as done:
+    with _partitions_done(cfg, eligibility_part, k) as done:
         return eligibility_combine(cfg, conn, done)
 
 
@@ -835,8 +843,7 @@ def stage_decide(cfg: RunConfig, conn=None) -> dict:
     k = len(decide_split(cfg, conn)["partitions"])
     _run_partitions(cfg, training_part, k)
     training_budget(cfg, conn)
-    with partition.as_done(_partition_call, range(k), decisions_part, cfg,
-                           processes=partition.workers(k, cfg.partition_workers)) as done:
+    with _partitions_done(cfg, decisions_part, k) as done:
         return decide_combine(cfg, conn, done)
 
 
