@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -63,3 +65,37 @@ def test_a_new_sqlite_warehouse_has_the_bulk_load_page_size_and_an_old_one_keeps
         assert conn.exec_driver_sql("PRAGMA page_size").scalar() == default
         assert "ledger_lines" in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_the_checkpointer_copies_a_nights_log_beside_its_stages_and_leaves_none(tmp_path):
+    """A night's stages connect with checkpoints=False: their commits stay in the write-ahead log, even when
+    their connection closes, while the checkpointer holds the file open; a kick copies them into the file beside
+    whatever runs next, and the block's end copies the rest and removes the log."""
+    db = tmp_path / "w.sqlite"
+    url, wal = f"sqlite:///{db}", Path(f"{db}-wal")
+    n = 20_000
+    rows = pd.DataFrame({"run_id": "r", "subsidy_type": "skill_upgrade", "reference": [f"C{i}" for i in range(n)],
+                         "person_id": "3305031990", "role": "certificate", "registry": "certificates",
+                         "source_row": range(n)})
+    with warehouse.checkpointer(url) as kick:
+        before = db.stat().st_size
+        stage = warehouse.connect(url, pooled=False, checkpoints=False)
+        with stage.begin() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            warehouse.insert_frame(conn, warehouse.claim_sources, rows)
+        stage.dispose()
+        assert db.stat().st_size == before and wal.stat().st_size > 1_000_000  # the stage copied nothing
+        kick()
+        deadline = time.monotonic() + 60
+        while db.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size > before  # copied while the block goes on
+    assert not wal.exists()
+    with contextlib.closing(sqlite3.connect(db)) as raw:
+        assert raw.execute("SELECT count(*) FROM claim_sources").fetchone()[0] == n
+
+
+def test_the_checkpointer_of_another_warehouse_does_nothing():
+    """PostgreSQL has no write-ahead log to copy: the checkpointer connects to nothing (port 1 would refuse)."""
+    with warehouse.checkpointer("postgresql+psycopg2://nobody@127.0.0.1:1/none") as kick:
+        assert kick() is None

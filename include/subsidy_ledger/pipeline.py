@@ -132,6 +132,9 @@ class RunConfig:
     # in Airflow: the connections the URLs above come from, resolved inside each task (never in XCom)
     warehouse_conn_id: str | None = None
     sources_conn_id: str | None = None
+    # SQLite: the stages leave their commits in the write-ahead log for the night's checkpointer (pipeline.run's
+    # warehouse.checkpointer) instead of copying it into the database file in their own time
+    checkpointer: bool = False
 
     def __post_init__(self):
         check_run_id(self.run_id)
@@ -163,7 +166,7 @@ class RunConfig:
 
 def _engine(cfg: RunConfig):
     # unpooled: a stage stopped by a gate or an error between its blocks leaves no connection behind
-    return warehouse.connect(cfg.warehouse, pooled=False)
+    return warehouse.connect(cfg.warehouse, pooled=False, checkpoints=not cfg.checkpointer)
 
 
 def _now() -> dt.datetime:
@@ -1202,7 +1205,9 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0, call=None) -> dict:
     stage_process.call: each stage in a process of its own, as Airflow runs each task).
     """
     results = {}
-    with night_lock(cfg, "run", wait_s):
+    # the checkpointer first: forked under the lock, it would hold the lock after a killed night, until it ended
+    with warehouse.checkpointer(cfg.warehouse) as checkpoint, night_lock(cfg, "run", wait_s):
+        cfg = dataclasses.replace(cfg, checkpointer=True)
         for name, fn in STAGES:
             t0 = time.perf_counter()
             faults.checkpoint(f"before:{name}")
@@ -1214,6 +1219,7 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0, call=None) -> dict:
                 discard_work(cfg)
                 raise
             release_work(cfg, name)
+            checkpoint()  # the stage's writes copied into the file beside the next stage
             if on_stage:
                 on_stage(name, results[name], time.perf_counter() - t0)
     return results
