@@ -166,6 +166,20 @@ def test_unreadable_registry_stops_before_posting(small_drop, tmp_path, capsys, 
     assert not (tmp_path / "o" / AS_OF).exists()
 
 
+def test_a_warehouse_that_cannot_be_opened_stops_the_night_in_a_line_each(small_drop, tmp_path, capsys, caplog):
+    """A warehouse URL no driver takes, or an SQLite file in a folder that cannot be made: the night stops
+    with one line saying why, and its failure, which cannot be recorded there either, is logged in one line."""
+    for url, why in (("nonsense://x", "NoSuchModuleError"), (f"sqlite:///{tmp_path}/file/w.sqlite", "Error")):
+        (tmp_path / "file").write_text("a file, not a folder")
+        caplog.clear()
+        code = main(["run", "--sources", str(small_drop), "--as-of", AS_OF, "--warehouse", url,
+                     "--out", str(tmp_path / "o"), "--no-stage-processes"])
+        err = capsys.readouterr().err.strip()
+        assert code != 0 and len(err.splitlines()) == 1 and why in err and "Traceback" not in err
+        assert all(r.exc_info is None and "Traceback" not in r.getMessage() for r in caplog.records)
+        assert not (tmp_path / "o" / AS_OF).exists()
+
+
 def test_missing_drop_folder_and_bad_date(tmp_path, capsys):
     assert main(["run", "--sources", str(tmp_path / "nope"), "--as-of", AS_OF, "--out", str(tmp_path)]) == 2
     assert "drop folder does not exist" in capsys.readouterr().err

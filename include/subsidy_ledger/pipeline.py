@@ -1134,8 +1134,10 @@ def record_failure(cfg: RunConfig, stage: str, exc: BaseException) -> None:
             run_record.fail(conn, cfg.run_id, stage, message)
             raise_alert(conn, cfg.run_id, cfg.dag_id, stage, f"{stage}_failed", message)
         engine.dispose()
-    except Exception:  # the alert is best effort: the stage's own error is what the caller sees
-        log.exception("could not record the failure of run %s at %s", cfg.run_id, stage)
+    except Exception as failed:  # noqa: BLE001 - best effort: the stage's own error is what the caller sees
+        # one line, no traceback: the warehouse that cannot take the record is usually the stage's error too
+        log.error("could not record the failure of run %s at %s in the warehouse: %s: %s", cfg.run_id, stage,
+                  type(failed).__name__, str(failed).splitlines()[0] if str(failed) else "")
 
 
 def describe(name: str, result: dict) -> str:
