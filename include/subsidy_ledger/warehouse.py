@@ -482,10 +482,9 @@ def checkpointer(url: str) -> Iterator[Callable[[], None]]:
 
     Why: a stage's last connection to close (or a commit, past 1,000 pages) copied the stage's whole log in the
     stage's own time; decide's (claim sources and decisions) took 4 s at 1,000,000 persons while the other core
-    idled. Holding its
-    connection open all night, the checkpointer is never the stage's last one. A checkpoint moves committed pages
-    only, never waits for a reader or writer (PASSIVE), and is what SQLite would have done: the file is as it
-    was without it. Any other warehouse: the function does nothing."""
+    idled. Holding its connection open all night, the checkpointer is never the stage's last one. A checkpoint
+    moves committed pages only, never waits for a reader or writer (PASSIVE), and is what SQLite would have done:
+    the file is as it was without it. Any other warehouse: the function does nothing."""
     url = warehouse_url(url)
     if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":  # connect's own test of a file
         yield lambda: None
