@@ -450,12 +450,17 @@ SQLITE_CACHE_KIB = 65_536
 SQLITE_PAGE_BYTES = 16_384
 
 
+def _sqlite_file(url: str) -> bool:
+    """Whether the warehouse URL names an SQLite file (not an in-memory database, not another server)."""
+    return url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+
+
 def connect(url: str | None = None, pooled: bool = True, checkpoints: bool = True) -> Engine:
     """Create an engine for the warehouse and bring its schema to the latest migration; pooled=False closes
     each connection when its block ends (a stage that stops with an error leaves none open); checkpoints=False:
     an SQLite connection leaves its commits in the write-ahead log for a night's checkpointer (checkpointer)."""
     url = warehouse_url(url)
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+    if _sqlite_file(url):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url) if pooled else sa.create_engine(url, poolclass=sa.pool.NullPool)
     if engine.dialect.name == "sqlite":
@@ -486,7 +491,7 @@ def checkpointer(url: str) -> Iterator[Callable[[], None]]:
     moves committed pages only, never waits for a reader or writer (PASSIVE), and is what SQLite would have done:
     the file is as it was without it. Any other warehouse: the function does nothing."""
     url = warehouse_url(url)
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":  # connect's own test of a file
+    if not _sqlite_file(url):
         yield lambda: None
         return
     connect(url, pooled=False).dispose()  # the file made (its page size, WAL) and migrated first
