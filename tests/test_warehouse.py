@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
@@ -35,6 +36,30 @@ def test_insert_frame_loads_every_row_chunk_by_chunk(warehouse_url):
     assert back["district_amount_fen"].astype("int64").tolist() == list(range(n))
     assert back["city_paid_on"].dt.strftime("%Y-%m-%d").eq("2021-03-01").all()
     assert back["city_amount_fen"].isna().all() and back["occupation_code"].isna().all()
+
+
+
+def test_dates_are_stored_as_their_day_whatever_their_time_or_zone(warehouse_url):
+    """A date column keeps the day: a time of day dropped (before 1970 too), a zoned time's local day, a missing
+    date missing; as read back, the same as strftime('%Y-%m-%d') gave before Arrow's cast took its place."""
+    shanghai = pd.Timestamp("2022-06-30 23:30", tz="Asia/Shanghai")  # 15:30 UTC: the same day either way
+    for paid_on, want in (
+            (pd.to_datetime(["1969-12-31 23:00:00", "2022-06-30 13:45:10", None]),
+             ["1969-12-31", "2022-06-30", None]),
+            (pd.Series([dt.date(2021, 3, 4), None, dt.date(1899, 12, 31)], dtype=object),
+             ["2021-03-04", None, "1899-12-31"]),
+            (pd.Series([shanghai + pd.Timedelta(hours=1)] * 3), ["2022-07-01"] * 3)):
+        frame = pd.DataFrame({"run_id": f"r{want[0]}", "reference": ["A", "B", "C"], "person_id": "P",
+                              "department_code": "HRSS", "district_amount_fen": 1, "city_certificate_no": "X",
+                              "city_paid_on": paid_on})
+        engine = warehouse.connect(warehouse_url)
+        with engine.begin() as conn:
+            warehouse.insert_frame(conn, warehouse.city_overlaps, frame)
+        with engine.connect() as conn:
+            back = warehouse.read_frame(conn, warehouse.city_overlaps,
+                                        warehouse.city_overlaps.c.run_id == f"r{want[0]}").sort_values("reference")
+        engine.dispose()
+        assert [None if pd.isna(d) else d.strftime("%Y-%m-%d") for d in back["city_paid_on"]] == want
 
 
 def test_every_sqlite_connection_gets_the_page_cache_for_bulk_loads(tmp_path):
