@@ -62,6 +62,44 @@ def test_dates_are_stored_as_their_day_whatever_their_time_or_zone(warehouse_url
         assert [None if pd.isna(d) else d.strftime("%Y-%m-%d") for d in back["city_paid_on"]] == want
 
 
+
+def test_a_column_with_one_value_in_every_row_is_stored_as_bound_ones_are(warehouse_url, monkeypatch):
+    """On SQLite a chunk's one-valued columns go into the statement as literals (a quote in the text, an
+    integer, a date); what comes back is what was inserted, on both warehouses, whether some columns of a chunk
+    have one value or all of them do, and (SQLite: PostgreSQL stores no NUL) when the one value holds a
+    character no literal can."""
+    statements = []
+    executemany = warehouse._executemany_sqlite
+    monkeypatch.setattr(warehouse, "_executemany_sqlite",
+                        lambda conn, sql, rows: (statements.append(sql), executemany(conn, sql, rows)))
+    sqlite = warehouse_url.startswith("sqlite")
+    n = 5
+    some = pd.DataFrame({"run_id": "r1", "reference": [f"C{i}" for i in range(n)], "person_id": "P'1",
+                         "name": "O'Brien", "district_amount_fen": 1234, "department_code": "HRSS",
+                         "city_paid_on": pd.to_datetime(["2021-03-01"] * n),
+                         "city_certificate_no": [f"X{i}" for i in range(n)]})
+    every = pd.DataFrame({"run_id": ["r1"] * n, "subsidy_type": "certificate", "reference": "C'1", "person_id": "P",
+                          "role": "certificate", "registry": "certificates", "source_row": 2**30,
+                          "record_key": "a'b", "validated_run": "r1"})
+    nul = every.assign(run_id="r2", record_key="a\x00b")
+    engine = warehouse.connect(warehouse_url)
+    for table, frame in ((warehouse.city_overlaps, some), (warehouse.claim_sources, every),
+                         *([(warehouse.claim_sources, nul)] if sqlite else [])):
+        with engine.begin() as conn:
+            assert warehouse.insert_frame(conn, table, frame) == n
+        with engine.connect() as conn:
+            back = warehouse.read_frame(conn, table, table.c.run_id == frame["run_id"].iloc[0])
+        assert len(back) == n
+        for col in frame.columns:
+            got = back[col].dt.strftime("%Y-%m-%d") if col == "city_paid_on" else back[col].astype(object)
+            want = frame[col].dt.strftime("%Y-%m-%d") if col == "city_paid_on" else frame[col]
+            assert sorted(got.tolist()) == sorted(want.tolist()), col
+    engine.dispose()
+    if sqlite:
+        assert "'O''Brien'" in statements[0] and "1234" in statements[0] and "'2021-03-01'" in statements[0]
+        assert "?" in statements[1] and "'C''1'" in statements[1] and "'a''b'" in statements[1]
+
+
 def test_every_sqlite_connection_gets_the_page_cache_for_bulk_loads(tmp_path):
     """Each pooled connection of an SQLite warehouse runs with SQLITE_CACHE_KIB of page cache, in WAL mode."""
     engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
