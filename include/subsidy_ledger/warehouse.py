@@ -683,7 +683,7 @@ def _insert_sqlite(conn, table: sa.Table, names: list[str], cols: list[list]) ->
     the statement as a literal instead of being bound row by row: binding is most of a bulk load's own time
     (2.7 million claim sources and their two run ids: a tenth of it)."""
     literals = [_sqlite_literal(c) if len(c) > 1 else None for c in cols]
-    if all(lit is not None for lit in literals):  # rows need a bound column to be inserted at all
+    if literals and all(lit is not None for lit in literals):  # rows need a bound column to be inserted at all
         literals[0] = None
     q = conn.dialect.identifier_preparer
     sql = (f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) "
