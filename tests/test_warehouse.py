@@ -38,17 +38,16 @@ def test_insert_frame_loads_every_row_chunk_by_chunk(warehouse_url):
     assert back["city_amount_fen"].isna().all() and back["occupation_code"].isna().all()
 
 
-
 def test_dates_are_stored_as_their_day_whatever_their_time_or_zone(warehouse_url):
     """A date column keeps the day: a time of day dropped (before 1970 too), a zoned time's local day, a missing
     date missing; as read back, the same as strftime('%Y-%m-%d') gave before Arrow's cast took its place."""
-    shanghai = pd.Timestamp("2022-06-30 23:30", tz="Asia/Shanghai")  # 15:30 UTC: the same day either way
+    after_midnight = pd.Timestamp("2022-07-01 00:30", tz="Asia/Shanghai")  # 2022-06-30 16:30 in UTC
     for paid_on, want in (
             (pd.to_datetime(["1969-12-31 23:00:00", "2022-06-30 13:45:10", None]),
              ["1969-12-31", "2022-06-30", None]),
             (pd.Series([dt.date(2021, 3, 4), None, dt.date(1899, 12, 31)], dtype=object),
              ["2021-03-04", None, "1899-12-31"]),
-            (pd.Series([shanghai + pd.Timedelta(hours=1)] * 3), ["2022-07-01"] * 3)):
+            (pd.Series([after_midnight] * 3), ["2022-07-01"] * 3)):
         frame = pd.DataFrame({"run_id": f"r{want[0]}", "reference": ["A", "B", "C"], "person_id": "P",
                               "department_code": "HRSS", "district_amount_fen": 1, "city_certificate_no": "X",
                               "city_paid_on": paid_on})
@@ -60,7 +59,6 @@ def test_dates_are_stored_as_their_day_whatever_their_time_or_zone(warehouse_url
                                         warehouse.city_overlaps.c.run_id == f"r{want[0]}").sort_values("reference")
         engine.dispose()
         assert [None if pd.isna(d) else d.strftime("%Y-%m-%d") for d in back["city_paid_on"]] == want
-
 
 
 def test_a_column_with_one_value_in_every_row_is_stored_as_bound_ones_are(warehouse_url, monkeypatch):
