@@ -43,4 +43,7 @@ def run_airflow_script(home: Path, script: str, *args: str, timeout: int = 900) 
                           text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert proc.returncode == 0 and lines, (proc.stdout[-3000:], proc.stderr[-5000:])
-    return json.loads(lines[-1]) | {"_log": proc.stdout + proc.stderr}
+    # print() writes the text and its newline in two writes, so a log line from another thread (OpenLineage's
+    # client) can land between them, on the JSON's own line: read the object and ignore what follows it.
+    result, _ = json.JSONDecoder().raw_decode(lines[-1])
+    return result | {"_log": proc.stdout + proc.stderr}
