@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import time
 import weakref
@@ -150,6 +151,77 @@ def test_as_done_gives_each_part_once_it_has_finished(processes):
     with (pytest.raises(ValueError, match="part 3 failed"),
           partition.as_done(_sleep_then_give, [1, 3, 4], processes=processes) as done):
         list(done)
+
+
+def _pid_and_size(lock, frame: pd.DataFrame) -> tuple[int, int]:
+    """Which process ran it, and the rows of a frame it was handed (with a lock, which cannot be pickled)."""
+    with lock:
+        return os.getpid(), len(frame)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_beside_runs_in_a_forked_process_with_unpickled_arguments_and_gives_its_answer_or_error(processes):
+    """With two processes fn runs in another process, started before the block, from arguments it inherited;
+    with one, in this process when first asked; fn's error is raised where its answer is asked for."""
+    import threading
+
+    with partition.beside(_pid_and_size, threading.Lock(), pd.DataFrame({"a": range(5)}),
+                          processes=processes) as answer:
+        pid, rows = answer()
+        assert answer() == (pid, rows)  # asked again: the same answer, nothing run again
+    assert rows == 5 and (pid != os.getpid()) == (processes > 1)
+    with (partition.beside(_fail_on_three, 3, processes=processes) as answer,
+          pytest.raises(ValueError, match="part 3 failed")):
+        answer()
+
+
+def test_beside_stops_its_process_when_the_block_leaves_without_asking():
+    """An error in the block: the process is not waited for (it would sleep a minute), and is gone after."""
+    started = time.monotonic()
+    with pytest.raises(KeyError, match="the block"), partition.beside(time.sleep, 60, processes=2):
+        raise KeyError("the block")
+    assert time.monotonic() - started < 30
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("beside-")]
+
+
+KILLED_PARENT = """
+import fcntl, sys, time
+from subsidy_ledger import partition
+with open(sys.argv[1], "a+") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with partition.beside(time.sleep, 120, processes=2):
+        print(*[p.pid for p in partition.multiprocessing.active_children()], flush=True)
+        time.sleep(120)
+"""
+
+
+def test_beside_s_process_dies_with_its_parent_and_frees_the_lock_it_inherited(tmp_path):
+    """A night killed with -9 while its child works: the child goes too, so the night's lock (an flock the child
+    inherited) is free for the rerun at once, not when the child would have ended."""
+    import fcntl
+    import signal
+    import subprocess
+    import sys
+
+    lock = tmp_path / "night.lock"
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(lock)], stdout=subprocess.PIPE, text=True)
+    children = [int(p) for p in parent.stdout.readline().split()]
+    assert len(children) == 1
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(30)
+
+    def gone(pid: int) -> bool:  # ended (a zombie holds no files; who reaps it depends on the machine)
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    deadline = time.monotonic() + 30  # the child's own sleep would last 120 s
+    while not gone(children[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(children[0])
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if the child still held it
 
 
 def _chunked(frame: pd.DataFrame, rows: int, drawn: list[int], s: int):

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import html
 import io
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -265,10 +266,12 @@ def html_page(a: Assessment, pngs: dict[str, bytes]) -> str:
 # ---- the workbook ----------------------------------------------------------------------------------------
 
 
-def write_xlsx(path: Path, a: Assessment) -> None:
-    """assessment.xlsx: one sheet per view, Chinese header with the column beneath, numbers as numbers."""
-    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False,
-                                         "strings_to_urls": False})
+def write_xlsx(path: Path | io.BytesIO, a: Assessment) -> None:
+    """assessment.xlsx (a file, or a buffer): one sheet per view, Chinese header with the column beneath, numbers
+    as numbers."""
+    wb = xlsxwriter.Workbook(path if isinstance(path, io.BytesIO) else str(path),
+                             {"strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
+                              "in_memory": isinstance(path, io.BytesIO)})
     wb.set_properties({"created": dt.datetime.combine(a.as_of, dt.time()), "title": "职业技能提升行动考核"})
     base = {"font_name": "宋体", "font_size": 9}
     f = {"head": wb.add_format(base | {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7",
@@ -306,13 +309,30 @@ def write_xlsx(path: Path, a: Assessment) -> None:
     wb.close()
 
 
-def write(folder: Path, a: Assessment, write_csv) -> dict:
-    """Write the report into folder (inside the night's folder being published); returns its counts."""
-    folder.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Rendered:
+    """A1's report made: the figures, and each of its files but the CSV by name (charts, page, workbook)."""
+
+    assessment: Assessment
+    files: dict[str, bytes]
+
+
+def render(a: Assessment) -> Rendered:
+    """The report's files as bytes (the charts are most of the time: export makes them beside its extracts)."""
     pngs = charts(a)
-    for stem, png in pngs.items():
-        (folder / f"{stem}.png").write_bytes(png)
-    (folder / "assessment.html").write_text(html_page(a, pngs), encoding="utf-8")
-    write_xlsx(folder / "assessment.xlsx", a)
-    write_csv(behind_extract(a), folder / "behind_plan.csv")
-    return {"behind_plan": len(a.views["behind"]), "charts": len(pngs)}
+    book = io.BytesIO()
+    write_xlsx(book, a)
+    return Rendered(a, {**{f"{stem}.png": png for stem, png in pngs.items()},
+                        "assessment.html": html_page(a, pngs).encode("utf-8"), "assessment.xlsx": book.getvalue()})
+
+
+def write(folder: Path, a: Assessment | Rendered, write_csv) -> dict:
+    """Write the report (made here, or already) into folder (inside the night's folder being published);
+    returns its counts."""
+    made = a if isinstance(a, Rendered) else render(a)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in made.files.items():
+        (folder / name).write_bytes(content)
+    write_csv(behind_extract(made.assessment), folder / "behind_plan.csv")
+    return {"behind_plan": len(made.assessment.views["behind"]),
+            "charts": sum(name.endswith(".png") for name in made.files)}

@@ -8,6 +8,7 @@ import ctypes.util
 import datetime as dt
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -369,10 +370,12 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
                    publicised: pd.DataFrame | None = None, pay_states: pd.DataFrame | None = None,
                    pay_reconciliation: pd.DataFrame | None = None, ctx: Context = Context(),  # noqa: B008
                    max_quarantine_share: float | None = None, gate_min_rows: int = 0,
-                   assessment: Assessment | None = None, processes: int | None = None) -> Path:
+                   assessment: Assessment | Callable[[], assessment_report.Rendered] | None = None,
+                   processes: int | None = None) -> Path:
     """Write every extract of the run into <out>/<as-of>, all at once (see published_folder); returns it.
     A large night's department workbooks are written by a pool (partition.workers: `processes`, else one per
-    core), one file each, while this process writes the CSVs."""
+    core), one file each, while this process writes the CSVs. assessment: A1's figures, or a function that
+    gives the report made (made beside, asked for last)."""
     final = Path(out) / as_of.isoformat()
     with published_folder(final) as root:
         extracts = {
@@ -409,7 +412,8 @@ def write_extracts(out: Path, as_of: dt.date, departments: list[str], lines: pd.
             write_csv(payments_reconciliation_extract(recon) if len(recon) else
                       pd.DataFrame(columns=PAYMENTS_RECONCILIATION_COLUMNS), root / "payments_reconciliation.csv")
             if assessment is not None:
-                assessment_report.write(root / "assessment", assessment, write_csv)
+                assessment_report.write(root / "assessment", assessment if isinstance(assessment, Assessment)
+                                        else assessment(), write_csv)
         shutil.rmtree(scratch)
     return final
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import bisect
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -34,6 +36,7 @@ MAX_PARTITIONS = 256
 GROUPED_PERSON_REGISTRIES = {"low_income": "household_id"}
 # siphash key of pandas' hash_array, spelled out so that a change of pandas' default cannot move a person
 HASH_KEY = "subsidy-ledger-p"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def of(person_id: pd.Series, k: int) -> np.ndarray:
@@ -284,3 +287,67 @@ def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1, lean: bo
                 f.cancel()
             raise
         results.extend(f.result() for f in futures)
+
+
+@contextlib.contextmanager
+def beside(fn: Callable, *args, processes: int = 1) -> Iterator[Callable[[], object]]:
+    """fn(*args) in one forked process while the with-block runs in this one; the block gets a function that
+    returns fn's result, waiting for it, and raises fn's error. With one process fn runs in this process when
+    the function is first called. The child inherits the arguments (nothing is pickled but the result), so
+    they may be a night's frames; leaving the block without asking stops it."""
+    got: list = []
+    if processes <= 1:
+        def here():
+            if not got:
+                got.append(fn(*args))
+            return got[0]
+        yield here
+        return
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe(duplex=False)
+    child = context.Process(target=_answer, args=(theirs, ours, os.getpid(), fn, args), daemon=True,
+                            name=f"beside-{fn.__name__}")
+    child.start()
+    theirs.close()
+
+    def result():
+        if not got:
+            try:
+                got.append(ours.recv())
+            except EOFError:  # killed, or its answer could not be pickled
+                got.append((False, RuntimeError(f"{fn.__name__} ended without an answer in its process")))
+            child.join()
+        ok, value = got[0]
+        if not ok:
+            raise value
+        return value
+
+    try:
+        yield result
+    finally:
+        if child.is_alive() and not got:
+            child.kill()
+        child.join()
+        ours.close()
+
+
+def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
+    """beside's child: fn's result or its error, sent back once; it dies with its parent."""
+    parents.close()  # the parent's end: kept open here, a dead parent's pipe would still have a reader
+    _die_with(parent)
+    try:
+        answer = (True, fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - raised again in the parent, where it is reported
+        answer = (False, exc)
+    channel.send(answer)
+    channel.close()
+
+
+def _die_with(parent: int) -> None:
+    """Linux: the kernel kills this forked process when its parent dies. It inherited the parent's open files,
+    among them the night's lock (an flock lasts while any copy is open): a night killed with -9 would otherwise
+    stay locked until the child ended. Elsewhere nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)

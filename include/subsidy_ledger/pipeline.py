@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from . import (
     assessment,
+    assessment_report,
     contract,
     data_docs,
     decide,
@@ -1044,32 +1045,36 @@ def stage_export(cfg: RunConfig) -> dict:
             overlaps = warehouse.read_frame(conn, warehouse.city_overlaps,
                                             warehouse.city_overlaps.c.run_id == cfg.run_id)
             stg = _accepted(cfg, conn, "export", EXPORT_READS)
-            signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
-                                                                              stg["training_classes"]))
             all_lines, pay_states = payment_view(conn, cfg.as_of_date)
-            funding = export.funding_extract(stg["training_projects"], decisions,
-                                             ledger.claim_state(conn, contract.SUBSIDY_TYPES, cfg.as_of_date),
-                                             pay_states)
-            recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
-            report = assessment.assess(stg, decisions, all_lines, book.targets, cfg.as_of_date,
-                                       book.versions[-1].certificate_department)
-            occupations = occupation_names(stg["certificates"])
-            del stg  # the registries are spent: the workbooks' processes are forked without them
-            store_assessment(conn, cfg.run_id, report)
-            instructed = _instructed_on(conn, all_lines, cfg.as_of_date)
-            publicised = _publicised_on(conn, cfg.as_of_date)
-            try:
-                export.write_bank_files(Path(cfg.out), cfg.as_of_date, instructed)
-                ctx = export.Context(person_key=warehouse.person_code_key(conn),
-                                     occupations=occupations, run_id=cfg.run_id)
-                root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines, decisions,
-                                             rec, q, overlaps, funding, signals, publicised,
-                                             pay_states, recon, ctx, cfg.max_quarantine_share, cfg.gate_min_rows,
-                                             report, processes=cfg.partition_workers)
-            except OSError as exc:
-                raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
-                                  f"{exc.filename or cfg.out}); the previous extracts are unchanged and the ledger "
-                                  "is posted: run the night again to write them (it posts nothing)") from exc
+            # A1's figures and report (its charts are most of it) in a process beside the extracts: what comes
+            # before the workbooks' pool here is one process's work, and the other core would idle through it
+            with partition.beside(make_assessment, stg, decisions, all_lines, book, cfg.as_of_date,
+                                  processes=partition.workers(2, cfg.partition_workers)) as report:
+                signals = supervision.signals(stg, eligibility.overlapping_entries(stg["class_enrollments"],
+                                                                                  stg["training_classes"]))
+                funding = export.funding_extract(stg["training_projects"], decisions,
+                                                 ledger.claim_state(conn, contract.SUBSIDY_TYPES, cfg.as_of_date),
+                                                 pay_states)
+                recon = payments.reconcile(all_lines, pay_states) if len(all_lines) else None
+                occupations = occupation_names(stg["certificates"])
+                del stg  # the registries are spent: the workbooks' processes are forked without them
+                instructed = _instructed_on(conn, all_lines, cfg.as_of_date)
+                publicised = _publicised_on(conn, cfg.as_of_date)
+                try:
+                    export.write_bank_files(Path(cfg.out), cfg.as_of_date, instructed)
+                    ctx = export.Context(person_key=warehouse.person_code_key(conn),
+                                         occupations=occupations, run_id=cfg.run_id)
+                    root = export.write_extracts(Path(cfg.out), cfg.as_of_date, book.departments, lines,
+                                                 decisions, rec, q, overlaps, funding, signals, publicised,
+                                                 pay_states, recon, ctx, cfg.max_quarantine_share,
+                                                 cfg.gate_min_rows, report, processes=cfg.partition_workers)
+                except OSError as exc:
+                    raise ExportError(f"the extracts for {cfg.as_of} could not be written ({exc.strerror or exc}: "
+                                      f"{exc.filename or cfg.out}); the previous extracts are unchanged and the "
+                                      "ledger is posted: run the night again to write them (it posts nothing)") \
+                        from exc
+                assessed = report().assessment
+            store_assessment(conn, cfg.run_id, assessed)
             faults.checkpoint("export:written")
             run_record.move(conn, cfg.run_id, run_record.Status.SUCCEEDED, "export")
             if _run_row(conn, cfg.run_id).get("mode") != "replay":  # a replay is never the next run's base
@@ -1083,7 +1088,14 @@ def stage_export(cfg: RunConfig) -> dict:
     net = str(decimal_yuan(int(lines["amount_fen"].sum()))) if len(lines) else "0.00"
     return {"extracts": str(root), "ledger_lines": len(lines), "net": net, "departments": len(book.departments),
             "publicised": len(publicised), "bank_instructions": len(instructed),
-            "behind_plan": len(report.views["behind"])}
+            "behind_plan": len(assessed.views["behind"])}
+
+
+def make_assessment(stg: dict[str, pd.DataFrame], decisions: pd.DataFrame, lines: pd.DataFrame, book: PolicyBook,
+                    as_of: dt.date) -> assessment_report.Rendered:
+    """A1 for the night (its figures) and its report made (charts, page, workbook)."""
+    return assessment_report.render(assessment.assess(stg, decisions, lines, book.targets, as_of,
+                                                      book.versions[-1].certificate_department))
 
 
 def store_assessment(conn, run_id: str, report: assessment.Assessment) -> None:
