@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import time
 import weakref
@@ -175,24 +174,55 @@ def test_beside_runs_in_a_forked_process_with_unpickled_arguments_and_gives_its_
         answer()
 
 
-def test_beside_stops_its_process_when_the_block_leaves_without_asking():
+def _note_pid_then_sleep(path: Path, seconds: float) -> None:
+    path.write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def test_beside_stops_its_process_when_the_block_leaves_without_asking(tmp_path):
     """An error in the block: the process is not waited for (it would sleep a minute), and is gone after."""
-    started = time.monotonic()
-    with pytest.raises(KeyError, match="the block"), partition.beside(time.sleep, 60, processes=2):
+    started, noted = time.monotonic(), tmp_path / "pid"
+    with pytest.raises(KeyError, match="the block"), partition.beside(_note_pid_then_sleep, noted, 60,
+                                                                        processes=2):
+        while not noted.exists() or not noted.read_text():
+            time.sleep(0.05)
         raise KeyError("the block")
     assert time.monotonic() - started < 30
-    assert not [p for p in multiprocessing.active_children() if p.name.startswith("beside-")]
+    assert _gone(int(noted.read_text()))
+
+
+def test_beside_lets_go_of_the_arguments_in_this_process():
+    """The caller drops its frame inside the block and it is freed here (the child keeps its own copy)."""
+    frame = pd.DataFrame({"a": range(10)})
+    freed = []
+    weakref.finalize(frame, freed.append, True)
+    with partition.beside(len, frame, processes=2) as answer:
+        del frame
+        assert freed == [True]
+        assert answer() == 10
 
 
 KILLED_PARENT = """
-import fcntl, sys, time
+import fcntl, os, sys, time
 from subsidy_ledger import partition
+
+def tell_then_sleep():
+    print(os.getpid(), flush=True)
+    time.sleep(120)
+
 with open(sys.argv[1], "a+") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    with partition.beside(time.sleep, 120, processes=2):
-        print(*[p.pid for p in partition.multiprocessing.active_children()], flush=True)
+    with partition.beside(tell_then_sleep, processes=2):
         time.sleep(120)
 """
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie holds no files; who reaps it depends on the machine)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def test_beside_s_process_dies_with_its_parent_and_frees_the_lock_it_inherited(tmp_path):
@@ -209,17 +239,10 @@ def test_beside_s_process_dies_with_its_parent_and_frees_the_lock_it_inherited(t
     assert len(children) == 1
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(30)
-
-    def gone(pid: int) -> bool:  # ended (a zombie holds no files; who reaps it depends on the machine)
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-
     deadline = time.monotonic() + 30  # the child's own sleep would last 120 s
-    while not gone(children[0]) and time.monotonic() < deadline:
+    while not _gone(children[0]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert gone(children[0])
+    assert _gone(children[0])
     with open(lock, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if the child still held it
 

@@ -294,29 +294,22 @@ def beside(fn: Callable, *args, processes: int = 1) -> Iterator[Callable[[], obj
     """fn(*args) in one forked process while the with-block runs in this one; the block gets a function that
     returns fn's result, waiting for it, and raises fn's error. With one process fn runs in this process when
     the function is first called. The child inherits the arguments (nothing is pickled but the result), so
-    they may be a night's frames; leaving the block without asking stops it."""
-    got: list = []
+    they may be a night's frames, and this process lets go of them: a caller that drops its own references
+    frees them here. Leaving the block without asking stops the child."""
     if processes <= 1:
-        def here():
-            if not got:
-                got.append(fn(*args))
-            return got[0]
-        yield here
+        yield _once(fn, args)
         return
-    context = multiprocessing.get_context("fork")
-    ours, theirs = context.Pipe(duplex=False)
-    child = context.Process(target=_answer, args=(theirs, ours, os.getpid(), fn, args), daemon=True,
-                            name=f"beside-{fn.__name__}")
-    child.start()
-    theirs.close()
+    name = getattr(fn, "__name__", "fn")
+    pid, ours = _fork(fn, args)
+    del fn, args
+    got: list = []
 
     def result():
         if not got:
             try:
                 got.append(ours.recv())
             except EOFError:  # killed, or its answer could not be pickled
-                got.append((False, RuntimeError(f"{fn.__name__} ended without an answer in its process")))
-            child.join()
+                got.append((False, RuntimeError(f"{name} ended without an answer in its process")))
         ok, value = got[0]
         if not ok:
             raise value
@@ -325,16 +318,44 @@ def beside(fn: Callable, *args, processes: int = 1) -> Iterator[Callable[[], obj
     try:
         yield result
     finally:
-        if child.is_alive() and not got:
-            child.kill()
-        child.join()
+        if not got:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
         ours.close()
 
 
-def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
-    """beside's child: fn's result or its error, sent back once; it dies with its parent."""
-    parents.close()  # the parent's end: kept open here, a dead parent's pipe would still have a reader
-    _die_with(parent)
+def _once(fn: Callable, args: tuple) -> Callable[[], object]:
+    """fn(*args) in this process when first asked; the same answer after."""
+    got: list = []
+
+    def here():
+        if not got:
+            got.append(fn(*args))
+        return got[0]
+    return here
+
+
+def _fork(fn: Callable, args: tuple):
+    """beside's child started: its process id, and the end of the pipe its answer comes through."""
+    parent = os.getpid()
+    ours, theirs = multiprocessing.Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's block
+        code = 1
+        try:
+            ours.close()  # kept open here, a dead parent's pipe would still have a reader
+            _die_with(parent)
+            _answer(theirs, fn, args)
+            code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    return pid, ours
+
+
+def _answer(channel, fn: Callable, args: tuple) -> None:
+    """beside's child: fn's result or its error, sent back once."""
     try:
         answer = (True, fn(*args))
     except BaseException as exc:  # noqa: BLE001 - raised again in the parent, where it is reported
