@@ -300,7 +300,7 @@ def beside(fn: Callable, *args, processes: int = 1) -> Iterator[Callable[[], obj
         yield _once(fn, args)
         return
     name = getattr(fn, "__name__", "fn")
-    pid, ours = _fork(fn, args)
+    child, ours = _fork(fn, args)
     del fn, args
     got: list = []
 
@@ -319,9 +319,8 @@ def beside(fn: Callable, *args, processes: int = 1) -> Iterator[Callable[[], obj
         yield result
     finally:
         if not got:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+            child.kill()
+        child.join()
         ours.close()
 
 
@@ -337,25 +336,24 @@ def _once(fn: Callable, args: tuple) -> Callable[[], object]:
 
 
 def _fork(fn: Callable, args: tuple):
-    """beside's child started: its process id, and the end of the pipe its answer comes through."""
-    parent = os.getpid()
-    ours, theirs = multiprocessing.Pipe(duplex=False)
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's block
-        code = 1
-        try:
-            ours.close()  # kept open here, a dead parent's pipe would still have a reader
-            _die_with(parent)
-            _answer(theirs, fn, args)
-            code = 0
-        finally:
-            os._exit(code)
+    """beside's child started (multiprocessing's fork: its queues, such as a stage's log queue, work in the
+    child); the process, and the end of the pipe its answer comes through."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe(duplex=False)
+    box = [fn, args]  # the child has its own copy of the list from the fork; this process empties its one
+    child = context.Process(target=_answer, args=(theirs, ours, os.getpid(), box), daemon=True,
+                            name=f"beside-{getattr(fn, '__name__', 'fn')}")
+    child.start()
+    box.clear()
     theirs.close()
-    return pid, ours
+    return child, ours
 
 
-def _answer(channel, fn: Callable, args: tuple) -> None:
+def _answer(channel, parents, parent: int, box: list) -> None:
     """beside's child: fn's result or its error, sent back once."""
+    parents.close()  # the parent's end: kept open here, a dead parent's pipe would still have a reader
+    _die_with(parent)
+    fn, args = box
     try:
         answer = (True, fn(*args))
     except BaseException as exc:  # noqa: BLE001 - raised again in the parent, where it is reported
