@@ -340,20 +340,18 @@ def _fork(fn: Callable, args: tuple):
     child); the process, and the end of the pipe its answer comes through."""
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe(duplex=False)
-    box = [fn, args]  # the child has its own copy of the list from the fork; this process empties its one
-    child = context.Process(target=_answer, args=(theirs, ours, os.getpid(), box), daemon=True,
+    # Process.start drops its own references to the target's arguments once the child is forked
+    child = context.Process(target=_answer, args=(theirs, ours, os.getpid(), fn, args), daemon=True,
                             name=f"beside-{getattr(fn, '__name__', 'fn')}")
     child.start()
-    box.clear()
     theirs.close()
     return child, ours
 
 
-def _answer(channel, parents, parent: int, box: list) -> None:
+def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
     """beside's child: fn's result or its error, sent back once."""
     parents.close()  # the parent's end: kept open here, a dead parent's pipe would still have a reader
     _die_with(parent)
-    fn, args = box
     try:
         answer = (True, fn(*args))
     except BaseException as exc:  # noqa: BLE001 - raised again in the parent, where it is reported
