@@ -7,10 +7,13 @@ operator accepts the change.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -237,16 +240,60 @@ def test_a_rerun_of_an_earlier_night_is_a_replay_even_after_a_night_that_posted_
     assert mode == "replay"
 
 
+# Takes the night's run lock, forks a child that sleeps (as a stage's or A1's process would work), says both
+# pids, then sleeps itself. argv: out, as-of, [fork].
+HOLDER = """
+import os, sys, time
+from subsidy_ledger import pipeline
+
+cfg = pipeline.RunConfig(sources="-", as_of=sys.argv[2], warehouse="-", out=sys.argv[1], run_id="holder")
+with pipeline.night_lock(cfg, "run"):
+    child = os.fork() if len(sys.argv) > 3 else -1
+    if child == 0:
+        time.sleep(120)
+        os._exit(0)
+    print(os.getpid(), child, flush=True)
+    time.sleep(120)
+"""
+
+
+def _holder(out: Path, as_of: str, fork: bool = False) -> tuple[subprocess.Popen, int]:
+    """Another process holding the night's run lock (and a child it forked, when fork): it and the child's pid."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(out), as_of, *(["fork"] if fork else [])],
+                            stdout=subprocess.PIPE, text=True)
+    _, child = (int(p) for p in proc.stdout.readline().split())
+    return proc, child
+
+
 def test_a_second_run_of_the_same_night_refuses_with_one_line(first_night, tmp_path, capsys):
     drop, url, out = _night2(first_night, tmp_path)
     before = _ledger(url)
-    cfg = pipeline.RunConfig(sources=str(drop), as_of=NIGHT2, warehouse=url, out=str(out), run_id="holder")
-    with pipeline.night_lock(cfg, "run"):
+    holder, _ = _holder(out, NIGHT2)
+    try:
         code, err = _run(drop, url, out, capsys)
+    finally:
+        holder.kill()
+        holder.wait(30)
     assert code == 4 and len(err.splitlines()) == 1 and "another run is already working on 2022-07-01" in err
     assert _ledger(url) == before and not (out / NIGHT2).exists()
     code, err = _run(drop, url, out, capsys)
     assert code == 0, err
+
+
+def test_a_night_killed_with_9_frees_its_lock_though_a_process_it_forked_lives_on(tmp_path):
+    """The lock is the killed process's own (lockf): a child it forked, still alive, does not keep the night
+    locked, so the rerun starts at once (an inherited flock would last as long as the child)."""
+    holder, child = _holder(tmp_path, NIGHT2, fork=True)
+    try:
+        holder.kill()
+        holder.wait(30)
+        assert Path(f"/proc/{child}").exists()  # still there: what a rerun meets right after the kill
+        cfg = pipeline.RunConfig(sources="-", as_of=NIGHT2, warehouse="-", out=str(tmp_path), run_id="rerun")
+        with pipeline.night_lock(cfg, "run"):
+            pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
 
 
 # ---- extracts all at once ---------------------------------------------------------------------------------

@@ -226,8 +226,8 @@ def _gone(pid: int) -> bool:
 
 
 def test_beside_s_process_dies_with_its_parent_and_frees_the_lock_it_inherited(tmp_path):
-    """A night killed with -9 while its child works: the child goes too, so the night's lock (an flock the child
-    inherited) is free for the rerun at once, not when the child would have ended."""
+    """A night killed with -9 while its child works: the child goes too, and with it the files it inherited (an
+    flock here), not when the child would have ended."""
     import fcntl
     import signal
     import subprocess

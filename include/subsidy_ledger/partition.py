@@ -361,9 +361,9 @@ def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Linux: the kernel kills this forked process when its parent dies. It inherited the parent's open files,
-    among them the night's lock (an flock lasts while any copy is open): a night killed with -9 would otherwise
-    stay locked until the child ended. Elsewhere nothing."""
+    """Linux: the kernel kills this forked process when its parent dies, so a night killed with -9 leaves no
+    work running on, holding the files and connections it inherited. Elsewhere nothing. (The night's lock is
+    the parent's own, a lockf, which no child holds: the kill is asynchronous, a rerun must not wait for it.)"""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it died before the line above

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import json
 import logging
@@ -983,8 +984,11 @@ def _forget_old_runs(conn, keep: str) -> None:
 
 @contextlib.contextmanager
 def night_lock(cfg: RunConfig, purpose: str, wait_s: float = 0.0):
-    """Hold <out>/.locks/<as-of>.<purpose>.lock (an flock, freed by the kernel if the process dies).
+    """Hold <out>/.locks/<as-of>.<purpose>.lock, freed by the kernel when this process dies.
 
+    A POSIX record lock (lockf), not an flock: it belongs to this process alone, so the processes it forks
+    (stages, A1's report beside export) never hold it, and a night killed with -9 can be rerun at once.
+    It excludes other processes only; one process holds a night's lock once.
     Waits up to wait_s for another holder, then raises RunBusyError with one clear line.
     """
     folder = Path(cfg.out) / ".locks"
@@ -994,9 +998,11 @@ def night_lock(cfg: RunConfig, purpose: str, wait_s: float = 0.0):
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
+            except OSError as exc:  # EAGAIN or EACCES, as the platform has it
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
                 if time.monotonic() >= deadline:
                     raise RunBusyError(f"another run is already working on {cfg.as_of} in {cfg.out} (lock {path}); "
                                        "nothing was done: run again when it has finished") from None
@@ -1004,7 +1010,7 @@ def night_lock(cfg: RunConfig, purpose: str, wait_s: float = 0.0):
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.lockf(fh, fcntl.LOCK_UN)
 
 
 EXPORT_LOCK_WAIT_S = 600.0
@@ -1219,7 +1225,7 @@ def run(cfg: RunConfig, on_stage=None, wait_s: float = 0.0, call=None) -> dict:
     stage_process.call: each stage in a process of its own, as Airflow runs each task).
     """
     results = {}
-    # the checkpointer first: forked under the lock, it would hold the lock after a killed night, until it ended
+    # the checkpointer (a forked process) before the lock; no forked process holds the lock, a lockf, either way
     with warehouse.checkpointer(cfg.warehouse) as checkpoint, night_lock(cfg, "run", wait_s):
         cfg = dataclasses.replace(cfg, checkpointer=True)
         for name, fn in STAGES:

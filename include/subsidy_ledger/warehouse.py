@@ -496,7 +496,7 @@ def checkpointer(url: str) -> Iterator[Callable[[], None]]:
         return
     connect(url, pooled=False).dispose()  # the file made (its page size, WAL) and migrated first
     # forked with no connection of this process open (SQLite forbids carrying one across a fork) and no thread
-    # running; the caller forks it before taking any lock, which it would otherwise hold as long as it lives
+    # running; it ends when its pipe does, the parent's end closing as the parent ends or dies
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe()
     process = context.Process(target=_checkpoints, args=(url, theirs, ours), daemon=True, name="wal-checkpointer")
