@@ -274,6 +274,7 @@ def test_a_second_run_of_the_same_night_refuses_with_one_line(first_night, tmp_p
     finally:
         holder.kill()
         holder.wait(30)
+        holder.stdout.close()
     assert code == 4 and len(err.splitlines()) == 1 and "another run is already working on 2022-07-01" in err
     assert _ledger(url) == before and not (out / NIGHT2).exists()
     code, err = _run(drop, url, out, capsys)
@@ -287,6 +288,7 @@ def test_a_night_killed_with_9_frees_its_lock_though_a_process_it_forked_lives_o
     try:
         holder.kill()
         holder.wait(30)
+        holder.stdout.close()
         assert Path(f"/proc/{child}").exists()  # still there: what a rerun meets right after the kill
         cfg = pipeline.RunConfig(sources="-", as_of=NIGHT2, warehouse="-", out=str(tmp_path), run_id="rerun")
         with pipeline.night_lock(cfg, "run"):
