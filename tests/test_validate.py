@@ -106,6 +106,35 @@ def test_quarantine_reasons_for_typical_defects(tmp_path):
     assert v.quarantine["record_key"].tolist() == ["L2", "L3", "L4", "L4"]
 
 
+def test_a_row_failing_several_checks_has_one_quarantine_row_naming_each(tmp_path):
+    from stdnum.cn import ric
+    good = "33050319800101123"
+    pid = good + ric.calc_check_digit(good + "0")
+    text = ("record_id,person_id,name,household_id,category,valid_from,valid_to\n"
+            f"L1,{pid},甲,H1,rich,2021-02-30,\n"
+            f"L1,{pid[:17]}X,乙,H2,disabled,2020-01-01,\n")
+    v = _one(tmp_path, "low_income", text)
+    q = v.quarantine.set_index("row_number")
+    assert set(q.loc[2, "reasons"].split(";")) == {"duplicate_key", "unknown_category", "invalid_valid_from"}
+    assert q.loc[2, "columns"] == "category;record_id;valid_from"  # each failing check's column, sorted, once
+    assert q.loc[2, "values_masked"] == "category=rich; record_id=L1; valid_from=2021-02-30"
+    assert set(q.loc[3, "reasons"].split(";")) == {"duplicate_key", "invalid_person_id"}
+    assert q.loc[3, "columns"] == "person_id;record_id"
+    assert q.loc[3, "values_masked"].startswith("person_id=330503********") and q.loc[3, "values_masked"].endswith(
+        "; record_id=L1")
+
+
+def test_joined_keeps_each_rows_texts_in_order_and_leaves_out_missing_ones():
+    from subsidy_ledger.validate import joined
+
+    rows = pd.Series([9, 9, 4, 7, 7, 7, 2], name="__row")
+    texts = pd.Series(["b", "a", "c", pd.NA, "d", "e", pd.NA], dtype="string")
+    out = joined(rows, texts, "; ")
+    assert out.to_dict() == {2: "", 4: "c", 7: "d; e", 9: "b; a"}
+    assert out.index.name == "__row" and out.index.is_monotonic_increasing
+    assert joined(rows.iloc[:0], texts.iloc[:0], ";").empty
+
+
 def test_special_ability_level_rules(tmp_path):
     good = "33050319800101123"
     from stdnum.cn import ric

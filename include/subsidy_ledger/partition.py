@@ -76,15 +76,26 @@ def save(folder, frames: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.Dat
     partition numbers (what Airflow maps its partition tasks over)."""
     shared, person = [], []
     for name, frame in (frames.items() if isinstance(frames, Mapping) else frames):
-        if "person_id" not in frame or name in whole:
-            workstore.write_frame(folder / "shared" / f"{name}.parquet", frame, seal=seal)
-            shared.append(name)
-        else:
-            for i, part in enumerate(cut(frame, k, GROUPED_PERSON_REGISTRIES.get(name))):
-                put(folder, i, name, part, seal)
-            person.append(name)
+        (shared if put_cut(folder, name, frame, k, seal, whole) else person).append(name)
         del frame  # before the next one is read
-    workstore.write_json(folder / "plan.json", {"k": k, "shared": shared, "person": person})
+    return write_plan(folder, k, shared, person)
+
+
+def put_cut(folder, name: str, frame: pd.DataFrame, k: int, seal: workstore.Seal, whole: Sequence[str] = ()) -> bool:
+    """Write one frame of save's cut into K partitions (a shared one, or one named in `whole`, once under
+    shared/); whether it went whole. Frames cut apart (in other processes) are then named in write_plan."""
+    if "person_id" not in frame or name in whole:
+        workstore.write_frame(folder / "shared" / f"{name}.parquet", frame, seal=seal)
+        return True
+    for i, part in enumerate(cut(frame, k, GROUPED_PERSON_REGISTRIES.get(name))):
+        put(folder, i, name, part, seal)
+    return False
+
+
+def write_plan(folder, k: int, shared: Sequence[str], person: Sequence[str]) -> list[int]:
+    """Record which frames put_cut wrote whole and which cut (last: the plan's presence means all are written);
+    the partition numbers."""
+    workstore.write_json(folder / "plan.json", {"k": k, "shared": list(shared), "person": list(person)})
     return list(range(k))
 
 

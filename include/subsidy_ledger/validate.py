@@ -146,9 +146,22 @@ def offending_values(frame: pd.DataFrame, triples: pd.DataFrame) -> pd.DataFrame
     if not parts:
         return pd.DataFrame(columns=["columns", "values_masked"])
     allv = pd.concat(parts, ignore_index=True).sort_values([ROW_COL, "column"])
-    g = allv.groupby(ROW_COL, sort=True)
-    return pd.DataFrame({"columns": g["column"].agg(";".join), "values_masked": g["value"].agg(
-        lambda v: "; ".join(x for x in v if isinstance(x, str)))})
+    return pd.DataFrame({"columns": joined(allv[ROW_COL], allv["column"], ";"),
+                         "values_masked": joined(allv[ROW_COL], allv["value"], "; ")})
+
+
+def joined(rows: pd.Series, texts: pd.Series, sep: str) -> pd.Series:
+    """Per row number (sorted), its texts joined with sep in the order given, missing ones left out ("" where all
+    are). Joined a rank at a time (a row's first text, then its second, ...): a Python join per row took 1.5 s
+    of a 1,000,000-person night's validation, and a row fails a handful of checks at most."""
+    out = pd.Series("", index=pd.Index(pd.unique(rows.to_numpy()), name=rows.name), dtype="string").sort_index()
+    keep = texts.notna().to_numpy()
+    r, t = rows.to_numpy()[keep], texts.astype("string").to_numpy()[keep]
+    rank = pd.Series(r).groupby(r, sort=False).cumcount().to_numpy()
+    for j in range(int(rank.max()) + 1 if len(rank) else 0):
+        at = rank == j
+        out.loc[r[at]] = t[at] if j == 0 else (out.loc[r[at]] + sep + t[at]).to_numpy()
+    return out
 
 
 def expectation_outcomes(result) -> list[dict]:
@@ -203,7 +216,8 @@ def validate_registry(ctx, raw: RawRegistry, suite: gx.ExpectationSuite, as_of: 
     pairs += [(int(r), "malformed_record", "") for r in check.loc[parse_bad, ROW_COL]]
     pairs += [(int(r), "control_character", "") for r in check.loc[control_rows(check, reg), ROW_COL]]
     triples = pd.DataFrame(pairs, columns=[ROW_COL, "reason", "column"])
-    bad = triples[[ROW_COL, "reason"]].drop_duplicates().groupby(ROW_COL, sort=True)["reason"].agg(";".join)
+    reasons = triples[[ROW_COL, "reason"]].drop_duplicates()
+    bad = joined(reasons[ROW_COL], reasons["reason"], ";")
     shown = offending_values(frame, triples)
     is_bad = frame[ROW_COL].isin(bad.index)
     rejected = frame.loc[is_bad]
@@ -341,6 +355,7 @@ def validate_each(raws: Mapping[str, RawRegistry] | Iterable[tuple[str, RawRegis
         assert v.rows_in == len(v.accepted) + len(v.quarantine), f"{name}: rows lost in validation"
         del raw  # its raw rows go before the next registry's are read
         read[name] = v
+        del v  # once its caller let go of it, its accepted rows go before the next registry's are validated
         yield from ready(ended=False)
     yield from ready(ended=True)  # those waiting for a registry the drop lacks
     if docs_dir:
