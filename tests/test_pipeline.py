@@ -101,7 +101,7 @@ def test_later_steps_read_the_tables_the_warehouse_holds(drop, warehouse_url, tm
             pd.testing.assert_frame_equal(parts, stored.sort_values(list(key), ignore_index=True), check_dtype=True)
     # cut again from the accepted registries in the work store (in a pool of processes), then, with those gone
     # too, from the warehouse's staging tables: the same rows in the same partitions (the staging tables give
-    # their run_id beside, and their own types, which decide reads the same way)
+    # their run_id beside, and types of their own)
     for gone in (("eligibility",), ("eligibility", "accepted")):
         for folder in gone:
             workstore.remove(c.work / folder)
