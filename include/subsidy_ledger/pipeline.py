@@ -455,12 +455,17 @@ def _accepted_each(cfg: RunConfig, conn, step: str, columns: Mapping[str, Sequen
                    only: Sequence[str] | None = None) -> Iterator[tuple[str, pd.DataFrame]]:
     """_accepted one registry at a time (of these names only, if given), each read when its turn comes."""
     folder, names = cfg.work / "accepted", steps.accepted_registries(step)
-    in_store = all(workstore.has(folder / f"{n}.parquet") for n in names)
+    in_store = _accepted_in_store(cfg, names)
     seal = _seal(cfg, conn) if in_store else None
     for name in names if only is None else [n for n in names if n in only]:
         wanted = (columns or {}).get(name)
         yield name, (workstore.read_frame(folder / f"{name}.parquet", wanted, seal=seal) if in_store
                      else load_staging(conn, cfg.run_id, (name,), columns)[name])
+
+
+def _accepted_in_store(cfg: RunConfig, names: Sequence[str]) -> bool:
+    """Whether the validate step's parquet of every one of these registries is still in the run's work store."""
+    return all(workstore.has(cfg.work / "accepted" / f"{n}.parquet") for n in names)
 
 
 ELIGIBILITY = (  # intermediate table, builder, key (the order decide reads a partition of it in, whatever K is)
@@ -518,10 +523,10 @@ def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
     ids = dict(_accepted_each(cfg, conn, step, {n: ("person_id",) for n in person}, only=person))
     k = partition.count(ids, cfg.partitions)
     del ids
-    folder, accepted, seal = cfg.work / "eligibility", cfg.work / "accepted", _seal(cfg, conn)
-    if not all(workstore.has(accepted / f"{n}.parquet") for n in names):
+    folder, seal = cfg.work / "eligibility", _seal(cfg, conn)
+    if not _accepted_in_store(cfg, names):
         return partition.save(folder, _accepted_each(cfg, conn, step), k, seal)
-    order = sorted(names, key=lambda n: -(accepted / f"{n}.parquet").stat().st_size)
+    order = sorted(names, key=lambda n: -_file_bytes(cfg.work / "accepted" / f"{n}.parquet"))
     whole = dict(zip(order, partition.run(_cut_registry, order, cfg, k, seal,
                                           processes=partition.workers(len(order), cfg.partition_workers)),
                      strict=True))
