@@ -367,7 +367,7 @@ def stage_accepted(cfg: RunConfig, name: str, accepted: pd.DataFrame, engine, se
         conn.execute(table.delete().where(table.c.run_id == cfg.run_id))
         staged = accepted.rename(columns={contract.ROW_COL: "source_row", contract.HASH_COL: "row_hash"})
         warehouse.insert_frame(conn, table, staged.assign(run_id=cfg.run_id))
-    workstore.write_frame(cfg.work / "accepted" / f"{name}.parquet", accepted, seal=seal)
+    workstore.write_frame(_accepted_path(cfg, name), accepted, seal=seal)
 
 
 def _previous_figures(conn, run_id: str) -> dict[str, gate.RegistryFigures] | None:
@@ -451,21 +451,26 @@ def _accepted(cfg: RunConfig, conn, step: str,
     return dict(_accepted_each(cfg, conn, step, columns))
 
 
+def _accepted_path(cfg: RunConfig, name: str):
+    """Where validate parks a registry's accepted rows in the run's work store (and later steps read them)."""
+    return cfg.work / "accepted" / f"{name}.parquet"
+
+
 def _accepted_each(cfg: RunConfig, conn, step: str, columns: Mapping[str, Sequence[str]] | None = None,
                    only: Sequence[str] | None = None) -> Iterator[tuple[str, pd.DataFrame]]:
     """_accepted one registry at a time (of these names only, if given), each read when its turn comes."""
-    folder, names = cfg.work / "accepted", steps.accepted_registries(step)
+    names = steps.accepted_registries(step)
     in_store = _accepted_in_store(cfg, names)
     seal = _seal(cfg, conn) if in_store else None
     for name in names if only is None else [n for n in names if n in only]:
         wanted = (columns or {}).get(name)
-        yield name, (workstore.read_frame(folder / f"{name}.parquet", wanted, seal=seal) if in_store
+        yield name, (workstore.read_frame(_accepted_path(cfg, name), wanted, seal=seal) if in_store
                      else load_staging(conn, cfg.run_id, (name,), columns)[name])
 
 
 def _accepted_in_store(cfg: RunConfig, names: Sequence[str]) -> bool:
     """Whether the validate step's parquet of every one of these registries is still in the run's work store."""
-    return all(workstore.has(cfg.work / "accepted" / f"{n}.parquet") for n in names)
+    return all(workstore.has(_accepted_path(cfg, n)) for n in names)
 
 
 ELIGIBILITY = (  # intermediate table, builder, key (the order decide reads a partition of it in, whatever K is)
@@ -526,7 +531,7 @@ def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
     folder, seal = cfg.work / "eligibility", _seal(cfg, conn)
     if not _accepted_in_store(cfg, names):
         return partition.save(folder, _accepted_each(cfg, conn, step), k, seal)
-    order = sorted(names, key=lambda n: -_file_bytes(cfg.work / "accepted" / f"{n}.parquet"))
+    order = sorted(names, key=lambda n: -_file_bytes(_accepted_path(cfg, n)))
     whole = dict(zip(order, partition.run(_cut_registry, order, cfg, k, seal,
                                           processes=partition.workers(len(order), cfg.partition_workers)),
                      strict=True))
@@ -536,7 +541,7 @@ def _cut_accepted(cfg: RunConfig, conn, step: str) -> list[int]:
 def _cut_registry(name: str, cfg: RunConfig, k: int, seal: workstore.Seal) -> bool:
     """Cut one accepted registry from the work store into the eligibility step's K partitions; whether it went
     whole (a shared table). The paths are made here from cfg, as in _park_registry."""
-    frame = workstore.read_frame(cfg.work / "accepted" / f"{name}.parquet", seal=seal)
+    frame = workstore.read_frame(_accepted_path(cfg, name), seal=seal)
     return partition.put_cut(cfg.work / "eligibility", name, frame, k, seal)
 
 
