@@ -107,22 +107,31 @@ def test_kill_9_at_every_point_then_rerun_gives_the_clean_ledger(drops, warehous
     tonight = [line for line in ref_ledger if str(line[3]) == NIGHT2]
     assert {"payout", "reversal"} <= {line[1] for line in tonight}, "the crash night should post and correct"
     assert ref_bank, "night 2 should instruct the bank"
-    points = [(p, None) for p in NAMED_POINTS] + [(None, night2_seconds * f) for f in TIMED_FRACTIONS]
+    points = [(p, None) for p in NAMED_POINTS] + [(None, f) for f in TIMED_FRACTIONS]
     killed = 0
-    for i, (point, after) in enumerate(points):
-        url, drop = clone_warehouse(warehouse_url, f"k{i}")
-        try:
-            out = tmp_path / f"k{i}"
-            code = _run(_cfg(drops / "b", NIGHT2, url, out), crash_at=point, kill_after=after)
-            killed += code == -signal.SIGKILL
-            if point:
-                assert code == -signal.SIGKILL, f"{point} was never reached"
-            assert _run(_cfg(drops / "b", NIGHT2, url, out)) == 0  # the re-run after the crash
-            assert _ledger(url) == ref_ledger, f"ledger differs after a kill at {point or f'{after:.2f}s'}"
-            assert _digest(out / NIGHT2) == ref_extracts, f"extracts differ after a kill at {point or after}"
-            # the payment step: all of the night's instructions or none, then the re-run issues the rest once
-            assert _instructions(url) == ref_instructions, f"instructions differ after a kill at {point or after}"
-            assert _digest(out / "payments" / NIGHT2) == ref_bank, f"bank files differ after {point or after}"
-        finally:
-            drop()
+    for i, (point, fraction) in enumerate(points):
+        # a timed kill that came too late (the reference night ran while the other worker was busy) is tried
+        # once more with the missed night's own duration, the better measure of the machine's speed now
+        for attempt in range(2 if fraction else 1):
+            after = night2_seconds * fraction if fraction else None
+            url, drop = clone_warehouse(warehouse_url, f"k{i}_{attempt}")
+            try:
+                out = tmp_path / f"k{i}_{attempt}"
+                started = time.perf_counter()
+                code = _run(_cfg(drops / "b", NIGHT2, url, out), crash_at=point, kill_after=after)
+                if fraction and code == 0:
+                    night2_seconds = time.perf_counter() - started
+                if point:
+                    assert code == -signal.SIGKILL, f"{point} was never reached"
+                assert _run(_cfg(drops / "b", NIGHT2, url, out)) == 0  # the re-run after the crash
+                assert _ledger(url) == ref_ledger, f"ledger differs after a kill at {point or f'{after:.2f}s'}"
+                assert _digest(out / NIGHT2) == ref_extracts, f"extracts differ after a kill at {point or after}"
+                # the payment step: all of the night's instructions or none, then the re-run issues the rest once
+                assert _instructions(url) == ref_instructions, f"instructions differ after a kill at {point or after}"
+                assert _digest(out / "payments" / NIGHT2) == ref_bank, f"bank files differ after {point or after}"
+            finally:
+                drop()
+            if code == -signal.SIGKILL:
+                killed += 1
+                break
     assert killed >= len(NAMED_POINTS) + len(TIMED_FRACTIONS) // 2
