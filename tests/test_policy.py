@@ -46,6 +46,22 @@ def test_a_later_version_supersedes_from_its_start_and_the_earlier_resumes_after
     assert got.tolist() == ["nanxun-2019", "interim", "interim", "nanxun-2019"]
 
 
+@pytest.mark.parametrize("dtype", ["string", "str", object])
+def test_per_version_gives_what_mapping_each_row_gives(tmp_path, dtype):
+    """per_version maps each distinct name once; its values, dtype, index and name are Series.map's, missing
+    and unknown names included."""
+    _write(tmp_path, "nanxun-2022", "2022-01-01", "2022-12-31", amount="1200.00")
+    book = PolicyBook.load(tmp_path)
+    getters = (lambda v: v.level_amount_fen(5), lambda v: v.annual_cap, lambda v: v.uplift_last_issue_date,
+               lambda v: v.certificate_department)
+    for names in (["nanxun-2022", None, "nanxun-2019", "unknown", "nanxun-2022"], ["nanxun-2019"], [None], []):
+        versions = pd.Series(names, dtype=dtype, index=range(10, 10 + len(names)), name="policy_version")
+        for getter in getters:
+            expected = versions.map({n: getter(v) for n, v in book.by_name.items()})
+            pd.testing.assert_series_equal(book.per_version(versions, getter), expected)
+    assert book.per_version(pd.Series(["nanxun-2022", "nanxun-2019"]), getters[0]).tolist() == [120000, 100000]
+
+
 def test_versions_starting_on_the_same_day_are_refused(tmp_path):
     _write(tmp_path, "twin", "2019-01-01", "2020-12-31")
     with pytest.raises(PolicyError, match="same day"):

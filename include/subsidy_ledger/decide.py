@@ -67,7 +67,8 @@ def decide_certificates(e: pd.DataFrame, book: PolicyBook, already_paid: pd.Data
     level_amount = pd.Series(pd.NA, index=e.index, dtype="Int64")
     for name, v in book.by_name.items():
         mask = (versions == name).fillna(False) & e["level"].notna()
-        level_amount[mask] = e.loc[mask, "level"].map(v.level_amount_fen).astype("int64")
+        levels = e.loc[mask, "level"]  # priced once per level, not once per certificate
+        level_amount[mask] = levels.map({lvl: v.level_amount_fen(lvl) for lvl in levels.unique()}).astype("int64")
     special_cap = book.per_version(versions, lambda v: v.special_ability_cap_fen).astype("Int64")
     base = r1.base_amount_fen(e, level_amount, special_cap)
     approved = reason.isna()

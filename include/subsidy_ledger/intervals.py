@@ -14,7 +14,7 @@ def covering(events: pd.DataFrame, date_col: str, records: pd.DataFrame, start: 
 
     events and records are joined on person_id; the result has column `event` holding the event's index.
     """
-    left = pd.DataFrame({"event": events.index, "person_id": events["person_id"].to_numpy(),
+    left = pd.DataFrame({"event": events.index, "person_id": events["person_id"].array,
                          "_date": events[date_col].to_numpy()})
     cols = ["person_id", start, *([end] if end else []), *keep]
     right = records[list(dict.fromkeys(cols))]
