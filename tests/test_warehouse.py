@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from subsidy_ledger import warehouse
 
@@ -61,15 +62,53 @@ def test_dates_are_stored_as_their_day_whatever_their_time_or_zone(warehouse_url
         assert [None if pd.isna(d) else d.strftime("%Y-%m-%d") for d in back["city_paid_on"]] == want
 
 
+def test_sqlite_rows_go_several_to_a_statement_within_its_limits_and_a_duplicate_stops_them_all(tmp_path,
+                                                                                                 monkeypatch):
+    """SQLite: with no row count of its own the statements stop at SQLite's limits (on parameters, and on a
+    statement's length: one row more than the parameters' limit allows, in rows of 7 bound columns); 2,503 rows
+    in statements of 400 leave a short one at the end; every row comes back as inserted. A duplicate key in the
+    last statement raises SQLAlchemy's IntegrityError and the transaction keeps none of the rows."""
+    engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    t = warehouse.city_overlaps
+
+    def rows(run_id: str, n: int) -> pd.DataFrame:
+        return pd.DataFrame({"run_id": run_id, "reference": [f"C{i:05d}" for i in range(n)],
+                             "person_id": [f"P{i % 97}" for i in range(n)], "name": [f"n'{i}" for i in range(n)],
+                             "department_code": "HRSS", "level": [i % 5 for i in range(n)],
+                             "district_amount_fen": range(n), "city_certificate_no": [f"X{i % 3}" for i in range(n)],
+                             "city_amount_fen": [i * 7 for i in range(n)]})
+
+    with engine.connect() as conn:
+        wide = conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7 + 1
+    for run_id, n, per in (("wide", wide, 10**9), ("short", 2_503, 400)):
+        monkeypatch.setattr(warehouse, "SQLITE_ROWS_PER_INSERT", per)
+        frame = rows(run_id, n)
+        with engine.begin() as conn:
+            assert warehouse.insert_frame(conn, t, frame, chunk=n) == n
+        with engine.connect() as conn:
+            back = warehouse.read_frame(conn, t, t.c.run_id == run_id).sort_values("reference", ignore_index=True)
+        for col in ("reference", "person_id", "name", "city_certificate_no"):
+            assert back[col].tolist() == frame[col].tolist(), col
+        for col in ("level", "district_amount_fen", "city_amount_fen"):
+            assert back[col].astype("int64").tolist() == list(frame[col]), col
+    doubled = pd.concat([rows("dup", 1_000), rows("dup", 1)], ignore_index=True)
+    monkeypatch.setattr(warehouse, "SQLITE_ROWS_PER_INSERT", 400)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        warehouse.insert_frame(conn, t, doubled)
+    with engine.connect() as conn:
+        assert warehouse.read_frame(conn, t, t.c.run_id == "dup").empty
+    engine.dispose()
+
+
 def test_a_column_with_one_value_in_every_row_is_stored_as_bound_ones_are(warehouse_url, monkeypatch):
     """On SQLite a chunk's one-valued columns go into the statement as literals (a quote in the text, an
     integer, a date); what comes back is what was inserted, on both warehouses, whether some columns of a chunk
     have one value or all of them do, and (SQLite: PostgreSQL stores no NUL) when the one value holds a
     character no literal can."""
     statements = []
-    executemany = warehouse._executemany_sqlite
-    monkeypatch.setattr(warehouse, "_executemany_sqlite",
-                        lambda conn, sql, rows: (statements.append(sql), executemany(conn, sql, rows)))
+    insert = warehouse._insert_rows_sqlite
+    monkeypatch.setattr(warehouse, "_insert_rows_sqlite",
+                        lambda conn, head, row, bound: (statements.append(head + row), insert(conn, head, row, bound)))
     sqlite = warehouse_url.startswith("sqlite")
     n = 5
     some = pd.DataFrame({"run_id": "r1", "reference": [f"C{i}" for i in range(n)], "person_id": "P'1",

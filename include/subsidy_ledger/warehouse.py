@@ -7,12 +7,13 @@ import datetime as dt
 import fcntl
 import functools
 import io
+import itertools
 import logging
 import multiprocessing
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -653,15 +654,29 @@ def _copy_postgres(conn, table: sa.Table, names: list[str], cols: list[list]) ->
     cursor.copy_expert(f'COPY "{table.name}" ({cols_sql}) FROM STDIN', buf)
 
 
-def _executemany_sqlite(conn, sql: str, rows: Iterable[tuple]) -> None:
-    """pysqlite's executemany on the connection's own cursor, in its transaction: SQLAlchemy's exec_driver_sql
-    copies every row's parameters first (2.7 million claim sources: 19 s instead of 14 s). Errors come out as
-    SQLAlchemy's, as they would through it."""
-    cursor = conn.connection.driver_connection.cursor()
+SQLITE_ROWS_PER_INSERT = 400  # rows per INSERT statement (docs/benchmarks.md, "Several rows per INSERT")
+
+
+def _insert_rows_sqlite(conn, head: str, row: str, bound: list[list]) -> None:
+    """`head` VALUES `row`, `row`, ...: the bound columns' rows, several to a statement (SQLITE_ROWS_PER_INSERT,
+    within the connection's limits on parameters and statement length), on the connection's own cursor in its
+    transaction. A fifth less CPU than executemany's statement per row; SQLAlchemy's exec_driver_sql would copy
+    every row's parameters first. Errors come out as SQLAlchemy's, as they would through it (naming one row's
+    form of the statement)."""
+    raw = conn.connection.driver_connection
+    width, n = len(bound), len(bound[0])
+    per = max(1, min(SQLITE_ROWS_PER_INSERT, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width,
+                     (raw.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) - len(head)) // (len(row) + 1)))
+    flat = list(itertools.chain.from_iterable(zip(*bound, strict=True)))
+    full = head + ",".join([row] * per)  # one text: pysqlite compiles it once and keeps it in its cache
+    cursor = raw.cursor()
+    k = per
     try:
-        cursor.executemany(sql, rows)
-    except sqlite3.Error as exc:
-        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+        for start in range(0, n, per):
+            k = min(per, n - start)
+            cursor.execute(full if k == per else head + ",".join([row] * k), flat[start * width:(start + k) * width])
+    except sqlite3.Error as exc:  # the statement named by its first row, not hundreds of them
+        raise sa.exc.DBAPIError.instance(f"{head}{row}, ... ({k} rows)", None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
 
@@ -687,10 +702,9 @@ def _insert_sqlite(conn, table: sa.Table, names: list[str], cols: list[list]) ->
     if literals and all(lit is not None for lit in literals):  # rows need a bound column to be inserted at all
         literals[0] = None
     q = conn.dialect.identifier_preparer
-    sql = (f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) "
-           f"VALUES ({', '.join('?' if lit is None else lit for lit in literals)})")
-    _executemany_sqlite(conn, sql, zip(*[c for c, lit in zip(cols, literals, strict=True) if lit is None],
-                                       strict=True))
+    _insert_rows_sqlite(conn, f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) VALUES ",
+                        f"({', '.join('?' if lit is None else lit for lit in literals)})",
+                        [c for c, lit in zip(cols, literals, strict=True) if lit is None])
 
 
 def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 100_000) -> int:
