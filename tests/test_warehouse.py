@@ -64,10 +64,11 @@ def test_dates_are_stored_as_their_day_whatever_their_time_or_zone(warehouse_url
 
 def test_sqlite_rows_go_several_to_a_statement_within_its_limits_and_a_duplicate_stops_them_all(tmp_path,
                                                                                                  monkeypatch):
-    """SQLite: with no row count of its own the statements stop at SQLite's limits (on parameters, and on a
-    statement's length: one row more than the parameters' limit allows, in rows of 7 bound columns); 2,503 rows
-    in statements of 400 leave a short one at the end; every row comes back as inserted. A duplicate key in the
-    last statement raises SQLAlchemy's IntegrityError and the transaction keeps none of the rows."""
+    """SQLite: with no row count of their own (SQLITE_ROWS_PER_INSERT above any limit) the statements keep within
+    SQLite's limits on parameters and on a statement's length, for one row more than the parameters' limit lets
+    into one statement (7 bound columns a row); 2,503 rows in statements of 400 leave a short one at the end;
+    every row comes back as inserted. A duplicate key in the last statement raises SQLAlchemy's IntegrityError
+    and the transaction keeps none of the rows."""
     engine = warehouse.connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
     t = warehouse.city_overlaps
 
