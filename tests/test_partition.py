@@ -204,16 +204,29 @@ def test_beside_lets_go_of_the_arguments_in_this_process():
 
 KILLED_PARENT = """
 import fcntl, os, sys, time
-from subsidy_ledger import partition
+from subsidy_ledger import partition, stage_process
 
-def tell_then_sleep():
+def tell_then_sleep(*_):
     print(os.getpid(), flush=True)
     time.sleep(120)
 
+def stage_with_pool():
+    print(os.getpid(), flush=True)
+    with partition.as_done(tell_then_sleep, range(2), processes=2) as done:
+        for _ in done:
+            pass
+
 with open(sys.argv[1], "a+") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    with partition.beside(tell_then_sleep, processes=2):
-        time.sleep(120)
+    if sys.argv[2] == "beside":
+        with partition.beside(tell_then_sleep, processes=2):
+            time.sleep(120)
+    elif sys.argv[2] == "pool":
+        with partition.as_done(tell_then_sleep, range(2), processes=2) as done:
+            for _ in done:
+                pass
+    else:  # a stage in its own process, working in a pool of its own
+        stage_process.alone(stage_with_pool, what="stage")
 """
 
 
@@ -225,26 +238,29 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_beside_s_process_dies_with_its_parent_and_frees_the_lock_it_inherited(tmp_path):
-    """A night killed with -9 while its child works: the child goes too, and with it the files it inherited (an
-    flock here), not when the child would have ended."""
+@pytest.mark.parametrize(("kind", "forked"), [("beside", 1), ("pool", 2), ("stage", 3)])
+def test_forked_processes_die_with_their_parent_and_free_the_lock_they_inherited(tmp_path, kind, forked):
+    """A night killed with -9 while its forked processes work (beside's child; a pool's two workers; a stage's
+    process and, below it, its pool's two workers): they go too, and with them the files they inherited (an
+    flock here), not when they would have ended. Nothing is left waiting on work that will never come."""
     import fcntl
     import signal
     import subprocess
     import sys
 
     lock = tmp_path / "night.lock"
-    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(lock)], stdout=subprocess.PIPE, text=True)
-    children = [int(p) for p in parent.stdout.readline().split()]
-    assert len(children) == 1
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(lock), kind], stdout=subprocess.PIPE,
+                              text=True)
+    children = [int(parent.stdout.readline()) for _ in range(forked)]
+    assert len(set(children)) == forked and parent.pid not in children
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(30)
-    deadline = time.monotonic() + 30  # the child's own sleep would last 120 s
-    while not _gone(children[0]) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # their own sleep would last 120 s
+    while not all(_gone(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _gone(children[0])
+    assert [c for c in children if not _gone(c)] == []
     with open(lock, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if the child still held it
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if a child still held it
 
 
 def _chunked(frame: pd.DataFrame, rows: int, drawn: list[int], s: int):

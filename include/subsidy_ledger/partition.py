@@ -257,7 +257,8 @@ def as_done(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Iterato
                 yield p
         yield inline()
         return
-    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"), initializer=die_with,
+                                initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, p, *args): p for p in parts}
 
         def finished() -> Iterator:
@@ -289,7 +290,10 @@ def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1, lean: bo
     context = multiprocessing.get_context("forkserver" if lean else "fork")
     if lean:
         context.set_forkserver_preload([fn.__module__])
-    with cf.ProcessPoolExecutor(processes, mp_context=context) as pool:
+    # a forked worker dies with this process (die_with); a lean one's parent is the fork server, and it ends when
+    # its work queue does, as this process's end of it closes
+    with cf.ProcessPoolExecutor(processes, mp_context=context, initializer=None if lean else die_with,
+                                initargs=() if lean else (os.getpid(),)) as pool:
         futures = [pool.submit(fn, p, *args) for p in parts]
         try:
             yield results
@@ -362,7 +366,7 @@ def _fork(fn: Callable, args: tuple):
 def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
     """beside's child: fn's result or its error, sent back once."""
     parents.close()  # the parent's end: kept open here, a dead parent's pipe would still have a reader
-    _die_with(parent)
+    die_with(parent)
     try:
         answer = (True, fn(*args))
     except BaseException as exc:  # noqa: BLE001 - raised again in the parent, where it is reported
@@ -371,9 +375,11 @@ def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
     channel.close()
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """Linux: the kernel kills this forked process when its parent dies, so a night killed with -9 leaves no
-    work running on, holding the files and connections it inherited. Elsewhere nothing. (The night's lock is
+    work running on, holding the files and connections it inherited (beside's child, a pool's forked workers, a
+    stage's process: stage_process). Elsewhere nothing. The parent must fork from a thread that lives as long as
+    the child (the kernel's signal follows the forking thread). (The night's lock is
     the parent's own, a lockf, which no child holds: the kill is asynchronous, a rerun must not wait for it.)"""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

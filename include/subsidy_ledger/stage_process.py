@@ -118,7 +118,8 @@ class Running:
         self.what = what
         self.channel = context.Queue()
         # Process.start lets go of its arguments once forked: only the child holds them then (rows to stage)
-        self.child = context.Process(target=_child, args=(fn, args, self.channel), name=f"subsidy-ledger {what}")
+        self.child = context.Process(target=_child, args=(fn, args, self.channel, os.getpid()),
+                                     name=f"subsidy-ledger {what}")
         self.child.start()
 
     def finished(self) -> bool:
@@ -166,8 +167,12 @@ def _ended(what: str, code: int | None) -> str:
     return f"{what} stopped: its process exited with code {code} without an answer; nothing of it was kept"
 
 
-def _child(fn: Callable, args: tuple, channel) -> None:
-    """In the forked process: send log records and then the result (or the error) to the parent."""
+def _child(fn: Callable, args: tuple, channel, parent: int) -> None:
+    """In the forked process: send log records and then the result (or the error) to the parent. It dies with
+    the parent: a night killed with -9 leaves no stage going on alone (its pools' workers then die with it)."""
+    from .partition import die_with
+
+    die_with(parent)
     root = logging.getLogger()
     for handler in list(root.handlers):  # the parent's handlers handle what this process logs
         root.removeHandler(handler)
