@@ -206,12 +206,15 @@ KILLED_PARENT = """
 import fcntl, os, sys, time
 from subsidy_ledger import partition, stage_process
 
+def tell(pid):  # one write of the whole line: the processes' lines must not interleave on the pipe
+    os.write(1, f"{pid}\\n".encode())
+
 def tell_then_sleep(*_):
-    print(os.getpid(), flush=True)
+    tell(os.getpid())
     time.sleep(120)
 
 def stage_with_pool():
-    print(os.getpid(), flush=True)
+    tell(os.getpid())
     with partition.as_done(tell_then_sleep, range(2), processes=2) as done:
         for _ in done:
             pass
@@ -231,11 +234,19 @@ with open(sys.argv[1], "a+") as lock:
 
 
 def _gone(pid: int) -> bool:
-    """The process has ended (a zombie holds no files; who reaps it depends on the machine)."""
+    """The process has ended: every thread of it a zombie or gone (a zombie holds no files; who reaps it depends
+    on the machine). Its first thread turns zombie while the others may still be closing the files they share."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
+    for t in threads:
+        try:
+            if Path(f"/proc/{pid}/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                return False
+        except OSError:
+            continue
+    return True
 
 
 @pytest.mark.parametrize(("kind", "forked"), [("beside", 1), ("pool", 2), ("stage", 3)])
