@@ -257,8 +257,7 @@ def as_done(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Iterato
                 yield p
         yield inline()
         return
-    with cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"), initializer=die_with,
-                                initargs=(os.getpid(),)) as pool:
+    with _pool(processes, multiprocessing.get_context("fork")) as pool:
         futures = {pool.submit(fn, p, *args): p for p in parts}
 
         def finished() -> Iterator:
@@ -270,6 +269,14 @@ def as_done(fn: Callable, parts: Sequence, *args, processes: int = 1) -> Iterato
         finally:
             for f in futures:
                 f.cancel()
+
+
+def _pool(processes: int, context) -> cf.ProcessPoolExecutor:
+    """A pool of processes started by context. Its forked workers die with this process (die_with); a fork
+    server's are that server's children, and end when their work queue does, as this process's end of it closes."""
+    forked = context.get_start_method() == "fork"
+    return cf.ProcessPoolExecutor(processes, mp_context=context, initializer=die_with if forked else None,
+                                  initargs=(os.getpid(),) if forked else ())
 
 
 @contextlib.contextmanager
@@ -290,10 +297,7 @@ def meanwhile(fn: Callable, parts: Sequence, *args, processes: int = 1, lean: bo
     context = multiprocessing.get_context("forkserver" if lean else "fork")
     if lean:
         context.set_forkserver_preload([fn.__module__])
-    # a forked worker dies with this process (die_with); a lean one's parent is the fork server, and it ends when
-    # its work queue does, as this process's end of it closes
-    with cf.ProcessPoolExecutor(processes, mp_context=context, initializer=None if lean else die_with,
-                                initargs=() if lean else (os.getpid(),)) as pool:
+    with _pool(processes, context) as pool:
         futures = [pool.submit(fn, p, *args) for p in parts]
         try:
             yield results
