@@ -594,24 +594,26 @@ def migrate(engine: Engine) -> None:
 
 def _driver_columns(frame: pd.DataFrame, table: sa.Table) -> tuple[list[str], list[list]]:
     """Column names and per-column Python lists in the form every DB-API driver accepts."""
-    names, cols = [], []
-    for col in table.columns:
-        if col.name not in frame.columns:
-            continue
-        s = frame[col.name]
-        if isinstance(col.type, sa.DateTime):
-            values = _python_values(pd.to_datetime(s).dt.strftime("%Y-%m-%d %H:%M:%S.%f"))
-        elif isinstance(col.type, sa.Date):
-            values = _date_texts(pd.to_datetime(s))
-        elif isinstance(col.type, sa.Boolean):
-            values = _python_values(s.astype("boolean"))
-        elif isinstance(col.type, sa.Integer):
-            values = _python_values(s.astype("Int64"))
-        else:
-            values = _python_values(s)
-        names.append(col.name)
-        cols.append(values)
-    return names, cols
+    names = _stored_columns(frame, table)
+    return names, [_driver_values(frame[name], table.c[name]) for name in names]
+
+
+def _stored_columns(frame: pd.DataFrame, table: sa.Table) -> list[str]:
+    """The table's columns the frame holds, in the table's order."""
+    return [col.name for col in table.columns if col.name in frame.columns]
+
+
+def _driver_values(s: pd.Series, col: sa.Column) -> list:
+    """One column's values as Python objects in the form every DB-API driver accepts for its SQL type."""
+    if isinstance(col.type, sa.DateTime):
+        return _python_values(pd.to_datetime(s).dt.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    if isinstance(col.type, sa.Date):
+        return _date_texts(pd.to_datetime(s))
+    if isinstance(col.type, sa.Boolean):
+        return _python_values(s.astype("boolean"))
+    if isinstance(col.type, sa.Integer):
+        return _python_values(s.astype("Int64"))
+    return _python_values(s)
 
 
 def _date_texts(s: pd.Series) -> list:
@@ -681,30 +683,37 @@ def _insert_rows_sqlite(conn, head: str, row: str, bound: list[list]) -> None:
         cursor.close()
 
 
-def _sqlite_literal(values: list, dialect) -> str | None:
-    """The SQL literal of a column's one value in every row (text or integer), as the dialect renders it, else
-    None."""
-    first = values[0]
-    if type(first) is str and "\x00" not in first:
+def _sqlite_literal(value, dialect) -> str | None:
+    """The SQL literal of a driver value (text or integer), as the dialect renders it, else None."""
+    if type(value) is str and "\x00" not in value:
         kind = sa.String()
-    elif type(first) is int and -2**63 <= first < 2**63:  # SQLite's integers (a larger one would be bound)
+    elif type(value) is int and -2**63 <= value < 2**63:  # SQLite's integers (a larger one would be bound)
         kind = sa.Integer()
     else:  # None, booleans, numbers of other kinds: bound as they are
         return None
-    return kind.literal_processor(dialect)(first) if values.count(first) == len(values) else None
+    return kind.literal_processor(dialect)(value)
 
 
-def _insert_sqlite(conn, table: sa.Table, names: list[str], cols: list[list]) -> None:
-    """Insert a chunk's driver values. A column with one value in every row (the run's id, its date) goes into
-    the statement as a literal instead of being bound row by row: binding is most of a bulk load's own time
-    (2.7 million claim sources and their two run ids: a tenth of it)."""
-    literals = [_sqlite_literal(c, conn.dialect) if len(c) > 1 else None for c in cols]
+def _one_value(s: pd.Series) -> bool:
+    """Whether every row of a column (two or more) holds one and the same value, none of them missing. Asked of
+    the column as it is, vectorised: equal values make equal driver values."""
+    return len(s) > 1 and not s.isna().any() and bool((s == s.iloc[0]).all())
+
+
+def _insert_sqlite(conn, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Insert a chunk of rows. A column with one value in every row (the run's id, its date) goes into the
+    statement as a literal instead of being bound row by row, and is never made into Python objects: binding is
+    most of a bulk load's own time (2.7 million claim sources and their two run ids: a tenth of it)."""
+    names = _stored_columns(frame, table)
+    literals = [_sqlite_literal(_driver_values(frame[n].iloc[:1], table.c[n])[0], conn.dialect)
+                if _one_value(frame[n]) else None for n in names]
     if literals and all(lit is not None for lit in literals):  # rows need a bound column to be inserted at all
         literals[0] = None
     q = conn.dialect.identifier_preparer
     _insert_rows_sqlite(conn, f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) VALUES ",
                         f"({', '.join('?' if lit is None else lit for lit in literals)})",
-                        [c for c, lit in zip(cols, literals, strict=True) if lit is None])
+                        [_driver_values(frame[n], table.c[n]) for n, lit in zip(names, literals, strict=True)
+                         if lit is None])
 
 
 def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 100_000) -> int:
@@ -713,11 +722,13 @@ def insert_frame(conn, table: sa.Table, frame: pd.DataFrame, chunk: int = 100_00
     Converted to driver values a chunk at a time: Python objects for millions of rows at once would take
     gigabytes (claim_sources of a 1,000,000-person night)."""
     for start in range(0, len(frame), chunk):
-        names, cols = _driver_columns(frame.iloc[start:start + chunk], table)
+        rows = frame.iloc[start:start + chunk]
+        if conn.dialect.name == "sqlite":
+            _insert_sqlite(conn, table, rows)
+            continue
+        names, cols = _driver_columns(rows, table)
         if conn.dialect.name == "postgresql":
             _copy_postgres(conn, table, names, cols)
-        elif conn.dialect.name == "sqlite":
-            _insert_sqlite(conn, table, names, cols)
         else:  # any other SQLAlchemy dialect: portable executemany
             conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)])
     return len(frame)
