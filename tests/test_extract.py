@@ -72,6 +72,7 @@ def test_row_hashes_do_not_depend_on_the_slices_they_are_made_in(monkeypatch):
     rows = [{c: f"{c}{i}" for c in VET.columns} for i in range(7)]
     frame = pd.DataFrame(rows, dtype="string", index=range(10, 17))
     frame.loc[12, "name"] = pd.NA
+    frame.loc[13, "name"] = "李娜\x1f"  # non-ASCII text is hashed as its UTF-8 bytes
     frame[PARSE_ERROR_COL] = pd.Series([pd.NA] * 6 + ["record has 7 fields, header has 5"], index=frame.index,
                                        dtype="string")
     whole = extract.row_hashes(frame, VET)
@@ -79,6 +80,8 @@ def test_row_hashes_do_not_depend_on_the_slices_they_are_made_in(monkeypatch):
     pd.testing.assert_series_equal(extract.row_hashes(frame, VET), whole, check_dtype=True)
     third = "\x1f".join([*(frame.loc[12, c] if c != "name" else "" for c in VET.columns), ""])
     assert whole[12] == hashlib.sha256(third.encode()).hexdigest()[:32] and list(whole.index) == list(range(10, 17))
+    fourth = "\x1f".join([*(frame.loc[13, c] for c in VET.columns), ""])
+    assert whole[13] == hashlib.sha256(fourth.encode("utf-8")).hexdigest()[:32]
     assert whole[16] != extract.row_hashes(frame.assign(**{PARSE_ERROR_COL: pd.NA}).astype("string"), VET)[16]
     assert extract.row_hashes(frame.iloc[:0], VET).empty
 

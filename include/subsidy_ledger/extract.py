@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import workstore
 from .contract import HASH_COL, PARSE_ERROR_COL, ROW_COL
@@ -178,6 +180,7 @@ def read_registry(path: Path, registry: Registry) -> RawRegistry:
 
 
 HASH_SLICE_ROWS = 100_000
+ROW_HASH_SEPARATOR = "\x1f"  # between a row's values in the text its hash is taken of
 
 
 def row_hashes(frame: pd.DataFrame, registry: Registry) -> pd.Series:
@@ -187,14 +190,18 @@ def row_hashes(frame: pd.DataFrame, registry: Registry) -> pd.Series:
     """
     columns = (*registry.columns, PARSE_ERROR_COL)
     parts = []
-    # in slices: each value as a Python string, for a whole registry at once, was several times the frame
+    sep = pa.scalar(ROW_HASH_SEPARATOR, pa.large_string())
+    sha256 = hashlib.sha256
+    # in slices: each row as a Python object, for a whole registry at once, was several times the frame
     # (extract's process peaked at 9.3 GiB on a 10,000,000-person drop, and at 2.8 GiB in slices)
     for start in range(0, len(frame), HASH_SLICE_ROWS):
         rows = frame.iloc[start:start + HASH_SLICE_ROWS]
-        values = [rows[c].to_numpy(dtype=object, na_value="") for c in columns]
-        # one pass in Python over plain lists is several times faster here than pandas string concatenation
-        parts.append(pd.Series([hashlib.sha256("\x1f".join(row).encode()).hexdigest()[:32]
-                                for row in zip(*values, strict=True)], dtype="string"))
+        # Arrow joins each row's values (a missing one as ""), as one UTF-8 text; Python hashes each text: half
+        # the time of joining each row's values in Python (str.join, then encode)
+        joined = pc.binary_join_element_wise(*(pa.array(rows[c], type=pa.large_string(), from_pandas=True)
+                                               for c in columns), sep, null_handling="replace", null_replacement="")
+        parts.append(pd.Series([sha256(row).hexdigest()[:32] for row in joined.cast(pa.large_binary()).to_pylist()],
+                               dtype="string"))
     if not parts:
         return pd.Series([], index=frame.index, dtype="string")
     return pd.Series(pd.concat(parts, ignore_index=True).array, index=frame.index, dtype="string")
