@@ -174,6 +174,31 @@ def test_beside_runs_in_a_forked_process_with_unpickled_arguments_and_gives_its_
         answer()
 
 
+def _frozen(_part=None) -> int:
+    """How many objects this process's garbage collector leaves alone (gc.freeze)."""
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_forked_children_leave_the_objects_they_inherited_to_the_collector_of_their_parent():
+    """A stage's process, beside's child and a pool's forked workers freeze what they inherited (their collector
+    never walks it, so its pages stay shared with this process); this process freezes nothing."""
+    import gc
+
+    from subsidy_ledger import stage_process
+
+    held = [[i] for i in range(50_000)]  # tracked objects the children inherit
+    assert gc.get_freeze_count() == 0
+    assert stage_process.alone(_frozen, what="a stage") >= len(held)
+    with partition.beside(_frozen, processes=2) as answer:
+        assert answer() >= len(held)
+    with partition.meanwhile(_frozen, [0, 1], processes=2) as counts:
+        pass
+    assert min(counts) >= len(held)
+    assert gc.get_freeze_count() == 0
+
+
 def _note_pid_then_sleep(path: Path, seconds: float) -> None:
     path.write_text(str(os.getpid()))
     time.sleep(seconds)

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from .partition import die_with
+from .partition import forked_child
 
 STAGE_PROCESSES_ENV = "SUBSIDY_LEDGER_STAGE_PROCESSES"  # 0: the CLI runs the whole night in one process
 POLL_S = 0.25  # how often the parent looks whether a silent child has died
@@ -172,7 +172,7 @@ def _ended(what: str, code: int | None) -> str:
 def _child(fn: Callable, args: tuple, channel, parent: int) -> None:
     """In the forked process: send log records and then the result (or the error) to the parent. It dies with
     the parent: a night killed with -9 leaves no stage going on alone (its pools' workers then die with it)."""
-    die_with(parent)
+    forked_child(parent)
     root = logging.getLogger()
     for handler in list(root.handlers):  # the parent's handlers handle what this process logs
         root.removeHandler(handler)
