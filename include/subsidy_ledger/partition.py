@@ -383,7 +383,7 @@ def _answer(channel, parents, parent: int, fn: Callable, args: tuple) -> None:
 def forked_child(parent: int) -> None:
     """What a forked child does first: die with its parent (die_with), and leave the objects it inherited to the
     parent (gc.freeze): the child's garbage collector then never walks them, and writing its counts into every
-    object it walked copied each page of the parent's memory it touched (a tenth of a night's page faults)."""
+    object it walked copied each page of the parent's memory it touched (a twentieth of a night's page faults)."""
     die_with(parent)
     gc.freeze()
 
