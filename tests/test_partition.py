@@ -30,6 +30,9 @@ def test_partition_of_a_person_is_fixed():
     assert partition.of(ids, 7).tolist() == partition.of(ids.iloc[::-1], 7).tolist()[::-1]
     assert partition.of(ids, 7).tolist() == [1, 4, 5, 0]
     assert partition.of(ids, 1).tolist() == [0, 0, 0, 0]
+    assert partition.of(pd.concat([ids, ids], ignore_index=True), 7).tolist() == [1, 4, 5, 0] * 2  # repeated
+    assert partition.of(pd.Series([None, None], dtype="string"), 7).tolist() == [0, 0]
+    assert partition.of(pd.Series([], dtype="string"), 7).tolist() == []
 
 
 def test_save_cuts_person_registries_and_shares_the_rest(tmp_path):
