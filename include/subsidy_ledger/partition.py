@@ -42,17 +42,14 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def of(person_id: pd.Series, k: int) -> np.ndarray:
     """Partition number (0..k-1) of each compacted identity number; a missing one goes to partition 0."""
-    which = np.zeros(len(person_id), dtype=np.int64)
     if k <= 1:
-        return which
+        return np.zeros(len(person_id), dtype=np.int64)
     # each distinct number hashed once; Arrow finds them, so only those become Python objects (under half the
-    # time of hashing every row's number as an object)
+    # time of hashing every row's number as an object). As in identifiers.each_distinct, a missing number's
+    # code is -1, which takes the 0 put last.
     codes, distinct = pd.factorize(person_id.astype("string"))
-    if len(distinct):
-        hashed = pd.util.hash_array(distinct.to_numpy(dtype=object), hash_key=HASH_KEY, categorize=False)
-        named = codes >= 0
-        which[named] = (hashed % np.uint64(k))[codes[named]]
-    return which
+    hashed = pd.util.hash_array(distinct.to_numpy(dtype=object), hash_key=HASH_KEY, categorize=False)
+    return np.append((hashed % np.uint64(k)).astype(np.int64), 0)[codes]
 
 
 def persons(frames: dict[str, pd.DataFrame]) -> int:
