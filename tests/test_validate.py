@@ -1,5 +1,6 @@
 """GX validation: every row accepted or quarantined with reasons (CONTRACT.md, quarantine)."""
 
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from stdnum.cn import ric
+from subsidy_ledger.contract import ROW_COL
 from subsidy_ledger.extract import extract_drop, iter_drop, read_registry
 from subsidy_ledger.registries import REGISTRIES
 from subsidy_ledger.validate import default_expectations_dir, validate_drop, validate_each
@@ -189,3 +192,23 @@ def test_the_suites_regexes_capture_no_groups():
                 found.append(regex)
                 assert re.compile(regex).groups == 0, (path.name, regex)
     assert len(found) >= 10  # the suites do match identifiers, years and amounts by pattern
+
+
+def test_an_identity_number_born_between_two_nights_is_invalid_on_the_first_only(small_drop):
+    """The one check that reads the night's date. Tests validate through conftest's memo of GX's verdicts, which
+    may give a night the verdict of another night with no birth date between them; here the nights either side
+    of one must still differ."""
+    raw = read_registry(small_drop / REGISTRIES["veterans"].filename, REGISTRIES["veterans"])
+    body = "330503" + "20220715" + "001"
+    frame = raw.frame.copy()
+    frame.loc[0, "person_id"] = body + ric.calc_check_digit(body + "0")
+    raw = dataclasses.replace(raw, frame=frame)
+
+    def reasons(day: dt.date) -> str:
+        q = validate_drop({"veterans": raw}, day)["veterans"].quarantine
+        return ";".join(q.loc[q["row_number"] == int(frame.loc[0, ROW_COL]), "reasons"])
+
+    assert "invalid_person_id" in reasons(dt.date(2022, 7, 14))
+    assert "invalid_person_id" not in reasons(dt.date(2022, 7, 15))  # born that day
+    assert "invalid_person_id" not in reasons(dt.date(2022, 7, 16))
+    assert "invalid_person_id" in reasons(dt.date(2022, 7, 13))
