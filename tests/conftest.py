@@ -68,8 +68,9 @@ def _gx_verdicts_once():
         if validate.DOCS_SITE in (ctx.variables.data_docs_sites or {}):
             return real(ctx, frame, reg, suite, as_of, run_name)
         checked = frame[[*reg.columns, validate.ROW_COL]]
-        rules = json.dumps(suite.to_json_dict(), sort_keys=True, default=str)
-        day = _night_seen_by(suite.to_json_dict(), checked, as_of)
+        doc = suite.to_json_dict()
+        rules = json.dumps(doc, sort_keys=True, default=str)
+        day = _night_seen_by(doc, checked, as_of)
         digest = hashlib.sha256(json.dumps([reg.name, day, rules, [str(t) for t in checked.dtypes]]).encode())
         digest.update(pd.util.hash_pandas_object(checked, index=False).to_numpy().tobytes())
         key = digest.hexdigest()
