@@ -17,31 +17,41 @@ def first_come(person: pd.Series, slot: pd.Series, year: pd.Series, cap: pd.Seri
     Claims the ledger already pays go first (they keep their slot and cap place while their own records
     still qualify them); the rest follow in the order of `order`'s columns. A rejected claim uses up neither
     a slot nor a place. `prior` counts places already taken per "person|year" (the city's payouts).
-    Vectorised across people: one round per rank within a person.
+    Vectorised across people: one round per rank within a person, on slots and years numbered once (a set
+    and a dict of texts, mapped again every round, took 3.4 s of a 1,000,000-person night's decide).
     """
-    c = pd.DataFrame({"person_id": person, "slot": slot, "year_key": person + "|" + year.astype("int64").astype(str),
-                      "cap": cap.astype("int64"), "prio": np.where(already_paid.to_numpy(dtype=bool), 0, 1)},
-                     index=person.index)
+    n = len(person)
+    slot, year, cap = (s if s.index.equals(person.index) else s.reindex(person.index) for s in (slot, year, cap))
+    slots = pd.factorize(slot, use_na_sentinel=False)[0]
+    year_key = person + "|" + year.astype("int64").astype(str)
+    years, year_keys = pd.factorize(year_key, use_na_sentinel=False)
+    used = np.zeros(len(year_keys), dtype=np.int64)  # places taken per person and year
+    if prior is not None and len(prior):
+        given = pd.Series(np.asarray(prior, dtype=np.int64), index=pd.Index(prior.index).astype(str))
+        given = given[~given.index.duplicated(keep="last")]
+        at = pd.Index(year_keys).get_indexer(given.index)
+        used[at[at >= 0]] = given.to_numpy()[at >= 0]
+    c = pd.DataFrame({"person_id": person.reset_index(drop=True),
+                      "prio": np.where(already_paid.to_numpy(dtype=bool), 0, 1)})
     keys = [f"_o{i}" for i in range(order.shape[1])]
     c[keys] = order.to_numpy()
     c = c.sort_values(["person_id", "prio", *keys], kind="stable")
-    c["rank"] = c.groupby("person_id", sort=False).cumcount()
-    reason = pd.Series(pd.NA, index=c.index, dtype="string")
-    place = pd.Series(pd.NA, index=c.index, dtype="Int64")
-    taken: set[str] = set()
-    used = {} if prior is None else {str(k): int(v) for k, v in prior.items()}
-    for r in range(int(c["rank"].max()) + 1 if len(c) else 0):
-        cur = c.loc[c["rank"] == r]
-        # a set lookup per claim: Series.isin on Arrow strings converts every member of `taken` each round
-        dup = pd.Series(np.fromiter((v in taken for v in cur["slot"].to_numpy(dtype=object)), bool, len(cur)),
-                        index=cur.index)
-        count = cur["year_key"].map(used).fillna(0).astype("int64")
-        full = ~dup & (count >= cur["cap"])
-        ok = ~dup & ~full
-        reason.loc[cur.index[dup.to_numpy()]] = duplicate
-        reason.loc[cur.index[full.to_numpy()]] = capped
-        place.loc[cur.index[ok.to_numpy()]] = (count[ok] + 1).to_numpy()
-        taken.update(cur.loc[ok, "slot"])
-        for key, n in cur.loc[ok, "year_key"].value_counts().items():
-            used[key] = used.get(key, 0) + int(n)
-    return pd.DataFrame({"reason": reason, "cap_place": place}).reindex(person.index)
+    rank = c.groupby("person_id", sort=False).cumcount()
+    claims, ranks = c.index.to_numpy(), rank.to_numpy(dtype="float64", na_value=np.nan)
+    limit = cap.to_numpy(dtype=np.int64)
+    taken = np.zeros(slots.max() + 1 if n else 0, dtype=bool)
+    outcome = np.zeros(n, dtype=np.int8)  # 0 approved (or not reached: no person), 1 duplicate, 2 capped
+    place = np.zeros(n, dtype=np.int64)  # 0: none
+    for r in range(int(rank.max()) + 1 if n else 0):
+        p = claims[ranks == r]  # at most one claim of each person
+        count = used[years[p]]
+        dup = taken[slots[p]]
+        full = ~dup & (count >= limit[p])
+        ok = p[~dup & ~full]
+        outcome[p[dup]], outcome[p[full]] = 1, 2
+        place[ok] = used[years[ok]] + 1
+        taken[slots[ok]] = True
+        np.add.at(used, years[ok], 1)
+    reason = pd.Series(np.array([None, duplicate, capped], dtype=object)[outcome], index=person.index, dtype="string")
+    return pd.DataFrame({"reason": reason,
+                         "cap_place": pd.Series(place, index=person.index, dtype="Int64").where(place > 0)})
