@@ -71,6 +71,31 @@ def test_a_caller_storing_each_verdict_as_it_comes_holds_no_registry_rows_after(
     assert all(len(v.accepted) == 0 for v in kept.values())
 
 
+@pytest.mark.parametrize("collect_rows, freed_at_once", [(1, True), (10**9, False)])
+def test_what_gx_left_in_cycles_is_freed_as_a_large_registrys_verdict_comes(small_drop, monkeypatch, collect_rows,
+                                                                             freed_at_once):
+    from subsidy_ledger import validate
+
+    def frames() -> int:  # frames of rows, reachable or garbage in a cycle not yet collected
+        return sum(1 for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) >= 50)
+
+    monkeypatch.setattr(validate, "COLLECT_ROWS", collect_rows)
+    # GX itself, not the suite's memo of its verdicts (conftest): a verdict given again leaves nothing behind
+    monkeypatch.setattr(validate, "_run_suite", getattr(validate._run_suite, "__wrapped__", validate._run_suite))
+    raws = dict(iter_drop(small_drop))
+    held_on = []
+    gc.disable()  # as at 10,000,000 persons, where few Python objects are made for the rows validated
+    try:
+        for _, v in validate_each(iter([("certificates", raws.pop("certificates"))]), AS_OF):
+            del v  # the caller stored the verdict and let go of it
+            before = frames()
+            gc.collect()
+            held_on.append(before - frames())  # frames only a collection could free
+    finally:
+        gc.enable()
+    assert (held_on == [0]) is freed_at_once, held_on
+
+
 def test_every_suite_covers_every_contract_column():
     for name, reg in REGISTRIES.items():
         doc = json.loads((default_expectations_dir() / f"{name}.json").read_text("utf-8"))

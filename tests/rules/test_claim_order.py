@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from subsidy_ledger.rules.claim_order import first_come
 
 DUP, CAP = "duplicate_occupation_level", "annual_cap_reached"
