@@ -360,7 +360,7 @@ def validate_each(raws: Mapping[str, RawRegistry] | Iterable[tuple[str, RawRegis
         del raw  # its raw rows go before the next registry's are read
         if v.rows_in >= COLLECT_ROWS:
             # what GX made of the batch hangs in reference cycles once let go: freed now, not whenever Python's
-            # collector next runs (at 1,000,000 persons, 113-155 MiB of Arrow memory after each large registry)
+            # collector next runs (at 1,000,000 persons, 108-155 MiB of Arrow memory after each large registry)
             gc.collect()
         read[name] = v
         del v  # once its caller let go of it, its accepted rows go before the next registry's are validated
