@@ -47,9 +47,10 @@ def first_come(person: pd.Series, slot: pd.Series, year: pd.Series, cap: pd.Seri
         count = used[years[p]]
         dup = taken[slots[p]]
         full = ~dup & (count >= limit[p])
-        ok = p[~dup & ~full]
+        keep = ~dup & ~full
+        ok = p[keep]
         outcome[p[dup]], outcome[p[full]] = 1, 2
-        place[ok] = used[years[ok]] + 1
+        place[ok] = count[keep] + 1
         taken[slots[ok]] = True
         np.add.at(used, years[ok], 1)
     reason = pd.Series(np.array([None, duplicate, capped], dtype=object)[outcome], index=person.index, dtype="string")
